@@ -1,0 +1,416 @@
+//! Throwaway Redis servers for tests: standalone, a 3-master Cluster, and master + replica + Sentinel.
+//!
+//! Every server is a real `redis-server` process on a free loopback port, with its own temporary directory and
+//! no persistence. Processes are stopped when the fixture is dropped; each one also runs under a small shell
+//! watchdog that stops it when the test process exits, so a fixture kept in a `static` (shared by all tests of
+//! one binary) or a crashed test never leaves a server behind. Nothing here touches a server it did not start.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Marker put in every server's directory name, so `scripts/test` can find strays it started.
+pub const DIR_PREFIX: &str = "sessionkit-test-redis-";
+
+/// A fixture failed to start; the message says which command and why.
+#[derive(Debug)]
+pub struct FixtureError(pub String);
+
+impl std::fmt::Display for FixtureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FixtureError {}
+
+type Result<T> = std::result::Result<T, FixtureError>;
+
+/// A port nobody listens on right now (the OS picks it; a race with another process is possible but rare, and
+/// start-up retries on failure).
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| FixtureError(format!("bind 127.0.0.1:0: {e}")))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| FixtureError(format!("local_addr: {e}")))
+}
+
+/// True when `redis-server` is on the PATH.
+pub fn redis_available() -> bool {
+    Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// One `redis-server` process.
+#[derive(Debug)]
+pub struct RedisProcess {
+    port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    config_file: Option<PathBuf>,
+    child: Option<Child>,
+}
+
+impl RedisProcess {
+    /// Starts `redis-server` on a free port in `dir` with extra `args` (e.g. `--cluster-enabled yes`).
+    pub fn start(dir: &Path, args: &[String]) -> Result<Self> {
+        Self::start_with_config(dir, None, args)
+    }
+
+    /// Like [`RedisProcess::start`], with a config file (it must come first on redis-server's command line).
+    pub fn start_with_config(dir: &Path, config_file: Option<&Path>, args: &[String]) -> Result<Self> {
+        let mut last_err = FixtureError("no attempt".into());
+        for _ in 0..5 {
+            let port = free_port()?;
+            let mut process = RedisProcess {
+                port,
+                dir: dir.to_path_buf(),
+                args: args.to_vec(),
+                config_file: config_file.map(Path::to_path_buf),
+                child: None,
+            };
+            match process.spawn().and_then(|()| process.wait_ready(Duration::from_secs(10))) {
+                Ok(()) => return Ok(process),
+                Err(err) => {
+                    process.stop();
+                    last_err = err;
+                }
+            }
+        }
+        Err(last_err)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let node_dir = self.dir.join(self.port.to_string());
+        std::fs::create_dir_all(&node_dir).map_err(|e| FixtureError(format!("mkdir {}: {e}", node_dir.display())))?;
+        let mut redis_args: Vec<String> = self.config_file.iter().map(|p| p.display().to_string()).collect();
+        redis_args.extend([
+            "--port".into(),
+            self.port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+            "--dir".into(),
+            node_dir.display().to_string(),
+            "--logfile".into(),
+            node_dir.join("redis.log").display().to_string(),
+        ]);
+        redis_args.extend(self.args.iter().cloned());
+        self.child = Some(spawn_watched("redis-server", &redis_args)?);
+        Ok(())
+    }
+
+    /// Waits until the server answers PING.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(reply) = command(self.port, &["PING"]) {
+                if reply.starts_with("+PONG") {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(FixtureError(format!(
+                    "redis-server on port {} did not answer PING within {timeout:?}; log: {}",
+                    self.port,
+                    std::fs::read_to_string(self.dir.join(self.port.to_string()).join("redis.log")).unwrap_or_default()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the process (SIGKILL: tests want an abrupt outage, and there is nothing to persist).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The watchdog leads its own process group; killing the group takes redis-server with it.
+            let _ = Command::new("kill").arg("-KILL").arg("--").arg(format!("-{}", child.id())).status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // The watchdog's redis-server child: make sure it is gone before the port is reused.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while command(self.port, &["PING"]).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the process again on the same port and directory (a Redis restart as seen by clients).
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.spawn()?;
+        self.wait_ready(Duration::from_secs(10))
+    }
+
+    /// Sends one command and returns the raw RESP reply.
+    pub fn command(&self, args: &[&str]) -> Result<String> {
+        command(self.port, args)
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Spawns `program args` under a shell watchdog: when the test process (the watchdog's parent) exits, or the
+/// watchdog is killed, the program is killed too.
+fn spawn_watched(program: &str, args: &[String]) -> Result<Child> {
+    // $PPID is the test process. `exec` is not used so the shell stays to watch; the trap covers kill of the shell.
+    let script = r#"prog="$1"; shift; "$prog" "$@" & child=$!; trap 'kill -9 $child 2>/dev/null; exit 0' TERM INT HUP;
+while kill -0 "$PPID" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done; kill -9 $child 2>/dev/null"#;
+    let mut cmd = Command::new("sh");
+    // A process group of its own, so stop() can kill the watchdog and the server together.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.arg("-c").arg(script).arg("watchdog").arg(program).args(args);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.spawn().map_err(|e| FixtureError(format!("cannot start {program}: {e}")))
+}
+
+/// Sends one command over RESP and returns the raw reply text (enough for fixture checks).
+pub fn command(port: u16, args: &[&str]) -> Result<String> {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| FixtureError(format!("connect {port}: {e}")))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| FixtureError(e.to_string()))?;
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{}\r\n", arg.len(), arg));
+    }
+    stream.write_all(request.as_bytes()).map_err(|e| FixtureError(format!("write {port}: {e}")))?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 16384];
+    // Read until the reply looks complete: simple replies end with CRLF; bulk replies carry their length.
+    loop {
+        let n = stream.read(&mut buf).map_err(|e| FixtureError(format!("read {port}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        if reply_complete(&reply) {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+fn reply_complete(reply: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(reply);
+    match reply.first() {
+        Some(b'$') => text
+            .split_once("\r\n")
+            .is_some_and(|(len, rest)| len[1..].parse::<i64>().map_or(true, |n| n < 0 || rest.len() >= n as usize + 2)),
+        Some(b'*') => text.ends_with("\r\n") && !text.ends_with("*0\r\n") || text == "*0\r\n" || text == "*-1\r\n",
+        Some(_) => text.ends_with("\r\n"),
+        None => false,
+    }
+}
+
+fn temp_root() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix(DIR_PREFIX).tempdir().map_err(|e| FixtureError(format!("temp dir: {e}")))
+}
+
+/// A standalone server.
+#[derive(Debug)]
+pub struct Standalone {
+    /// The server process.
+    pub server: RedisProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl Standalone {
+    /// Starts one server.
+    pub fn start() -> Result<Self> {
+        let dir = temp_root()?;
+        let server = RedisProcess::start(dir.path(), &[])?;
+        Ok(Standalone { server, _dir: dir })
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+/// A Redis Cluster of three masters (no replicas), created with `redis-cli --cluster create`.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The three master processes.
+    pub nodes: Vec<RedisProcess>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts three cluster-enabled servers and joins them into one cluster covering all 16384 slots.
+    pub fn start() -> Result<Self> {
+        let dir = temp_root()?;
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let bus = free_port()?;
+            let args: Vec<String> = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-port",
+                &bus.to_string(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            nodes.push(RedisProcess::start(dir.path(), &args)?);
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port()));
+        }
+        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        let output = create.output().map_err(|e| FixtureError(format!("redis-cli --cluster create: {e}")))?;
+        if !output.status.success() {
+            return Err(FixtureError(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        let cluster = Cluster { nodes, _dir: dir };
+        cluster.wait_ok(Duration::from_secs(20))?;
+        Ok(cluster)
+    }
+
+    fn wait_ok(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all_ok = self
+                .nodes
+                .iter()
+                .all(|n| n.command(&["CLUSTER", "INFO"]).is_ok_and(|info| info.contains("cluster_state:ok")));
+            if all_ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(FixtureError(format!("cluster did not reach cluster_state:ok within {timeout:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Seed node URLs, `redis://127.0.0.1:PORT` each.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisProcess::url).collect()
+    }
+}
+
+/// A master, one replica, and one Sentinel watching the master under the name [`Sentinel::MASTER_NAME`].
+#[derive(Debug)]
+pub struct Sentinel {
+    /// The master.
+    pub master: RedisProcess,
+    /// The replica of the master.
+    pub replica: RedisProcess,
+    /// The Sentinel process.
+    pub sentinel: RedisProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    /// The master name the Sentinel monitors.
+    pub const MASTER_NAME: &'static str = "sessionkit";
+
+    /// Starts master, replica and Sentinel and waits until the Sentinel knows the master and the replica is in sync.
+    pub fn start() -> Result<Self> {
+        let dir = temp_root()?;
+        let master = RedisProcess::start(dir.path(), &[])?;
+        let replica =
+            RedisProcess::start(dir.path(), &["--replicaof".into(), "127.0.0.1".into(), master.port().to_string()])?;
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "sentinel monitor {name} 127.0.0.1 {port} 1\nsentinel down-after-milliseconds {name} 1000\n\
+                 sentinel failover-timeout {name} 3000\nsentinel resolve-hostnames no\n",
+                name = Self::MASTER_NAME,
+                port = master.port()
+            ),
+        )
+        .map_err(|e| FixtureError(format!("write sentinel.conf: {e}")))?;
+        let sentinel = RedisProcess::start_with_config(dir.path(), Some(&conf), &["--sentinel".into()])?;
+        let fixture = Sentinel { master, replica, sentinel, _dir: dir };
+        fixture.wait_synced(Duration::from_secs(20))?;
+        Ok(fixture)
+    }
+
+    fn wait_synced(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let known = self
+                .sentinel
+                .command(&["SENTINEL", "get-master-addr-by-name", Self::MASTER_NAME])
+                .is_ok_and(|r| r.contains(&self.master.port().to_string()));
+            let synced =
+                self.replica.command(&["INFO", "replication"]).is_ok_and(|r| r.contains("master_link_status:up"));
+            if known && synced {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(FixtureError(format!("sentinel setup not ready within {timeout:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `redis+sentinel://127.0.0.1:SENTINEL_PORT/MASTER_NAME`-style parts: the sentinel address.
+    pub fn sentinel_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.sentinel.port())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standalone_starts_answers_and_restarts() {
+        if !redis_available() {
+            panic!("redis-server is not installed; scripts/test installs it");
+        }
+        let mut s = Standalone::start().unwrap();
+        assert!(s.server.command(&["SET", "k", "v"]).unwrap().starts_with("+OK"));
+        assert_eq!(s.server.command(&["GET", "k"]).unwrap(), "$1\r\nv\r\n");
+        s.server.restart().unwrap();
+        assert_eq!(s.server.command(&["GET", "k"]).unwrap(), "$-1\r\n", "no persistence: data is gone");
+        let port = s.server.port();
+        drop(s);
+        assert!(command(port, &["PING"]).is_err(), "server stopped on drop");
+    }
+
+    #[test]
+    fn cluster_covers_all_slots() {
+        let c = Cluster::start().unwrap();
+        let info = c.nodes[0].command(&["CLUSTER", "INFO"]).unwrap();
+        assert!(info.contains("cluster_slots_assigned:16384"), "{info}");
+        assert!(info.contains("cluster_known_nodes:3"), "{info}");
+    }
+
+    #[test]
+    fn sentinel_knows_the_master() {
+        let s = Sentinel::start().unwrap();
+        let reply = s.sentinel.command(&["SENTINEL", "get-master-addr-by-name", Sentinel::MASTER_NAME]).unwrap();
+        assert!(reply.contains(&s.master.port().to_string()), "{reply}");
+    }
+}

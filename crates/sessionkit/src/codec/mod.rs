@@ -1,0 +1,87 @@
+//! Django's wire formats: signing (`django.core.signing`), Python-compatible JSON and base62.
+//!
+//! Everything here is a pure function of its inputs (the current time is always passed in), so the byte-level
+//! behaviour can be tested against tokens made by Django itself.
+//!
+//! - [`base62`]: the timestamp encoding of `TimestampSigner`.
+//! - [`json`]: `json.dumps(obj, separators=(",", ":"))` byte for byte, and Django's latin-1 + `json.loads` reader.
+//! - [`signing`]: [`Signer`], i.e. `TimestampSigner.sign_object` / `unsign_object` (what `signing.dumps` and
+//!   `signing.loads` do), with Django's key derivation and secret fallbacks.
+
+pub mod base62;
+pub mod json;
+pub mod signing;
+
+pub use json::{from_python_json, object_to_python_json, python_float_repr, to_python_json};
+pub use signing::{Signer, SESSION_SALT, SIGNED_COOKIES_SALT};
+
+/// Why a token or payload could not be decoded.
+///
+/// Django turns every one of these into an empty session; callers usually do the same and log the reason
+/// (a [`CodecError::BadSignature`] is what Django reports as "Session data corrupted").
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The signature matched neither the secret key nor any fallback key (or was not a signature at all).
+    #[error("the signature does not match the secret key or any fallback key")]
+    BadSignature,
+
+    /// The signature is valid but older than the allowed maximum age.
+    #[error("the signature has expired: it is {age_seconds} seconds old, the limit is {max_age_seconds} seconds")]
+    SignatureExpired {
+        /// Seconds between the signing time and now.
+        age_seconds: i64,
+        /// The maximum age that was allowed.
+        max_age_seconds: i64,
+    },
+
+    /// The input does not have the expected shape (missing separator, invalid base62 timestamp, ...).
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+
+    /// The payload is not valid URL-safe base64.
+    #[error("the payload is not valid URL-safe base64")]
+    Base64,
+
+    /// The payload is marked as compressed but is not a complete, valid zlib stream.
+    #[error("the compressed payload could not be inflated: {0}")]
+    Inflate(String),
+
+    /// The token, or the payload after decompression, is larger than the configured limit.
+    #[error("the data is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes, that was exceeded.
+        limit: usize,
+    },
+
+    /// The payload is not valid JSON (this includes nesting deeper than 128 levels).
+    #[error("the payload is not valid JSON: {0}")]
+    Json(String),
+
+    /// The payload is valid JSON but not a JSON object, so it cannot be a session.
+    #[error("the payload is valid JSON but not a JSON object")]
+    NotAnObject,
+}
+
+/// Size limits applied while decoding untrusted tokens.
+///
+/// A token is only decompressed after its signature has been verified, but a leaked or misused secret must
+/// still not let a token exhaust memory:
+/// - a token longer than `max_token_bytes` is rejected before any work is done;
+/// - a zip bomb is cut off as soon as its inflated output exceeds `max_inflated_bytes`
+///   ([`CodecError::TooLarge`]), so at most that much memory is used;
+/// - JSON nesting depth is limited by serde_json's recursion limit of 128, so deeply nested payloads fail
+///   with [`CodecError::Json`] instead of overflowing the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest token accepted, in bytes. Default: 1 MiB.
+    pub max_token_bytes: usize,
+    /// Largest decompressed payload accepted, in bytes. Default: 16 MiB.
+    pub max_inflated_bytes: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits { max_token_bytes: 1024 * 1024, max_inflated_bytes: 16 * 1024 * 1024 }
+    }
+}

@@ -1,0 +1,362 @@
+//! The conformance suite every [`SessionStore`] must pass.
+//!
+//! A store's test file implements [`Harness`] and calls [`conformance_suite!`](crate::conformance_suite), which
+//! expands to one `#[tokio::test]` per case below:
+//!
+//! ```ignore
+//! struct MyHarness { store: Arc<dyn SessionStore>, settings: Arc<Settings> }
+//! #[async_trait::async_trait]
+//! impl sessionkit::conformance::Harness for MyHarness { /* ... */ }
+//! sessionkit::conformance_suite!(async { MyHarness::new().await });
+//! ```
+//!
+//! Each case gets a fresh harness from the expression, so cases may run in parallel.
+
+// Test-support code: a failed expectation must panic with a message, which is what unwrap/expect do here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+use time::{Duration, OffsetDateTime};
+
+use crate::{Expiry, Session, SessionError, SessionKey, SessionRecord, SessionStore, Settings, StoreError};
+
+/// What the suite needs from a store under test.
+#[async_trait]
+pub trait Harness: Send + Sync + 'static {
+    /// The store under test.
+    fn store(&self) -> Arc<dyn SessionStore>;
+    /// The settings the store was opened with.
+    fn settings(&self) -> Arc<Settings>;
+    /// Writes undecodable data under `key` (valid for an hour) the way another writer could, bypassing the
+    /// store's encoder. Returns false if the store cannot hold corrupt data at all (then that case is skipped
+    /// with a message, and the harness's docs must say why).
+    async fn plant_corrupt(&self, key: &SessionKey) -> bool;
+}
+
+fn session(h: &dyn Harness, key: Option<SessionKey>) -> Session {
+    Session::new(h.store(), h.settings(), key)
+}
+
+/// Values of every JSON type, written as Python's json module writes them, in a deliberate non-sorted order.
+fn sample_data() -> Map<String, Value> {
+    let text = r#"{"zeta":"last-alpha-first","str":"b\u00e4r \ud83d\ude00 \"q\" \\ / \n","int":42,"neg":-7,
+        "big":123456789012345678901234567890,"u64max":18446744073709551615,"float":0.1,"one":1.0,"exp":1e+16,
+        "tiny":2.5e-07,"t":true,"f":false,"n":null,"list":[1,"two",[3],{"four":4}],"obj":{"b":1,"a":2},"":"empty key"}"#;
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => map,
+        other => panic!("sample data does not parse: {other:?}"),
+    }
+}
+
+async fn saved_session(h: &dyn Harness, data: &Map<String, Value>) -> SessionKey {
+    let mut s = session(h, None);
+    s.update(data.clone()).await.expect("update");
+    s.save().await.expect("save");
+    s.key().cloned().expect("a saved session has a key")
+}
+
+fn assert_close(actual: OffsetDateTime, expected: OffsetDateTime, what: &str) {
+    let diff = (actual - expected).abs();
+    assert!(diff <= Duration::seconds(2), "{what}: {actual} is not within 2s of {expected}");
+}
+
+/// A new session has no key, no data, and is neither accessed nor modified until touched.
+pub async fn new_session_is_empty(h: &dyn Harness) {
+    let mut s = session(h, None);
+    assert!(s.key().is_none());
+    assert!(s.is_empty());
+    assert!(!s.is_accessed() && !s.is_modified());
+    assert_eq!(s.len().await.unwrap(), 0);
+    assert!(s.is_accessed());
+    assert!(!s.is_modified());
+    assert!(s.keys().await.unwrap().is_empty());
+}
+
+/// The dict API: get/set/pop/setdefault/update/clear/keys/items, with Django's modified rules.
+pub async fn dict_api(h: &dyn Harness) {
+    let mut s = session(h, None);
+    s.set("a", 1).await.unwrap();
+    assert!(s.is_modified());
+    assert_eq!(s.get::<i64>("a").await.unwrap(), Some(1));
+    assert_eq!(s.get::<i64>("missing").await.unwrap(), None);
+    assert!(matches!(s.get::<String>("a").await, Err(SessionError::WrongType { .. })));
+    assert_eq!(s.setdefault("a", 99).await.unwrap(), json!(1));
+    assert_eq!(s.setdefault("b", "dflt").await.unwrap(), json!("dflt"));
+    s.update([("c", json!([1, 2])), ("a", json!(3))]).await.unwrap();
+    assert_eq!(s.keys().await.unwrap(), ["a", "b", "c"]);
+    assert_eq!(
+        s.items().await.unwrap(),
+        vec![("a".to_owned(), json!(3)), ("b".to_owned(), json!("dflt")), ("c".to_owned(), json!([1, 2]))]
+    );
+    assert_eq!(s.pop("b").await.unwrap(), Some(json!("dflt")));
+    assert_eq!(s.pop("b").await.unwrap(), None);
+    assert!(s.contains_key("c").await.unwrap());
+    s.clear();
+    assert_eq!(s.len().await.unwrap(), 0);
+
+    // pop of a missing key on a fresh session does not modify it (Django's rule).
+    let mut fresh = session(h, None);
+    assert_eq!(fresh.pop("nothing").await.unwrap(), None);
+    assert!(!fresh.is_modified());
+    // Typed values go through serde.
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Cart {
+        items: Vec<String>,
+        total_cents: u64,
+    }
+    let cart = Cart { items: vec!["tea".into()], total_cents: 450 };
+    fresh.set("cart", &cart).await.unwrap();
+    assert_eq!(fresh.get::<Cart>("cart").await.unwrap(), Some(cart));
+}
+
+/// Save then load keeps every JSON type, big integers, float text, key order and unicode.
+pub async fn save_and_load_keep_order_and_types(h: &dyn Harness) {
+    let data = sample_data();
+    let key = saved_session(h, &data).await;
+    let mut loaded = session(h, Some(key.clone()));
+    let items = loaded.items().await.unwrap();
+    let expected: Vec<(String, Value)> = data.into_iter().collect();
+    assert_eq!(items, expected);
+    assert_eq!(loaded.key(), Some(&key));
+    // Rust-made floats survive as numbers.
+    loaded.set("pi", 3.25_f64).await.unwrap();
+    loaded.set("huge", 1e300_f64).await.unwrap();
+    loaded.save().await.unwrap();
+    let mut again = session(h, Some(key));
+    assert_eq!(again.get::<f64>("pi").await.unwrap(), Some(3.25));
+    assert_eq!(again.get::<f64>("huge").await.unwrap(), Some(1e300));
+    assert_eq!(again.get::<u64>("u64max").await.unwrap(), Some(u64::MAX));
+}
+
+/// `flush()` deletes the stored session and drops the key.
+pub async fn flush_deletes_everything(h: &dyn Harness) {
+    let key = saved_session(h, &sample_data()).await;
+    let mut s = session(h, Some(key.clone()));
+    assert!(s.len().await.unwrap() > 0);
+    s.flush().await.unwrap();
+    assert!(s.key().is_none());
+    assert!(s.is_empty());
+    assert!(!h.store().exists(&key).await.unwrap());
+    assert!(h.store().load(&key).await.unwrap().is_none());
+}
+
+/// `cycle_key()` keeps the data under a new key and kills the old key.
+pub async fn cycle_key_keeps_data_and_kills_old_key(h: &dyn Harness) {
+    let data = sample_data();
+    let old = saved_session(h, &data).await;
+    let mut s = session(h, Some(old.clone()));
+    s.cycle_key().await.unwrap();
+    let new = s.key().cloned().expect("key after cycle");
+    assert_ne!(new, old);
+    assert!(h.store().load(&old).await.unwrap().is_none(), "old key must be dead");
+    assert!(!h.store().exists(&old).await.unwrap());
+    let loaded = h.store().load(&new).await.unwrap().expect("new key loads");
+    assert_eq!(loaded.data, data);
+    // Data set after the cycle is saved under the new key.
+    s.set("after", "cycle").await.unwrap();
+    s.save().await.unwrap();
+    assert_eq!(s.key(), Some(&new));
+    let mut again = session(h, Some(new));
+    assert_eq!(again.get::<String>("after").await.unwrap().as_deref(), Some("cycle"));
+}
+
+/// Many concurrent creates never collide and all land.
+pub async fn concurrent_creates_never_collide(h: &dyn Harness) {
+    const N: usize = 200;
+    let mut tasks = Vec::with_capacity(N);
+    for i in 0..N {
+        let (store, settings) = (h.store(), h.settings());
+        tasks.push(tokio::spawn(async move {
+            let mut s = Session::new(store, settings, None);
+            s.set("n", i).await.unwrap();
+            s.save().await.unwrap();
+            (i, s.key().cloned().unwrap())
+        }));
+    }
+    let mut keys = HashSet::new();
+    for task in tasks {
+        let (i, key) = task.await.unwrap();
+        let record = h.store().load(&key).await.unwrap().expect("created session loads");
+        assert_eq!(record.data.get("n"), Some(&json!(i)));
+        keys.insert(key);
+    }
+    assert_eq!(keys.len(), N);
+}
+
+/// `create` on an existing key fails with `KeyCollision` and leaves the stored session untouched.
+pub async fn create_never_overwrites(h: &dyn Harness) {
+    let store = h.store();
+    let key = SessionKey::generate();
+    let expires_at = OffsetDateTime::now_utc() + Duration::hours(1);
+    let mut first = Map::new();
+    first.insert("owner".into(), json!("first"));
+    store.create(&SessionRecord { key: key.clone(), data: first.clone(), expires_at }).await.unwrap();
+    let mut second = Map::new();
+    second.insert("owner".into(), json!("second"));
+    let err = store.create(&SessionRecord { key: key.clone(), data: second, expires_at }).await.unwrap_err();
+    assert!(matches!(err, StoreError::KeyCollision), "{err:?}");
+    assert_eq!(store.load(&key).await.unwrap().unwrap().data, first);
+}
+
+/// Saving a session that was deleted meanwhile is `SessionVanished`, and nothing is re-created.
+pub async fn save_of_deleted_session_is_an_error(h: &dyn Harness) {
+    let key = saved_session(h, &sample_data()).await;
+    let mut s = session(h, Some(key.clone()));
+    s.set("late", "write").await.unwrap();
+    h.store().delete(&key).await.unwrap();
+    let err = s.save().await.unwrap_err();
+    assert!(matches!(err, SessionError::Store(StoreError::SessionVanished)), "{err:?}");
+    assert!(!h.store().exists(&key).await.unwrap(), "a vanished session must not be re-created");
+}
+
+/// Unknown and malformed keys load as a new empty session; saving then creates a fresh key.
+pub async fn unknown_or_malformed_keys_give_a_new_session(h: &dyn Harness) {
+    let long = "a".repeat(10_000);
+    let unknown = SessionKey::generate();
+    for cookie in [unknown.as_str(), "short", "../../../etc/passwd", "abcd\0efgh", "ABCDEFGHIJKL", "abc/def/ghi", &long]
+    {
+        let mut s = Session::from_cookie(h.store(), h.settings(), Some(cookie));
+        assert_eq!(s.len().await.unwrap(), 0, "cookie {:?}", &cookie[..cookie.len().min(20)]);
+        assert!(s.key().is_none(), "an unknown key is dropped");
+        s.set("x", 1).await.unwrap();
+        s.save().await.unwrap();
+        let new = s.key().cloned().unwrap();
+        assert_ne!(new.as_str(), cookie);
+        assert!(new.is_storage_safe());
+    }
+}
+
+/// `_session_expiry` as int seconds, ISO string, and 0 (browser close) give Django's expiry.
+pub async fn expiry_int_iso_and_browser_close(h: &dyn Harness) {
+    let cookie_age = h.settings().cookie_age;
+    let store = h.store();
+
+    let mut s = session(h, None);
+    s.set_expiry(Expiry::Seconds(300)).await.unwrap();
+    s.save().await.unwrap();
+    let key = s.key().cloned().unwrap();
+    let record = store.load(&key).await.unwrap().unwrap();
+    assert_close(record.expires_at, OffsetDateTime::now_utc() + Duration::seconds(300), "int expiry");
+    let mut loaded = session(h, Some(key));
+    assert_eq!(loaded.expiry().await.unwrap(), Expiry::Seconds(300));
+    assert!((299..=300).contains(&loaded.expiry_age().await.unwrap()));
+    assert!(!loaded.expire_at_browser_close().await.unwrap());
+
+    let at = OffsetDateTime::now_utc() + Duration::days(3);
+    let mut s = session(h, None);
+    s.set_expiry(Expiry::At(at)).await.unwrap();
+    s.save().await.unwrap();
+    let key = s.key().cloned().unwrap();
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_close(stored.expires_at, at, "ISO expiry");
+    assert!(stored.data.get("_session_expiry").is_some_and(Value::is_string));
+    let mut loaded = session(h, Some(key));
+    assert!(matches!(loaded.expiry().await.unwrap(), Expiry::At(_)));
+    assert!((3 * 86400 - 2..=3 * 86400).contains(&loaded.expiry_age().await.unwrap()));
+
+    let mut s = session(h, None);
+    s.set_expiry(Expiry::BrowserClose).await.unwrap();
+    s.save().await.unwrap();
+    let key = s.key().cloned().unwrap();
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(stored.data.get("_session_expiry"), Some(&json!(0)));
+    assert_close(
+        stored.expires_at,
+        OffsetDateTime::now_utc() + Duration::seconds(cookie_age),
+        "browser-close storage expiry",
+    );
+    let mut loaded = session(h, Some(key));
+    assert!(loaded.expire_at_browser_close().await.unwrap());
+    assert_eq!(loaded.expiry_age().await.unwrap(), cookie_age);
+
+    // Removing the custom expiry returns to the default.
+    loaded.set_expiry(Expiry::Default).await.unwrap();
+    assert!(!loaded.contains_key("_session_expiry").await.unwrap());
+    assert_eq!(loaded.expiry().await.unwrap(), Expiry::Default);
+}
+
+/// An expired session is never loaded, and `clear_expired` removes exactly the expired ones.
+pub async fn expired_sessions_are_never_loaded_and_cleared(h: &dyn Harness) {
+    let store = h.store();
+    let mut expired = Vec::new();
+    for expiry in
+        [Expiry::Seconds(-10), Expiry::At(OffsetDateTime::now_utc() - Duration::hours(1)), Expiry::Seconds(-100_000)]
+    {
+        let mut s = session(h, None);
+        s.set("secret", "old").await.unwrap();
+        s.set_expiry(expiry).await.unwrap();
+        s.save().await.unwrap();
+        expired.push(s.key().cloned().unwrap());
+    }
+    let live = saved_session(h, &sample_data()).await;
+    for key in &expired {
+        assert!(store.load(key).await.unwrap().is_none(), "expired session loaded");
+        let mut s = session(h, Some(key.clone()));
+        assert_eq!(s.len().await.unwrap(), 0);
+        assert!(s.key().is_none());
+    }
+    let removed = store.clear_expired().await.unwrap();
+    assert!(removed >= expired.len() as u64, "clear_expired removed {removed}, expected at least {}", expired.len());
+    for key in &expired {
+        assert!(store.load_raw(key).await.unwrap().is_none(), "expired session still stored after clear_expired");
+    }
+    assert!(store.load(&live).await.unwrap().is_some(), "clear_expired removed a live session");
+    assert_eq!(store.clear_expired().await.unwrap(), 0, "a second clear_expired finds nothing");
+}
+
+/// Corrupt stored data loads as an empty session (the key is kept, as in Django), never a crash.
+pub async fn corrupt_data_gives_an_empty_session(h: &dyn Harness) {
+    let key = SessionKey::generate();
+    if !h.plant_corrupt(&key).await {
+        eprintln!("store {} cannot hold corrupt data; case skipped", h.store().describe());
+        return;
+    }
+    let mut s = session(h, Some(key.clone()));
+    assert_eq!(s.len().await.unwrap(), 0);
+    assert_eq!(s.key(), Some(&key));
+    // The next save overwrites the corrupt value with good data.
+    s.set("fixed", true).await.unwrap();
+    s.save().await.unwrap();
+    assert_eq!(h.store().load(&key).await.unwrap().unwrap().data.get("fixed"), Some(&json!(true)));
+}
+
+/// `exists`, `delete` and `load_raw` agree with each other.
+pub async fn exists_delete_and_raw(h: &dyn Harness) {
+    let store = h.store();
+    let key = saved_session(h, &sample_data()).await;
+    assert!(store.exists(&key).await.unwrap());
+    let raw = store.load_raw(&key).await.unwrap().expect("raw form");
+    assert!(!raw.bytes.is_empty());
+    store.delete(&key).await.unwrap();
+    assert!(!store.exists(&key).await.unwrap());
+    assert!(store.load_raw(&key).await.unwrap().is_none());
+    store.delete(&key).await.unwrap(); // deleting twice is fine
+    assert!(!store.exists(&SessionKey::generate()).await.unwrap());
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each with a fresh harness from `$make` (an expression
+/// evaluating to a future of a [`Harness`]).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@cases $make;
+            new_session_is_empty, dict_api, save_and_load_keep_order_and_types, flush_deletes_everything,
+            cycle_key_keeps_data_and_kills_old_key, concurrent_creates_never_collide, create_never_overwrites,
+            save_of_deleted_session_is_an_error, unknown_or_malformed_keys_give_a_new_session,
+            expiry_int_iso_and_browser_close, expired_sessions_are_never_loaded_and_cleared,
+            corrupt_data_gives_an_empty_session, exists_delete_and_raw);
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let harness = $make.await;
+                $crate::conformance::$case(&harness).await;
+            }
+        )*
+    };
+}

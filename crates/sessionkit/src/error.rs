@@ -1,0 +1,77 @@
+//! Typed errors of the stores and of configuration.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+/// Everything a [`SessionStore`](crate::SessionStore) call can fail with.
+///
+/// Corrupt stored data is not an error on load: Django treats it as an empty session, and so do the stores
+/// (with a log line on target `sessionkit::corrupt`). [`StoreError::Corrupt`] is for inspection tools that ask
+/// for the data itself.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A create found the key taken (Django's `CreateError`). [`Session`](crate::Session) retries with a new key.
+    #[error("a session with this key already exists")]
+    KeyCollision,
+    /// A save found the session gone: it was deleted (logged out, flushed, expired) while the request used it
+    /// (Django's `UpdateError`). It is never re-created silently; the middleware answers 400.
+    #[error("the session was deleted before the request completed (for example by a logout in a concurrent request)")]
+    SessionVanished,
+    /// The key has characters other than `a-z0-9` or is longer than 64 characters, and this store puts keys
+    /// into file names, SQL or Redis keys. Loads treat such a key as "no session"; writes refuse it.
+    #[error("this store refuses session keys outside [a-z0-9] or longer than 64 characters")]
+    UnsafeKey,
+    /// Stored data could not be decoded.
+    #[error("stored session data is corrupt: {0}")]
+    Corrupt(String),
+    /// The store could not be reached or failed; `store` names it (e.g. `sqlite:///var/db.sqlite3`).
+    #[error("session store {store} is unavailable: {source}")]
+    Unavailable {
+        /// Which store failed, without credentials.
+        store: String,
+        /// The underlying error.
+        #[source]
+        source: Arc<dyn StdError + Send + Sync>,
+    },
+    /// The store is configured wrongly (bad URL, a table of another shape, a missing secret).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl StoreError {
+    /// Wraps a backend error as [`StoreError::Unavailable`].
+    pub fn unavailable(store: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> Self {
+        StoreError::Unavailable { store: store.into(), source: Arc::new(source) }
+    }
+}
+
+/// Bad configuration: settings, store URLs, schemas.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting has a value that cannot be used.
+    #[error("setting {name} has an invalid value {value:?}: expected {expected}")]
+    InvalidSetting {
+        /// The setting's name, e.g. `SESSION_COOKIE_AGE`.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// `SECRET_KEY` is empty but a store that signs data needs it.
+    #[error("SECRET_KEY is empty: a store that signs session data needs it (set the SECRET_KEY environment variable or Settings::secret_key)")]
+    MissingSecretKey,
+    /// The store URL cannot be parsed or names no known store.
+    #[error("invalid store URL {url:?}: {reason}")]
+    InvalidStoreUrl {
+        /// The URL, with any password removed.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A store's existing schema differs from what Django (and sessionkit) use.
+    #[error("{0}")]
+    SchemaMismatch(String),
+}

@@ -1,0 +1,343 @@
+//! [`Session`]: what a request works with. Django's `SessionBase` over any [`SessionStore`].
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::expiry::EXPIRY_KEY;
+use crate::{Expiry, SessionData, SessionKey, SessionRecord, SessionStore, Settings, StoreError};
+
+/// How many fresh keys [`Session::create`] tries before giving up. With 36^32 possible keys a single
+/// collision is already astronomically unlikely; repeated collisions mean a broken store.
+const MAX_CREATE_ATTEMPTS: usize = 100;
+
+/// Errors of the [`Session`] API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The store failed (unavailable, session vanished, ...).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored value does not have the type the caller asked for.
+    #[error("session value {key:?} does not have the requested type: {source}")]
+    WrongType {
+        /// The session key (dict key) that was read.
+        key: String,
+        /// Why deserialization failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value given to the session cannot be represented as JSON.
+    #[error("value for session key {key:?} cannot be stored as JSON: {source}")]
+    NotJson {
+        /// The session key (dict key) that was written.
+        key: String,
+        /// Why serialization failed.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+#[derive(Debug)]
+enum State {
+    /// Nothing read from the store yet.
+    NotLoaded,
+    /// Data in memory (loaded, or known to be new).
+    Loaded(SessionData),
+    /// The load failed; the same error is returned again without another store call.
+    Failed(StoreError),
+}
+
+/// One request's view of a session, with Django's semantics:
+///
+/// - Nothing is loaded until the data is first touched; then it is loaded once.
+/// - `accessed` is set by any touch of the data, `modified` by any change (or by [`Session::mark_modified`]).
+/// - An unknown, expired or invalid key loads as a new empty session and the key is dropped.
+/// - [`Session::save`] only updates; with no key it creates a new session under a fresh key.
+/// - [`Session::cycle_key`] moves the data to a new key (do it at login), [`Session::flush`] deletes everything.
+#[derive(Debug)]
+pub struct Session {
+    store: Arc<dyn SessionStore>,
+    settings: Arc<Settings>,
+    key: Option<SessionKey>,
+    state: State,
+    accessed: bool,
+    modified: bool,
+}
+
+impl Session {
+    /// A session for `key` (usually the cookie's value); nothing is loaded yet.
+    pub fn new(store: Arc<dyn SessionStore>, settings: Arc<Settings>, key: Option<SessionKey>) -> Self {
+        Session { store, settings, key, state: State::NotLoaded, accessed: false, modified: false }
+    }
+
+    /// A session for a raw cookie value; a value Django would not accept as a key gives a new session.
+    pub fn from_cookie(store: Arc<dyn SessionStore>, settings: Arc<Settings>, cookie: Option<&str>) -> Self {
+        let key = cookie.and_then(|value| SessionKey::parse(value).ok());
+        Session::new(store, settings, key)
+    }
+
+    /// The current key; `None` for a session that has not been saved yet (or whose key was unknown).
+    pub fn key(&self) -> Option<&SessionKey> {
+        self.key.as_ref()
+    }
+
+    /// The settings this session follows.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The store behind this session.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// True once the data was touched (read or written).
+    pub fn is_accessed(&self) -> bool {
+        self.accessed
+    }
+
+    /// True once the data was changed.
+    pub fn is_modified(&self) -> bool {
+        self.modified
+    }
+
+    /// Marks the session as modified so it is saved even though no key was set (Django's
+    /// `request.session.modified = True`).
+    pub fn mark_modified(&mut self) {
+        self.modified = true;
+    }
+
+    /// True when the data has been loaded (or is known to be new).
+    pub fn is_loaded(&self) -> bool {
+        matches!(self.state, State::Loaded(_))
+    }
+
+    /// Django's `is_empty()`: no key and no data in memory. Does not load.
+    pub fn is_empty(&self) -> bool {
+        self.key.is_none() && !matches!(&self.state, State::Loaded(data) if !data.is_empty())
+    }
+
+    /// Loads the data if needed and returns it.
+    async fn loaded(&mut self) -> Result<&mut SessionData, SessionError> {
+        self.accessed = true;
+        if let State::NotLoaded = self.state {
+            self.state = match &self.key {
+                None => State::Loaded(SessionData::new()),
+                Some(key) => match self.store.load(key).await {
+                    Ok(Some(record)) => State::Loaded(SessionData::from_map(record.data)),
+                    Ok(None) => {
+                        self.key = None;
+                        State::Loaded(SessionData::new())
+                    }
+                    Err(err) => State::Failed(err),
+                },
+            };
+        }
+        match &mut self.state {
+            State::Loaded(data) => Ok(data),
+            State::Failed(err) => Err(err.clone().into()),
+            State::NotLoaded => unreachable!("state was set above"),
+        }
+    }
+
+    /// The data itself, loading it if needed.
+    pub async fn data(&mut self) -> Result<&SessionData, SessionError> {
+        Ok(self.loaded().await?)
+    }
+
+    /// The value under `key`, deserialized into `T`.
+    pub async fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, SessionError> {
+        match self.loaded().await?.get(key) {
+            None => Ok(None),
+            Some(value) => serde_json::from_value(value.clone())
+                .map(Some)
+                .map_err(|source| SessionError::WrongType { key: key.to_owned(), source }),
+        }
+    }
+
+    /// The JSON value under `key`.
+    pub async fn get_value(&mut self, key: &str) -> Result<Option<Value>, SessionError> {
+        Ok(self.loaded().await?.get(key).cloned())
+    }
+
+    /// True when `key` is present.
+    pub async fn contains_key(&mut self, key: &str) -> Result<bool, SessionError> {
+        Ok(self.loaded().await?.contains_key(key))
+    }
+
+    /// Sets `key` to `value` (anything serde can turn into JSON).
+    pub async fn set(&mut self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
+        let value =
+            serde_json::to_value(value).map_err(|source| SessionError::NotJson { key: key.to_owned(), source })?;
+        self.loaded().await?.insert(key, value);
+        self.modified = true;
+        Ok(())
+    }
+
+    /// Removes `key` and returns its value (Django's `pop`); modified only if the key was there.
+    pub async fn pop(&mut self, key: &str) -> Result<Option<Value>, SessionError> {
+        let old = self.loaded().await?.remove(key);
+        self.modified |= old.is_some();
+        Ok(old)
+    }
+
+    /// Returns the value under `key`, first setting it to `default` if absent (Django's `setdefault`).
+    pub async fn setdefault(&mut self, key: &str, default: impl Serialize) -> Result<Value, SessionError> {
+        if let Some(existing) = self.loaded().await?.get(key) {
+            return Ok(existing.clone());
+        }
+        let value =
+            serde_json::to_value(default).map_err(|source| SessionError::NotJson { key: key.to_owned(), source })?;
+        self.loaded().await?.insert(key, value.clone());
+        self.modified = true;
+        Ok(value)
+    }
+
+    /// Sets several keys at once (Django's `update`).
+    pub async fn update<K: Into<String>>(
+        &mut self,
+        pairs: impl IntoIterator<Item = (K, Value)>,
+    ) -> Result<(), SessionError> {
+        let data = self.loaded().await?;
+        for (key, value) in pairs {
+            data.insert(key, value);
+        }
+        self.modified = true;
+        Ok(())
+    }
+
+    /// The keys, in insertion order.
+    pub async fn keys(&mut self) -> Result<Vec<String>, SessionError> {
+        Ok(self.loaded().await?.keys().map(str::to_owned).collect())
+    }
+
+    /// The key/value pairs, in insertion order.
+    pub async fn items(&mut self) -> Result<Vec<(String, Value)>, SessionError> {
+        Ok(self.loaded().await?.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect())
+    }
+
+    /// Number of keys.
+    pub async fn len(&mut self) -> Result<usize, SessionError> {
+        Ok(self.loaded().await?.len())
+    }
+
+    /// Removes all data without loading it first (Django's `clear`). The key stays.
+    pub fn clear(&mut self) {
+        let mut data = SessionData::new();
+        data.clear();
+        self.state = State::Loaded(data);
+        self.accessed = true;
+        self.modified = true;
+    }
+
+    /// The custom expiry stored in the session (`_session_expiry`).
+    pub async fn expiry(&mut self) -> Result<Expiry, SessionError> {
+        Ok(Expiry::from_value(self.loaded().await?.get(EXPIRY_KEY)))
+    }
+
+    /// Sets or removes the custom expiry (Django's `set_expiry`).
+    pub async fn set_expiry(&mut self, expiry: Expiry) -> Result<(), SessionError> {
+        match expiry.to_value() {
+            Some(value) => {
+                self.loaded().await?.insert(EXPIRY_KEY, value);
+                self.modified = true;
+            }
+            None => {
+                self.pop(EXPIRY_KEY).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Seconds until expiry, counted from now (Django's `get_expiry_age`).
+    pub async fn expiry_age(&mut self) -> Result<i64, SessionError> {
+        let cookie_age = self.settings.cookie_age;
+        Ok(self.expiry().await?.age(OffsetDateTime::now_utc(), cookie_age))
+    }
+
+    /// When the session expires if saved now (Django's `get_expiry_date`).
+    pub async fn expiry_date(&mut self) -> Result<OffsetDateTime, SessionError> {
+        let cookie_age = self.settings.cookie_age;
+        Ok(self.expiry().await?.date(OffsetDateTime::now_utc(), cookie_age))
+    }
+
+    /// Whether the cookie expires at browser close (Django's `get_expire_at_browser_close`).
+    pub async fn expire_at_browser_close(&mut self) -> Result<bool, SessionError> {
+        let setting = self.settings.expire_at_browser_close;
+        Ok(self.expiry().await?.at_browser_close(setting))
+    }
+
+    /// Saves the data (Django's `save()`): updates the stored session, or creates one under a fresh key when
+    /// there is no key. A session deleted meanwhile gives [`StoreError::SessionVanished`].
+    pub async fn save(&mut self) -> Result<(), SessionError> {
+        self.loaded().await?;
+        let Some(key) = self.key.clone() else {
+            return self.create().await;
+        };
+        let cookie_age = self.settings.cookie_age;
+        let store = Arc::clone(&self.store);
+        let data = self.loaded().await?;
+        let expires_at = Expiry::from_value(data.get(EXPIRY_KEY)).date(OffsetDateTime::now_utc(), cookie_age);
+        // Hand the map to the store without copying it, then put it back.
+        let record = SessionRecord { key, data: data.take_map(), expires_at };
+        let result = store.save(&record, data.changes()).await;
+        data.put_map(record.data);
+        result?;
+        data.reset_changes();
+        Ok(())
+    }
+
+    /// Stores the current data under a fresh key (Django's `create()`): never overwrites an existing session.
+    pub async fn create(&mut self) -> Result<(), SessionError> {
+        self.accessed = true;
+        if !self.is_loaded() {
+            // Django's create() saves with no_load: data not loaded yet is taken as empty.
+            self.state = State::Loaded(SessionData::new());
+        }
+        let cookie_age = self.settings.cookie_age;
+        let store = Arc::clone(&self.store);
+        let State::Loaded(data) = &mut self.state else { unreachable!("set above") };
+        let expires_at = Expiry::from_value(data.get(EXPIRY_KEY)).date(OffsetDateTime::now_utc(), cookie_age);
+        let mut record = SessionRecord { key: SessionKey::generate(), data: data.take_map(), expires_at };
+        let mut outcome = Err(StoreError::KeyCollision);
+        for _ in 0..MAX_CREATE_ATTEMPTS {
+            outcome = store.create(&record).await;
+            match outcome {
+                Err(StoreError::KeyCollision) => record.key = SessionKey::generate(),
+                _ => break,
+            }
+        }
+        data.put_map(record.data);
+        outcome?;
+        data.reset_changes();
+        self.key = Some(record.key);
+        self.modified = true;
+        Ok(())
+    }
+
+    /// Moves the data to a new key and deletes the old one (Django's `cycle_key()`). Call it at login, so a key
+    /// planted before login (session fixation) is worthless afterwards.
+    pub async fn cycle_key(&mut self) -> Result<(), SessionError> {
+        self.loaded().await?;
+        let old = self.key.take();
+        self.create().await?;
+        if let Some(old) = old {
+            self.store.delete(&old).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the session and its data and drops the key (Django's `flush()`); use it at logout.
+    pub async fn flush(&mut self) -> Result<(), SessionError> {
+        self.clear();
+        if let Some(key) = &self.key {
+            self.store.delete(key).await?;
+        }
+        self.key = None;
+        Ok(())
+    }
+}

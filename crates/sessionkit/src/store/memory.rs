@@ -1,0 +1,118 @@
+//! An in-process store, for tests and small single-process apps. Sessions are lost when the process exits.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{RawSession, SessionStore};
+use crate::codec::json::{from_python_json, object_to_python_json};
+use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// The session dict as Python-compatible JSON: values are copied in and out, never shared, so the store
+    /// behaves like a real one (and corrupt data can be planted in tests).
+    json: Vec<u8>,
+    expires_at: OffsetDateTime,
+}
+
+/// Sessions in a `HashMap` behind a mutex. Any key Django accepts is accepted (nothing is derived from it).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    entries: Mutex<HashMap<SessionKey, Entry>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores `bytes` as the raw value of `key`, as if another writer had put them there (used to test how
+    /// corrupt data is handled).
+    pub fn insert_raw(&self, key: SessionKey, bytes: Vec<u8>, expires_at: OffsetDateTime) {
+        self.entries().insert(key, Entry { json: bytes, expires_at });
+    }
+
+    /// Number of stored sessions, expired ones included.
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.entries().is_empty()
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<SessionKey, Entry>> {
+        // A panic while holding the lock cannot leave a half-written entry (inserts are single calls).
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn entry_for(record: &SessionRecord) -> Entry {
+        Entry { json: object_to_python_json(&record.data).into_bytes(), expires_at: record.expires_at }
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    fn describe(&self) -> String {
+        "memory://".to_owned()
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let Some(entry) = self.entries().get(key).filter(|e| e.expires_at > now).cloned() else {
+            return Ok(None);
+        };
+        let data = from_python_json(&entry.json).unwrap_or_else(|err| {
+            tracing::warn!(target: "sessionkit::corrupt", store = "memory://", key = ?key, error = %err, "Session data corrupted; using an empty session");
+            serde_json::Map::new()
+        });
+        Ok(Some(SessionRecord { key: key.clone(), data, expires_at: entry.expires_at }))
+    }
+
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        let entry = Self::entry_for(record);
+        let mut entries = self.entries();
+        if entries.contains_key(&record.key) {
+            return Err(StoreError::KeyCollision);
+        }
+        entries.insert(record.key.clone(), entry);
+        Ok(())
+    }
+
+    async fn save(&self, record: &SessionRecord, _changes: &ChangeSet) -> Result<(), StoreError> {
+        let entry = Self::entry_for(record);
+        match self.entries().get_mut(&record.key) {
+            Some(slot) => {
+                *slot = entry;
+                Ok(())
+            }
+            None => Err(StoreError::SessionVanished),
+        }
+    }
+
+    async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        Ok(self.entries().contains_key(key))
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.entries().remove(key);
+        Ok(())
+    }
+
+    async fn clear_expired(&self) -> Result<u64, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let mut entries = self.entries();
+        let before = entries.len();
+        entries.retain(|_, entry| entry.expires_at > now);
+        Ok((before - entries.len()) as u64)
+    }
+
+    async fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError> {
+        Ok(self.entries().get(key).map(|e| RawSession { bytes: e.json.clone(), expires_at: Some(e.expires_at) }))
+    }
+}
