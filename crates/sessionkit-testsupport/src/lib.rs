@@ -207,14 +207,34 @@ pub fn command(port: u16, args: &[&str]) -> Result<String> {
 }
 
 fn reply_complete(reply: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(reply);
-    match reply.first() {
-        Some(b'$') => text
-            .split_once("\r\n")
-            .is_some_and(|(len, rest)| len[1..].parse::<i64>().map_or(true, |n| n < 0 || rest.len() >= n as usize + 2)),
-        Some(b'*') => text.ends_with("\r\n") && !text.ends_with("*0\r\n") || text == "*0\r\n" || text == "*-1\r\n",
-        Some(_) => text.ends_with("\r\n"),
-        None => false,
+    resp_end(reply, 0).is_some()
+}
+
+/// The index just past the RESP value starting at `at`, or `None` when the bytes end before it does.
+fn resp_end(buf: &[u8], at: usize) -> Option<usize> {
+    let line_end = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+    let header = std::str::from_utf8(buf.get(at + 1..line_end)?).ok()?;
+    let after = line_end + 2;
+    match buf.get(at)? {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after),
+        b'$' | b'=' | b'!' => {
+            let len: i64 = header.parse().ok()?;
+            if len < 0 {
+                return Some(after);
+            }
+            let end = after + len as usize + 2;
+            (buf.len() >= end).then_some(end)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let count: i64 = header.parse().ok()?;
+            let items = if matches!(buf[at], b'%' | b'|') { count * 2 } else { count };
+            let mut pos = after;
+            for _ in 0..items.max(0) {
+                pos = resp_end(buf, pos)?;
+            }
+            Some(pos)
+        }
+        _ => Some(buf.len()),
     }
 }
 
@@ -380,6 +400,41 @@ impl Sentinel {
     }
 }
 
+/// One standalone server shared by every test of the calling test binary (started on first use; stopped by its
+/// watchdog when the binary exits). Tests sharing it must use their own key prefixes.
+///
+/// # Panics
+/// When the server cannot be started: a fixture failure fails the test with the reason.
+pub fn shared_standalone() -> &'static Standalone {
+    static SERVER: std::sync::OnceLock<Standalone> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| Standalone::start().unwrap_or_else(|e| panic!("cannot start redis-server: {e}")))
+}
+
+/// One 3-master Cluster shared by every test of the calling test binary (see [`shared_standalone`]).
+///
+/// # Panics
+/// When the cluster cannot be started.
+pub fn shared_cluster() -> &'static Cluster {
+    static SERVERS: std::sync::OnceLock<Cluster> = std::sync::OnceLock::new();
+    SERVERS.get_or_init(|| Cluster::start().unwrap_or_else(|e| panic!("cannot start a Redis Cluster: {e}")))
+}
+
+/// One master + replica + Sentinel shared by every test of the calling test binary (see [`shared_standalone`]).
+/// Tests that fail over the master must start their own [`Sentinel`].
+///
+/// # Panics
+/// When the setup cannot be started.
+pub fn shared_sentinel() -> &'static Sentinel {
+    static SERVERS: std::sync::OnceLock<Sentinel> = std::sync::OnceLock::new();
+    SERVERS.get_or_init(|| Sentinel::start().unwrap_or_else(|e| panic!("cannot start Sentinel: {e}")))
+}
+
+/// `redis+cluster://` URL of a cluster's nodes.
+pub fn cluster_url(cluster: &Cluster) -> String {
+    let hosts: Vec<String> = cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
+    format!("redis+cluster://{}", hosts.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,6 +460,16 @@ mod tests {
         let info = c.nodes[0].command(&["CLUSTER", "INFO"]).unwrap();
         assert!(info.contains("cluster_slots_assigned:16384"), "{info}");
         assert!(info.contains("cluster_known_nodes:3"), "{info}");
+    }
+
+    #[test]
+    fn resp_completeness() {
+        assert!(reply_complete(b"+OK\r\n"));
+        assert!(!reply_complete(b"$5\r\nhel"));
+        assert!(reply_complete(b"$-1\r\n"));
+        assert!(reply_complete(b"*3\r\n$6\r\nmaster\r\n:1234\r\n*0\r\n"));
+        assert!(!reply_complete(b"*2\r\n$1\r\na\r\n"));
+        assert!(reply_complete(b"*2\r\n*1\r\n:1\r\n$1\r\nb\r\n"));
     }
 
     #[test]

@@ -151,6 +151,26 @@ impl Session {
         self.0.lock().await.flush().await
     }
 
+    /// The logged-in Django user id (`_auth_user_id`), if any.
+    pub async fn auth_user_id(&self) -> Result<Option<String>, SessionError> {
+        self.0.lock().await.auth_user_id().await
+    }
+
+    /// Records the client's user agent and IP for the per-user index (writes only what changed).
+    pub async fn record_client(&self, user_agent: Option<&str>, ip: Option<&str>) -> Result<(), SessionError> {
+        self.0.lock().await.record_client(user_agent, ip).await
+    }
+
+    /// The logged-in user's sessions (needs a store with a per-user index, such as Redis).
+    pub async fn user_sessions(&self) -> Result<Vec<sessionkit::store::UserSession>, SessionError> {
+        self.0.lock().await.user_sessions().await
+    }
+
+    /// "Log out other devices": deletes every other session of the logged-in user; returns how many.
+    pub async fn log_out_other_devices(&self) -> Result<u64, SessionError> {
+        self.0.lock().await.log_out_other_devices().await
+    }
+
     /// Marks the session modified so it is saved at the end of the request.
     pub async fn mark_modified(&self) {
         self.0.lock().await.mark_modified();
@@ -172,6 +192,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
 /// |-------|--------|
 /// | store unreachable or failing | 503 Service Unavailable (logged with the store and cause) |
 /// | session deleted by a concurrent request | 400 Bad Request (Django's `SessionInterrupted`) |
+/// | a per-user operation on a session without a logged-in user | 403 Forbidden |
 /// | value of the wrong type, anything else | 500 Internal Server Error |
 #[derive(Debug, thiserror::Error)]
 pub enum SessionFailure {
@@ -194,6 +215,7 @@ impl SessionFailure {
     pub fn status(&self) -> StatusCode {
         match self {
             SessionFailure::Session(SessionError::Store(err)) => store_error_status(err),
+            SessionFailure::Session(SessionError::NotLoggedIn) => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -212,6 +234,7 @@ pub(crate) fn failure_body(status: StatusCode) -> &'static str {
     match status {
         StatusCode::BAD_REQUEST => "Bad Request: the session was deleted before the request completed.",
         StatusCode::SERVICE_UNAVAILABLE => "Service Unavailable: the session store cannot be reached.",
+        StatusCode::FORBIDDEN => "Forbidden: this needs a logged-in session.",
         _ => "Internal Server Error",
     }
 }

@@ -355,3 +355,50 @@ async fn missing_layer_is_a_clear_500() {
     let (status, _, _) = send(&app, "/count", None).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+/// "Log out other devices" through the extractor, on a real Redis with the per-user index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_out_other_devices_on_redis() {
+    let server = sessionkit_testsupport::Standalone::start().unwrap();
+    let settings = Settings::with_secret_key("k");
+    let store = sessionkit::open_store(&server.url(), &settings).await.unwrap();
+    async fn login_as(session: Session, headers: HeaderMap) -> Result<&'static str, SessionFailure> {
+        session.cycle_key().await?;
+        session.set("_auth_user_id", "42").await?;
+        let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+        session.record_client(agent, Some("192.0.2.1")).await?;
+        Ok("in")
+    }
+    async fn devices(session: Session) -> Result<String, SessionFailure> {
+        let mut agents: Vec<String> = session.user_sessions().await?.into_iter().filter_map(|s| s.user_agent).collect();
+        agents.sort();
+        Ok(agents.join(","))
+    }
+    async fn others_out(session: Session) -> Result<String, SessionFailure> {
+        Ok(session.log_out_other_devices().await?.to_string())
+    }
+    let app = Router::new()
+        .route("/login", get(login_as))
+        .route("/devices", get(devices))
+        .route("/others-out", get(others_out))
+        .layer(SessionLayer::new(store, settings));
+    let login = |agent: &'static str| {
+        let app = app.clone();
+        async move {
+            let request = Request::get("/login").header(header::USER_AGENT, agent).body(Body::empty()).unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            cookie_pair(response.headers())
+        }
+    };
+    let phone = login("phone").await;
+    let laptop = login("laptop").await;
+    let (_, _, body) = send(&app, "/devices", Some(&phone)).await;
+    assert_eq!(body, "laptop,phone");
+    let (_, _, body) = send(&app, "/others-out", Some(&laptop)).await;
+    assert_eq!(body, "1");
+    let (_, _, body) = send(&app, "/devices", Some(&laptop)).await;
+    assert_eq!(body, "laptop");
+    // The phone's cookie now starts a fresh, logged-out session.
+    let (status, _, _) = send(&app, "/devices", Some(&phone)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -30,6 +30,12 @@ pub enum SessionError {
         #[source]
         source: serde_json::Error,
     },
+    /// The store keeps no per-user session index (only Redis does today).
+    #[error("this session store keeps no per-user session index")]
+    NoUserIndex,
+    /// The operation needs a logged-in session (`_auth_user_id`), and this one has none.
+    #[error("the session has no logged-in user (_auth_user_id)")]
+    NotLoggedIn,
     /// A value given to the session cannot be represented as JSON.
     #[error("value for session key {key:?} cannot be stored as JSON: {source}")]
     NotJson {
@@ -329,6 +335,41 @@ impl Session {
             self.store.delete(&old).await?;
         }
         Ok(())
+    }
+
+    /// The logged-in Django user of this session (`_auth_user_id`), if any.
+    pub async fn auth_user_id(&mut self) -> Result<Option<String>, SessionError> {
+        Ok(crate::store::user_index::auth_user_id(self.loaded().await?.as_map()))
+    }
+
+    /// Records the client's user agent and IP in the session (under
+    /// [`USER_AGENT_KEY`](crate::store::user_index::USER_AGENT_KEY) and
+    /// [`CLIENT_IP_KEY`](crate::store::user_index::CLIENT_IP_KEY)) so the per-user index can show them. Writes
+    /// only what changed, so an unchanged client does not make the session modified.
+    pub async fn record_client(&mut self, user_agent: Option<&str>, ip: Option<&str>) -> Result<(), SessionError> {
+        use crate::store::user_index::{CLIENT_IP_KEY, USER_AGENT_KEY};
+        for (key, value) in [(USER_AGENT_KEY, user_agent), (CLIENT_IP_KEY, ip)] {
+            let Some(value) = value else { continue };
+            let value: String = value.chars().take(512).collect();
+            if self.loaded().await?.get(key).and_then(Value::as_str) != Some(value.as_str()) {
+                self.set(key, value).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The logged-in user's sessions, from the store's per-user index.
+    pub async fn user_sessions(&mut self) -> Result<Vec<crate::store::UserSession>, SessionError> {
+        let user = self.auth_user_id().await?.ok_or(SessionError::NotLoggedIn)?;
+        let index = self.store.user_index().ok_or(SessionError::NoUserIndex)?;
+        Ok(index.list(&user).await?)
+    }
+
+    /// Deletes every other session of the logged-in user ("log out other devices") and returns how many.
+    pub async fn log_out_other_devices(&mut self) -> Result<u64, SessionError> {
+        let user = self.auth_user_id().await?.ok_or(SessionError::NotLoggedIn)?;
+        let index = self.store.user_index().ok_or(SessionError::NoUserIndex)?;
+        Ok(index.delete_all(&user, self.key.as_ref()).await?)
     }
 
     /// Deletes the session and its data and drops the key (Django's `flush()`); use it at logout.

@@ -19,18 +19,38 @@ use super::CodecError;
 ///   (see [`python_float_repr`]); a float too large for `f64` becomes `Infinity`, as it would in Python.
 pub fn to_python_json(value: &Value) -> String {
     let mut out = String::new();
-    write_value(&mut out, value);
+    write_value(&mut out, value, COMPACT);
     out
 }
 
 /// [`to_python_json`] of a map, without wrapping it in a `Value` first.
 pub fn object_to_python_json(map: &Map<String, Value>) -> String {
     let mut out = String::new();
-    write_object(&mut out, map);
+    write_object(&mut out, map, COMPACT);
     out
 }
 
-fn write_value(out: &mut String, value: &Value) {
+/// Like [`to_python_json`], but with Python's `separators=(item_sep, key_sep)`.
+///
+/// `to_python_json_with_separators(v, ", ", ": ")` is Python's default `json.dumps(v)` (what django-redis'
+/// JSON serializer writes); `(",", ":")` gives [`to_python_json`]. Everything else (escaping, numbers, key
+/// order) is as in [`to_python_json`].
+pub fn to_python_json_with_separators(value: &Value, item_sep: &str, key_sep: &str) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value, Separators { item: item_sep, key: key_sep });
+    out
+}
+
+/// Python's `separators=(item, key)`.
+#[derive(Clone, Copy)]
+struct Separators<'a> {
+    item: &'a str,
+    key: &'a str,
+}
+
+const COMPACT: Separators<'static> = Separators { item: ",", key: ":" };
+
+fn write_value(out: &mut String, value: &Value, seps: Separators<'_>) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
@@ -41,25 +61,25 @@ fn write_value(out: &mut String, value: &Value) {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push_str(seps.item);
                 }
-                write_value(out, item);
+                write_value(out, item, seps);
             }
             out.push(']');
         }
-        Value::Object(map) => write_object(out, map),
+        Value::Object(map) => write_object(out, map, seps),
     }
 }
 
-fn write_object(out: &mut String, map: &Map<String, Value>) {
+fn write_object(out: &mut String, map: &Map<String, Value>, seps: Separators<'_>) {
     out.push('{');
     for (i, (key, item)) in map.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push_str(seps.item);
         }
         write_string(out, key);
-        out.push(':');
-        write_value(out, item);
+        out.push_str(seps.key);
+        write_value(out, item, seps);
     }
     out.push('}');
 }
@@ -369,6 +389,17 @@ mod tests {
     fn structures_use_compact_separators_and_keep_order() {
         let text = r#"{"z": 1, "a": [true, false, null, {"k": "v"}], "m": {}, "e": []}"#;
         assert_eq!(dumps(text), r#"{"z":1,"a":[true,false,null,{"k":"v"}],"m":{},"e":[]}"#);
+    }
+
+    #[test]
+    fn default_python_separators() {
+        // json.dumps({"z": 1, "a": [True, None, {"k": "v"}], "m": {}, "e": []})
+        let value: Value = serde_json::from_str(r#"{"z":1,"a":[true,null,{"k":"v"}],"m":{},"e":[]}"#).unwrap();
+        assert_eq!(
+            to_python_json_with_separators(&value, ", ", ": "),
+            r#"{"z": 1, "a": [true, null, {"k": "v"}], "m": {}, "e": []}"#
+        );
+        assert_eq!(to_python_json_with_separators(&value, ",", ":"), to_python_json(&value));
     }
 
     #[test]

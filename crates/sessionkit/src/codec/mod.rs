@@ -9,7 +9,9 @@
 //!   `signing.loads` do), with Django's key derivation and secret fallbacks.
 
 pub mod base62;
+pub mod django_cache;
 pub mod json;
+pub mod pickle;
 pub mod signing;
 
 pub use json::{from_python_json, object_to_python_json, python_float_repr, to_python_json};
@@ -61,6 +63,29 @@ pub enum CodecError {
     /// The payload is valid JSON but not a JSON object, so it cannot be a session.
     #[error("the payload is valid JSON but not a JSON object")]
     NotAnObject,
+
+    /// The pickle holds a value that a session (a JSON-shaped dict) cannot hold, such as a `datetime.datetime`,
+    /// a `set` or `bytes`. Nothing in the pickle is ever imported or executed; `python_type` names the Python
+    /// type when the pickle tells it (`module.name` of a class), else a description.
+    #[error("the pickle holds a value of type {python_type}, which a session cannot hold")]
+    UnsupportedPickle {
+        /// The Python type, e.g. `datetime.datetime`, `set`, `bytes`, `float (nan/inf)`, `dict key of type int`.
+        python_type: String,
+    },
+
+    /// The data is not a valid pickle (truncated, unknown opcode, memo reference out of range, ...) or exceeds
+    /// one of the [`pickle::PickleLimits`].
+    #[error("invalid pickle: {0}")]
+    InvalidPickle(String),
+
+    /// The data is not valid msgpack, or holds a value a session cannot hold (bytes, extension types, ...).
+    #[error("invalid msgpack: {0}")]
+    Msgpack(String),
+
+    /// The value cannot be written in the requested format (an unsupported pickle protocol, an integer too
+    /// large for msgpack, nesting too deep, ...).
+    #[error("the value cannot be encoded: {0}")]
+    Unencodable(String),
 }
 
 /// Size limits applied while decoding untrusted tokens.

@@ -4,6 +4,7 @@
 //! |-----|-------|---------|
 //! | `memory://` | [`memory::MemoryStore`] | `memory` |
 //! | `sqlite://PATH`, `sqlite:///ABS/PATH` | [`sqlite::SqliteStore`] (Django's `db` backend) | `sqlite` |
+//! | `redis://`, `rediss://`, `unix://`, `redis+sentinel://`, `redis+cluster://` | [`redis::RedisStore`] | `redis` |
 //!
 //! Every store passes the shared conformance suite (`sessionkit::conformance`).
 
@@ -17,11 +18,15 @@ use crate::{ChangeSet, ConfigError, SessionKey, SessionRecord, Settings, StoreEr
 
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod signed_data;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod user_index;
 
 pub use signed_data::SignedSessionCodec;
+pub use user_index::{UserSession, UserSessionIndex};
 
 /// A session's stored form, as it is in the store, for inspection (`sessionkit show --raw`, the demo).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +73,11 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// The stored form of a session, expired or not, for inspection.
     async fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError>;
+
+    /// The per-user session index, if this store keeps one.
+    fn user_index(&self) -> Option<&dyn UserSessionIndex> {
+        None
+    }
 }
 
 /// Opens a store from a URL.
@@ -84,6 +94,9 @@ pub async fn open_store(url: &str, settings: &Settings) -> Result<Arc<dyn Sessio
         "memory" => Ok(Arc::new(memory::MemoryStore::new())),
         #[cfg(feature = "sqlite")]
         "sqlite" => Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?)),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" | "unix" | "redis+unix" | "redis+sentinel" | "rediss+sentinel" | "redis+cluster"
+        | "rediss+cluster" => Ok(Arc::new(redis::RedisStore::connect(url).await?)),
         _ => {
             let _ = settings;
             Err(ConfigError::InvalidStoreUrl {
@@ -105,6 +118,9 @@ fn supported_schemes() -> Vec<&'static str> {
     }
     if cfg!(feature = "sqlite") {
         schemes.push("sqlite://");
+    }
+    if cfg!(feature = "redis") {
+        schemes.extend(["redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://"]);
     }
     schemes
 }

@@ -1,0 +1,248 @@
+//! The per-user session index of the Redis store.
+//!
+//! For user `U` (Django's `_auth_user_id`) two keys share the hash tag `{U}`, so they live in one Cluster slot:
+//!
+//! - `<prefix>u:{U}`: a sorted set, member = [`session_id`] of each session, score = its expiry (ms);
+//! - `<prefix>u:{U}:m`: a hash of details per member: `<id>:c` created, `<id>:s` last seen (ms), `<id>:k` the
+//!   Redis key of the session and `<id>:f` its hash field (`hash` layout), `<id>:a` user agent, `<id>:i` IP.
+//!
+//! Both get `PEXPIREAT` = the latest expiry of their members, so the index expires with the sessions.
+//!
+//! **Cost of each call** (n = the user's sessions):
+//! - a save of a logged-in session: the index commands ride in the same `MULTI` as the session write (one round
+//!   trip, atomic). In a Cluster the session and the index are in different slots: the index is written first
+//!   (one atomic round trip in the index's slot), then the session (a second round trip); a failed session write
+//!   leaves an entry that the next read prunes.
+//! - [`UserSessionIndex::list`]: 2 round trips (`ZRANGE`+`HGETALL`, then one existence check per entry,
+//!   pipelined), plus 1 when dead entries are pruned; O(n).
+//! - [`UserSessionIndex::delete_one`]: 2 round trips. [`UserSessionIndex::delete_all`]: 2 round trips, O(n).
+
+use async_trait::async_trait;
+use redis::Value as RedisValue;
+use time::OffsetDateTime;
+
+use super::{Address, RedisStore};
+use crate::store::user_index::{session_id, UserSession, UserSessionIndex, CLIENT_IP_KEY, USER_AGENT_KEY};
+use crate::{SessionKey, SessionRecord, StoreError};
+
+/// Detail fields kept per member in the `:m` hash.
+const DETAIL_SUFFIXES: [&str; 6] = ["c", "s", "k", "f", "a", "i"];
+
+impl RedisStore {
+    pub(super) fn index_keys(&self, user_id: &str) -> (String, String) {
+        let index = format!("{}u:{{{user_id}}}", self.options.prefix);
+        let details = format!("{index}:m");
+        (index, details)
+    }
+
+    /// The commands that record `record` (stored at `address`) in `user_id`'s index.
+    pub(super) fn index_commands(&self, user_id: &str, record: &SessionRecord, address: &Address) -> Vec<redis::Cmd> {
+        let (index, details) = self.index_keys(user_id);
+        let id = session_id(&record.key);
+        let now_ms = now_ms();
+        let expiry_ms = Self::expiry_ms(record.expires_at);
+        let mut commands = Vec::with_capacity(8);
+        commands.push(redis::cmd("ZADD").arg(&index).arg(expiry_ms).arg(&id).clone());
+        commands.push(redis::cmd("ZREMRANGEBYSCORE").arg(&index).arg("-inf").arg(now_ms).clone());
+        commands.push(redis::cmd("HSETNX").arg(&details).arg(format!("{id}:c")).arg(now_ms).clone());
+        let mut set = redis::cmd("HSET");
+        set.arg(&details).arg(format!("{id}:s")).arg(now_ms).arg(format!("{id}:k")).arg(&address.key);
+        if let Some(field) = &address.field {
+            set.arg(format!("{id}:f")).arg(field.as_slice());
+        }
+        for (session_key, suffix) in [(USER_AGENT_KEY, "a"), (CLIENT_IP_KEY, "i")] {
+            if let Some(serde_json::Value::String(text)) = record.data.get(session_key) {
+                set.arg(format!("{id}:{suffix}")).arg(truncate(text, 512));
+            }
+        }
+        commands.push(set);
+        for key in [&index, &details] {
+            // NX gives a new key its TTL; GT only ever extends it.
+            commands.push(redis::cmd("PEXPIREAT").arg(key).arg(expiry_ms).arg("NX").clone());
+            commands.push(redis::cmd("PEXPIREAT").arg(key).arg(expiry_ms).arg("GT").clone());
+        }
+        commands
+    }
+
+    /// Members and details of a user's index (one round trip).
+    async fn read_index(&self, user_id: &str) -> Result<(Vec<(String, f64)>, Vec<(String, Vec<u8>)>), StoreError> {
+        let (index, details) = self.index_keys(user_id);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZRANGE").arg(&index).arg(0).arg(-1).arg("WITHSCORES").cmd("HGETALL").arg(&details);
+        self.conn.query_pipeline(&pipe).await
+    }
+
+    /// Removes members and their details from a user's index.
+    async fn prune(&self, user_id: &str, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let (index, details) = self.index_keys(user_id);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("ZREM").arg(&index).arg(ids).ignore();
+        let fields: Vec<String> =
+            ids.iter().flat_map(|id| DETAIL_SUFFIXES.iter().map(move |suffix| format!("{id}:{suffix}"))).collect();
+        pipe.cmd("HDEL").arg(&details).arg(fields).ignore();
+        let _: () = self.conn.query_pipeline(&pipe).await?;
+        Ok(())
+    }
+
+    /// Deletes the sessions at `addresses` (one pipelined round trip; per-command routing in a Cluster) and
+    /// returns how many existed.
+    async fn delete_addresses(&self, addresses: &[Address]) -> Result<u64, StoreError> {
+        let commands: Vec<redis::Cmd> = addresses
+            .iter()
+            .map(|address| match &address.field {
+                Some(field) => redis::cmd("HDEL").arg(&address.key).arg(field.as_slice()).clone(),
+                None => redis::cmd("DEL").arg(&address.key).clone(),
+            })
+            .collect();
+        let counts: Vec<u64> = self.per_key_commands(&commands).await?;
+        Ok(counts.iter().sum())
+    }
+
+    /// Runs single-key commands on keys that may live in different slots: one pipeline on a single server;
+    /// concurrently, one per key, in a Cluster (redis-rs refuses cross-slot pipelines). One round trip of latency
+    /// either way.
+    pub(super) async fn per_key_commands<T: redis::FromRedisValue + Send + 'static>(
+        &self,
+        commands: &[redis::Cmd],
+    ) -> Result<Vec<T>, StoreError> {
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.conn.is_cluster() {
+            let replies = futures_util::future::join_all(commands.iter().map(|cmd| self.conn.query::<T>(cmd))).await;
+            return replies.into_iter().collect();
+        }
+        let mut pipe = redis::pipe();
+        for cmd in commands {
+            pipe.add_command(cmd.clone());
+        }
+        self.conn.query_pipeline(&pipe).await
+    }
+}
+
+struct Entry {
+    id: String,
+    expires_ms: f64,
+    details: std::collections::HashMap<&'static str, Vec<u8>>,
+}
+
+impl Entry {
+    fn address(&self) -> Option<Address> {
+        let key = self.details.get("k")?.clone();
+        Some(Address { key, field: self.details.get("f").cloned() })
+    }
+
+    fn text(&self, suffix: &str) -> Option<String> {
+        self.details.get(suffix).map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    fn time(&self, suffix: &str) -> Option<OffsetDateTime> {
+        let ms: i64 = self.text(suffix)?.parse().ok()?;
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+    }
+}
+
+fn entries(members: Vec<(String, f64)>, details: Vec<(String, Vec<u8>)>) -> Vec<Entry> {
+    let mut entries: Vec<Entry> =
+        members.into_iter().map(|(id, expires_ms)| Entry { id, expires_ms, details: Default::default() }).collect();
+    for (field, value) in details {
+        let Some((id, suffix)) = field.rsplit_once(':') else { continue };
+        let Some(suffix) = DETAIL_SUFFIXES.iter().find(|s| **s == suffix) else { continue };
+        if let Some(entry) = entries.iter_mut().find(|e| e.id == id) {
+            entry.details.insert(suffix, value);
+        }
+    }
+    entries
+}
+
+fn now_ms() -> u64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[async_trait]
+impl UserSessionIndex for RedisStore {
+    async fn list(&self, user_id: &str) -> Result<Vec<UserSession>, StoreError> {
+        let (members, details) = self.read_index(user_id).await?;
+        let now = now_ms() as f64;
+        let (live, mut dead): (Vec<Entry>, Vec<Entry>) =
+            entries(members, details).into_iter().partition(|e| e.expires_ms > now && e.address().is_some());
+        // Sessions deleted without the index knowing (logout, flush, eviction): check they still exist.
+        let checks: Vec<redis::Cmd> = live
+            .iter()
+            .filter_map(Entry::address)
+            .map(|address| match &address.field {
+                Some(field) => redis::cmd("HEXISTS").arg(&address.key).arg(field.as_slice()).clone(),
+                None => redis::cmd("EXISTS").arg(&address.key).clone(),
+            })
+            .collect();
+        let exists: Vec<i64> = self.per_key_commands(&checks).await?;
+        let mut sessions = Vec::new();
+        for (entry, found) in live.into_iter().zip(exists.into_iter().chain(std::iter::repeat(0))) {
+            if found == 0 {
+                dead.push(entry);
+                continue;
+            }
+            sessions.push(UserSession {
+                created: entry.time("c"),
+                last_seen: entry.time("s"),
+                expires_at: OffsetDateTime::from_unix_timestamp_nanos(entry.expires_ms as i128 * 1_000_000)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                user_agent: entry.text("a"),
+                ip: entry.text("i"),
+                id: entry.id,
+            });
+        }
+        let dead_ids: Vec<String> = dead.into_iter().map(|e| e.id).collect();
+        self.prune(user_id, &dead_ids).await?;
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
+        Ok(sessions)
+    }
+
+    async fn delete_one(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
+        let (members, details) = self.read_index(user_id).await?;
+        let Some(entry) = entries(members, details).into_iter().find(|e| e.id == id) else { return Ok(false) };
+        let deleted = match entry.address() {
+            Some(address) => self.delete_addresses(&[address]).await?,
+            None => 0,
+        };
+        self.prune(user_id, &[entry.id]).await?;
+        Ok(deleted > 0)
+    }
+
+    async fn delete_all(&self, user_id: &str, keep: Option<&SessionKey>) -> Result<u64, StoreError> {
+        let keep_id = keep.map(session_id);
+        let (members, details) = self.read_index(user_id).await?;
+        let doomed: Vec<Entry> =
+            entries(members, details).into_iter().filter(|e| Some(&e.id) != keep_id.as_ref()).collect();
+        let addresses: Vec<Address> = doomed.iter().filter_map(Entry::address).collect();
+        let deleted = self.delete_addresses(&addresses).await?;
+        let ids: Vec<String> = doomed.into_iter().map(|e| e.id).collect();
+        self.prune(user_id, &ids).await?;
+        Ok(deleted)
+    }
+}
+
+/// Reads the session-write reply out of a `MULTI` result: `SET` answers OK or nil, the hash scripts 1 or 0.
+pub(super) fn write_succeeded(reply: &RedisValue) -> bool {
+    match reply {
+        RedisValue::Okay => true,
+        RedisValue::SimpleString(s) => s == "OK",
+        RedisValue::Int(n) => *n == 1,
+        _ => false,
+    }
+}

@@ -1,0 +1,630 @@
+//! Redis, sessionkit's primary store: three layouts on standalone Redis, Sentinel or Cluster.
+//!
+//! | layout | key(s) | value | expiry | made for |
+//! |---|---|---|---|---|
+//! | `django-cache` | `KEY_PREFIX:VERSION:django.contrib.sessions.cache<key>` | the dict as Django's cache writes it (pickle; django-redis serializers/compressors) | key TTL = expiry age | sharing sessions with Django |
+//! | `string` | `<prefix>s:<key>` (or SHA-256 hex of it) | [compact versioned value](value) | key TTL + in the value | speed |
+//! | `hash` | field `<key>` (or its SHA-256) in one of N hashes `<prefix>h:<n>` | compact versioned value | in the value; `HPEXPIREAT` per field on Redis ≥ 7.4, else the sweeper | memory |
+//!
+//! Every load is one round trip (`GET`, `HGET`, or `GET`+`PTTL` pipelined for `django-cache`); every save is one
+//! round trip (`SET … XX`, a script for `hash`), or one `MULTI` when the per-user index is updated too (two round
+//! trips in a Cluster, where the session and the user's index live in different slots). Listing and counting use
+//! `SCAN` on every master, never `KEYS`.
+//!
+//! Configuration is by URL: see [`config`].
+
+pub mod config;
+mod connection;
+mod index;
+mod value;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use redis::Value as RedisValue;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use self::config::{Layout, RedisOptions};
+use self::connection::RedisConnection;
+use self::value::NativeCodec;
+use super::{redact_url, RawSession, SessionStore};
+use crate::codec::DecodeLimits;
+use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
+
+/// Sessions per bucket the `hash` layout's default bucket count is sized for.
+pub const TARGET_SESSIONS_PER_BUCKET: u32 = 200;
+
+/// Creates a hash field only if absent, and sets its expiry when the server has `HPEXPIREAT`.
+/// KEYS[1] bucket; ARGV[1] field, ARGV[2] value, ARGV[3] expiry ms, ARGV[4] "1" to use HPEXPIREAT.
+const HASH_CREATE: &str = r"
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if ARGV[4] == '1' then redis.call('HPEXPIREAT', KEYS[1], ARGV[3], 'FIELDS', 1, ARGV[1]) end
+return 1";
+
+/// Replaces a hash field only if present (a vanished session is never re-created).
+const HASH_UPDATE: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[4] == '1' then redis.call('HPEXPIREAT', KEYS[1], ARGV[3], 'FIELDS', 1, ARGV[1]) end
+return 1";
+
+/// A Redis session store. Build it with [`RedisStore::connect`] or `open_store("redis://…")`.
+#[derive(Debug)]
+pub struct RedisStore {
+    conn: RedisConnection,
+    options: RedisOptions,
+    native: NativeCodec,
+    #[cfg(feature = "django-cache")]
+    django: crate::codec::django_cache::CacheValueCodec,
+    hash_field_expiry: bool,
+    sweep_next_bucket: AtomicU32,
+    describe: String,
+}
+
+/// A hash field and its value, as `HSCAN` returns them.
+type FieldAndValue = (Vec<u8>, Vec<u8>);
+
+/// Where a session lives in Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Address {
+    key: Vec<u8>,
+    field: Option<Vec<u8>>,
+}
+
+impl RedisStore {
+    /// Connects to Redis as the URL says (see [`config`] for the URL forms and options).
+    ///
+    /// At connect time the `hash` layout checks whether the server has `HPEXPIREAT` (Redis ≥ 7.4) and warns when
+    /// `hash-max-listpack-value` / `hash-max-listpack-entries` are too small for the memory gain; both checks work
+    /// without `CONFIG` rights (they are skipped with a debug line when refused).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = RedisOptions::from_url(url)?;
+        Self::connect_with(options, redact_url(url)).await
+    }
+
+    /// Connects with parsed options; `describe` names the store in logs and errors.
+    pub async fn connect_with(options: RedisOptions, describe: String) -> Result<Self, StoreError> {
+        let conn = RedisConnection::connect(&options, describe.clone()).await?;
+        #[cfg(feature = "django-cache")]
+        let django = django_value_codec(&options)?;
+        let native = NativeCodec {
+            compression: options.compression,
+            compress_min_bytes: options.compress_min_bytes,
+            limits: DecodeLimits::default(),
+        };
+        let mut store = RedisStore {
+            conn,
+            native,
+            #[cfg(feature = "django-cache")]
+            django,
+            hash_field_expiry: false,
+            sweep_next_bucket: AtomicU32::new(0),
+            describe,
+            options,
+        };
+        if store.options.layout == Layout::Hash {
+            store.hash_field_expiry = store.server_has_hash_field_expiry().await;
+            store.warn_about_listpack_limits().await;
+        }
+        Ok(store)
+    }
+
+    /// The parsed options.
+    pub fn options(&self) -> &RedisOptions {
+        &self.options
+    }
+
+    /// True when the `hash` layout expires fields on the server (`HPEXPIREAT`, Redis ≥ 7.4); otherwise
+    /// [`SessionStore::clear_expired`] sweeps expired fields.
+    pub fn uses_hash_field_expiry(&self) -> bool {
+        self.hash_field_expiry
+    }
+
+    /// `INFO server` → version ≥ 7.4 (HPEXPIREAT and friends).
+    async fn server_has_hash_field_expiry(&self) -> bool {
+        let nodes = match self.conn.scan_nodes().await {
+            Ok(nodes) => nodes,
+            Err(_) => return false,
+        };
+        let Some(node) = nodes.first() else { return false };
+        let info = self.conn.query_node(node.as_ref(), redis::cmd("INFO").arg("server").clone()).await;
+        let text = match info {
+            Ok(RedisValue::BulkString(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(RedisValue::VerbatimString { text, .. }) => text,
+            _ => return false,
+        };
+        let version = text.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("0");
+        let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        (major, minor) >= (7, 4)
+    }
+
+    async fn warn_about_listpack_limits(&self) {
+        let Ok(nodes) = self.conn.scan_nodes().await else { return };
+        let Some(node) = nodes.first() else { return };
+        let reply = self
+            .conn
+            .query_node(node.as_ref(), redis::cmd("CONFIG").arg("GET").arg("hash-max-listpack-*").clone())
+            .await;
+        let pairs: Vec<(String, String)> = match reply.and_then(|v| {
+            redis::from_redis_value::<Vec<String>>(v).map_err(|e| StoreError::unavailable(self.describe.clone(), e))
+        }) {
+            Ok(flat) => flat.chunks(2).filter_map(|c| Some((c.first()?.clone(), c.get(1)?.clone()))).collect(),
+            Err(err) => {
+                tracing::debug!(target: "sessionkit", store = %self.describe, error = %err, "CONFIG GET refused; listpack limits not checked");
+                return;
+            }
+        };
+        let get = |name: &str| pairs.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse::<u64>().ok());
+        let typical_value = self.options.compress_min_bytes.max(400) as u64;
+        if let Some(value_limit) = get("hash-max-listpack-value") {
+            if value_limit < typical_value {
+                tracing::warn!(target: "sessionkit", store = %self.describe, hash_max_listpack_value = value_limit, typical_value_bytes = typical_value,
+                    "hash-max-listpack-value is below the typical session size: bucket hashes will use the hashtable encoding and the hash layout saves little memory; set it to at least {typical_value} (docs/redis.md)");
+            }
+        }
+        if let Some(entries_limit) = get("hash-max-listpack-entries") {
+            if entries_limit < u64::from(TARGET_SESSIONS_PER_BUCKET) * 2 {
+                tracing::warn!(target: "sessionkit", store = %self.describe, hash_max_listpack_entries = entries_limit,
+                    "hash-max-listpack-entries is below twice the sessions per bucket: full buckets will use the hashtable encoding; set it to at least {} (docs/redis.md)", TARGET_SESSIONS_PER_BUCKET * 2);
+            }
+        }
+    }
+
+    fn digest(key: &SessionKey) -> [u8; 32] {
+        Sha256::digest(key.as_str().as_bytes()).into()
+    }
+
+    /// The bucket number of a key: from its SHA-256, so any key alphabet spreads evenly.
+    fn bucket_of(&self, digest: &[u8; 32]) -> u32 {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        (u64::from_be_bytes(first) % u64::from(self.options.buckets)) as u32
+    }
+
+    fn bucket_key(&self, bucket: u32) -> Vec<u8> {
+        format!("{}h:{bucket}", self.options.prefix).into_bytes()
+    }
+
+    fn address(&self, key: &SessionKey) -> Address {
+        match self.options.layout {
+            Layout::DjangoCache => {
+                Address { key: self.options.django.cache_key(key.as_str()).into_bytes(), field: None }
+            }
+            Layout::String => {
+                let id = if self.options.hashed_keys { hex(&Self::digest(key)) } else { key.as_str().to_owned() };
+                Address { key: format!("{}s:{id}", self.options.prefix).into_bytes(), field: None }
+            }
+            Layout::Hash => {
+                let digest = Self::digest(key);
+                let field = if self.options.hashed_keys { digest.to_vec() } else { key.as_str().as_bytes().to_vec() };
+                Address { key: self.bucket_key(self.bucket_of(&digest)), field: Some(field) }
+            }
+        }
+    }
+
+    fn unavailable(&self, err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::unavailable(self.describe.clone(), err)
+    }
+
+    /// Encodes a record in the layout's value format.
+    fn encode(&self, record: &SessionRecord) -> Result<Vec<u8>, StoreError> {
+        match self.options.layout {
+            Layout::DjangoCache => self.encode_django(&record.data),
+            Layout::String | Layout::Hash => Ok(self.native.encode(&record.data, record.expires_at)),
+        }
+    }
+
+    #[cfg(feature = "django-cache")]
+    fn encode_django(&self, data: &Map<String, Value>) -> Result<Vec<u8>, StoreError> {
+        self.django
+            .encode(data)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode the session for Django's cache: {e}")))
+    }
+
+    #[cfg(not(feature = "django-cache"))]
+    fn encode_django(&self, _data: &Map<String, Value>) -> Result<Vec<u8>, StoreError> {
+        Err(crate::ConfigError::InvalidStoreUrl {
+            url: self.describe.clone(),
+            reason: "the django-cache layout needs the django-cache feature".into(),
+        }
+        .into())
+    }
+
+    #[cfg(feature = "django-cache")]
+    fn decode_django(&self, bytes: &[u8]) -> Result<Map<String, Value>, crate::codec::CodecError> {
+        self.django.decode(bytes)
+    }
+
+    #[cfg(not(feature = "django-cache"))]
+    fn decode_django(&self, _bytes: &[u8]) -> Result<Map<String, Value>, crate::codec::CodecError> {
+        Err(crate::codec::CodecError::Malformed("the django-cache layout needs the django-cache feature"))
+    }
+
+    fn corrupt_to_empty(&self, key: &SessionKey, err: &dyn std::fmt::Display) -> Map<String, Value> {
+        tracing::warn!(target: "sessionkit::corrupt", store = %self.describe, key = ?key, error = %err, "Session data corrupted; using an empty session");
+        Map::new()
+    }
+
+    /// Milliseconds from now until `at`, at least 1 (Redis refuses 0; an already expired session then vanishes
+    /// within a millisecond).
+    fn ttl_ms(at: OffsetDateTime) -> u64 {
+        let ms = (at - OffsetDateTime::now_utc()).whole_milliseconds();
+        ms.clamp(1, i128::from(u64::MAX >> 1)) as u64
+    }
+
+    fn expiry_ms(at: OffsetDateTime) -> u64 {
+        (at.unix_timestamp_nanos() / 1_000_000).clamp(1, i128::from(u64::MAX >> 1)) as u64
+    }
+
+    /// `SET key value PXAT ms NX|XX` (`EX seconds` for Django's RedisCache), the string-valued layouts' create and
+    /// save.
+    fn set_command(&self, address: &Address, value: &[u8], expires_at: OffsetDateTime, create: bool) -> redis::Cmd {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&address.key).arg(value);
+        let ttl_ms = Self::ttl_ms(expires_at);
+        let redis_cache = self.options.django.client == config::DjangoClient::RedisCache;
+        if self.options.layout == Layout::DjangoCache && redis_cache && ttl_ms >= 1000 {
+            // Django's RedisCache writes whole seconds (`EX int(timeout)`).
+            cmd.arg("EX").arg(ttl_ms / 1000);
+        } else {
+            // Otherwise an absolute time in ms: exact, and an already expired session (which Django would delete)
+            // is gone at once, while NX/XX still say whether the key existed.
+            cmd.arg("PXAT").arg(Self::expiry_ms(expires_at));
+        }
+        cmd.arg(if create { "NX" } else { "XX" });
+        cmd
+    }
+
+    /// Writes a session (create or update) and reports whether the condition held (absent / present).
+    async fn write(&self, record: &SessionRecord, create: bool) -> Result<bool, StoreError> {
+        if !record.key.is_storage_safe() {
+            return Err(StoreError::UnsafeKey);
+        }
+        let value = self.encode(record)?;
+        let address = self.address(&record.key);
+        let session_cmd = self.write_command(&address, &value, record.expires_at, create);
+        let user = if self.options.user_index { crate::store::user_index::auth_user_id(&record.data) } else { None };
+        let Some(user) = user else {
+            let reply: RedisValue = self.conn.query(&session_cmd).await?;
+            return Ok(index::write_succeeded(&reply));
+        };
+        let index_commands = self.index_commands(&user, record, &address);
+        if self.conn.is_cluster() {
+            // Different slots: the index first (atomic within its slot), then the session.
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for cmd in &index_commands {
+                pipe.add_command(cmd.clone()).ignore();
+            }
+            let _: () = self.conn.query_pipeline(&pipe).await?;
+            let reply: RedisValue = self.conn.query(&session_cmd).await?;
+            return Ok(index::write_succeeded(&reply));
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic().add_command(session_cmd);
+        for cmd in index_commands {
+            pipe.add_command(cmd).ignore();
+        }
+        let replies: Vec<RedisValue> = self.conn.query_pipeline(&pipe).await?;
+        Ok(replies.first().is_some_and(index::write_succeeded))
+    }
+
+    /// The command that writes a session: `SET … NX|XX` for string values, the create/update script (sent as
+    /// `EVAL`, so it also works inside `MULTI`) for hash fields.
+    fn write_command(&self, address: &Address, value: &[u8], expires_at: OffsetDateTime, create: bool) -> redis::Cmd {
+        match &address.field {
+            Some(field) => {
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(if create { HASH_CREATE } else { HASH_UPDATE })
+                    .arg(1)
+                    .arg(&address.key)
+                    .arg(field.as_slice())
+                    .arg(value)
+                    .arg(Self::expiry_ms(expires_at))
+                    .arg(if self.hash_field_expiry { "1" } else { "0" });
+                cmd
+            }
+            None => self.set_command(address, value, expires_at, create),
+        }
+    }
+
+    /// Reads the stored bytes and, for `django-cache`, the remaining TTL in ms, in one round trip.
+    async fn read(&self, address: &Address) -> Result<Option<(Vec<u8>, Option<i64>)>, StoreError> {
+        match (&address.field, self.options.layout) {
+            (Some(field), _) => {
+                let bytes: Option<Vec<u8>> =
+                    self.conn.query(redis::cmd("HGET").arg(&address.key).arg(field.as_slice())).await?;
+                Ok(bytes.map(|b| (b, None)))
+            }
+            (None, Layout::DjangoCache) => {
+                let mut pipe = redis::pipe();
+                pipe.cmd("GET").arg(&address.key).cmd("PTTL").arg(&address.key);
+                let (bytes, ttl): (Option<Vec<u8>>, i64) = self.conn.query_pipeline(&pipe).await?;
+                Ok(bytes.map(|b| (b, Some(ttl))))
+            }
+            (None, _) => {
+                let bytes: Option<Vec<u8>> = self.conn.query(redis::cmd("GET").arg(&address.key)).await?;
+                Ok(bytes.map(|b| (b, None)))
+            }
+        }
+    }
+
+    /// Where a session lives: the Redis key and, for the `hash` layout, the field. For tools and tests.
+    pub fn raw_address(&self, key: &SessionKey) -> (Vec<u8>, Option<Vec<u8>>) {
+        let address = self.address(key);
+        (address.key, address.field)
+    }
+
+    /// Writes `bytes` at a session's address as they are, bypassing the encoder (import tools; tests that plant
+    /// corrupt data). String-valued layouts get a TTL of `ttl_ms`.
+    pub async fn put_raw(&self, key: &SessionKey, bytes: &[u8], ttl_ms: u64) -> Result<(), StoreError> {
+        let address = self.address(key);
+        match &address.field {
+            Some(field) => {
+                let _: i64 =
+                    self.conn.query(redis::cmd("HSET").arg(&address.key).arg(field.as_slice()).arg(bytes)).await?;
+            }
+            None => {
+                let _: () = self
+                    .conn
+                    .query(redis::cmd("SET").arg(&address.key).arg(bytes).arg("PX").arg(ttl_ms.max(1)))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One step of the `hash` layout's sweeper: scans up to `max_buckets` buckets from where the last step stopped
+    /// and deletes expired fields. Returns `(removed, wrapped)`: `wrapped` is true when the step reached the last
+    /// bucket, i.e. a full pass has completed. Work per step is bounded by `max_buckets` × the bucket size.
+    pub async fn sweep_step(&self, max_buckets: u32) -> Result<(u64, bool), StoreError> {
+        let buckets = self.options.buckets;
+        let start = self.sweep_next_bucket.load(Ordering::Relaxed) % buckets;
+        let end = (start + max_buckets.max(1)).min(buckets);
+        let now = OffsetDateTime::now_utc();
+        let mut removed = 0;
+        for bucket in start..end {
+            let key = self.bucket_key(bucket);
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, items): (u64, Vec<FieldAndValue>) =
+                    self.conn.query(redis::cmd("HSCAN").arg(&key).arg(cursor).arg("COUNT").arg(500)).await?;
+                let expired: Vec<&Vec<u8>> = items
+                    .iter()
+                    .filter(|(_, value)| NativeCodec::peek_expiry(value).is_ok_and(|at| at <= now))
+                    .map(|(field, _)| field)
+                    .collect();
+                if !expired.is_empty() {
+                    let n: u64 = self.conn.query(redis::cmd("HDEL").arg(&key).arg(expired)).await?;
+                    removed += n;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        let wrapped = end >= buckets;
+        self.sweep_next_bucket.store(if wrapped { 0 } else { end }, Ordering::Relaxed);
+        Ok((removed, wrapped))
+    }
+
+    /// The `SCAN MATCH` pattern of this store's keys.
+    fn scan_pattern(&self) -> String {
+        match self.options.layout {
+            Layout::DjangoCache => {
+                let d = &self.options.django;
+                format!("{}*", glob_escape(&format!("{}:{}:{}", d.key_prefix, d.version, d.engine_prefix())))
+            }
+            Layout::String => format!("{}*", glob_escape(&format!("{}s:", self.options.prefix))),
+            Layout::Hash => format!("{}*", glob_escape(&format!("{}h:", self.options.prefix))),
+        }
+    }
+
+    /// Counts stored sessions with `SCAN` (and `HLEN` per bucket for the `hash` layout), never `KEYS`. Expired
+    /// `hash` fields not yet swept are counted.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for node in self.conn.scan_nodes().await? {
+            let mut cursor: u64 = 0;
+            loop {
+                let reply = self
+                    .conn
+                    .query_node(
+                        node.as_ref(),
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(self.scan_pattern())
+                            .arg("COUNT")
+                            .arg(1000)
+                            .clone(),
+                    )
+                    .await?;
+                let (next, keys): (u64, Vec<Vec<u8>>) =
+                    redis::from_redis_value(reply).map_err(|e| self.unavailable(e))?;
+                if self.options.layout == Layout::Hash {
+                    let lengths: Vec<redis::Cmd> = keys.iter().map(|key| redis::cmd("HLEN").arg(key).clone()).collect();
+                    let counts: Vec<u64> = self.per_key_commands(&lengths).await?;
+                    total += counts.iter().sum::<u64>();
+                } else {
+                    total += keys.len() as u64;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(feature = "django-cache")]
+fn django_value_codec(options: &RedisOptions) -> Result<crate::codec::django_cache::CacheValueCodec, StoreError> {
+    use crate::codec::django_cache::{CacheCompressor, CacheSerializer, CacheValueCodec};
+    let d = &options.django;
+    let bad =
+        |reason: String| -> StoreError { crate::ConfigError::InvalidStoreUrl { url: "redis".into(), reason }.into() };
+    Ok(match d.client {
+        config::DjangoClient::RedisCache => {
+            let mut codec = CacheValueCodec::django_redis_cache();
+            codec.serializer = CacheSerializer::Pickle { protocol: d.pickle_protocol };
+            codec
+        }
+        config::DjangoClient::DjangoRedis => {
+            let serializer = match d.serializer.as_str() {
+                "pickle" => CacheSerializer::Pickle { protocol: d.pickle_protocol },
+                "json" => CacheSerializer::Json,
+                "msgpack" => CacheSerializer::Msgpack,
+                other => return Err(bad(format!("serializer {other:?} is not pickle, json or msgpack"))),
+            };
+            let compressor = match d.compressor.as_str() {
+                "none" | "" => CacheCompressor::None,
+                "zlib" => CacheCompressor::Zlib,
+                "gzip" => CacheCompressor::Gzip,
+                "lz4" => CacheCompressor::Lz4,
+                "zstd" => CacheCompressor::Zstd,
+                "lzma" => CacheCompressor::Lzma,
+                other => return Err(bad(format!("compressor {other:?} is not zlib, gzip, lz4, zstd, lzma or none"))),
+            };
+            CacheValueCodec::django_redis(serializer, compressor)
+        }
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Escapes the glob characters of Redis' MATCH patterns.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError> {
+        if !key.is_storage_safe() {
+            return Ok(None);
+        }
+        let address = self.address(key);
+        let Some((bytes, ttl_ms)) = self.read(&address).await? else { return Ok(None) };
+        let now = OffsetDateTime::now_utc();
+        let (data, expires_at) = match self.options.layout {
+            Layout::DjangoCache => {
+                let expires_at = match ttl_ms {
+                    Some(ms) if ms >= 0 => now + time::Duration::milliseconds(ms),
+                    // No TTL (-1): Django's `timeout=None`; treat as the cookie age would: far future.
+                    _ => now + time::Duration::days(365 * 100),
+                };
+                let data = self.decode_django(&bytes).unwrap_or_else(|err| self.corrupt_to_empty(key, &err));
+                (data, expires_at)
+            }
+            Layout::String | Layout::Hash => match self.native.decode(&bytes) {
+                Ok((data, expires_at)) => (data, expires_at),
+                Err(err) => match NativeCodec::peek_expiry(&bytes) {
+                    // Readable header, unreadable payload: corrupt data, still a live session.
+                    Ok(expires_at) => (self.corrupt_to_empty(key, &err), expires_at),
+                    // Not even a header: corrupt; keep it for the key TTL (string) or a cookie age.
+                    Err(_) => (self.corrupt_to_empty(key, &err), now + time::Duration::hours(1)),
+                },
+            },
+        };
+        if expires_at <= now {
+            return Ok(None);
+        }
+        Ok(Some(SessionRecord { key: key.clone(), data, expires_at }))
+    }
+
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        if self.write(record, true).await? {
+            Ok(())
+        } else {
+            Err(StoreError::KeyCollision)
+        }
+    }
+
+    async fn save(&self, record: &SessionRecord, _changes: &ChangeSet) -> Result<(), StoreError> {
+        if self.write(record, false).await? {
+            Ok(())
+        } else {
+            Err(StoreError::SessionVanished)
+        }
+    }
+
+    async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        if !key.is_storage_safe() {
+            return Ok(false);
+        }
+        let address = self.address(key);
+        let n: i64 = match &address.field {
+            Some(field) => self.conn.query(redis::cmd("HEXISTS").arg(&address.key).arg(field.as_slice())).await?,
+            None => self.conn.query(redis::cmd("EXISTS").arg(&address.key)).await?,
+        };
+        Ok(n > 0)
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        if !key.is_storage_safe() {
+            return Ok(());
+        }
+        let address = self.address(key);
+        let _: i64 = match &address.field {
+            Some(field) => self.conn.query(redis::cmd("HDEL").arg(&address.key).arg(field.as_slice())).await?,
+            None => self.conn.query(redis::cmd("DEL").arg(&address.key)).await?,
+        };
+        Ok(())
+    }
+
+    /// `string` and `django-cache` keys expire in Redis itself (nothing to do, 0 removed, as Django's cache
+    /// engine). The `hash` layout without `HPEXPIREAT` runs the sweeper over every bucket, in bounded steps.
+    async fn clear_expired(&self) -> Result<u64, StoreError> {
+        if self.options.layout != Layout::Hash || self.hash_field_expiry {
+            return Ok(0);
+        }
+        self.sweep_next_bucket.store(0, Ordering::Relaxed);
+        let mut removed = 0;
+        loop {
+            let (n, wrapped) = self.sweep_step(64).await?;
+            removed += n;
+            if wrapped {
+                return Ok(removed);
+            }
+        }
+    }
+
+    fn user_index(&self) -> Option<&dyn crate::store::UserSessionIndex> {
+        self.options.user_index.then_some(self as &dyn crate::store::UserSessionIndex)
+    }
+
+    async fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError> {
+        if !key.is_storage_safe() {
+            return Ok(None);
+        }
+        let address = self.address(key);
+        let Some((bytes, ttl_ms)) = self.read(&address).await? else { return Ok(None) };
+        let expires_at = match (self.options.layout, ttl_ms) {
+            (Layout::DjangoCache, Some(ms)) if ms >= 0 => {
+                Some(OffsetDateTime::now_utc() + time::Duration::milliseconds(ms))
+            }
+            (Layout::DjangoCache, _) => None,
+            _ => NativeCodec::peek_expiry(&bytes).ok(),
+        };
+        Ok(Some(RawSession { bytes, expires_at }))
+    }
+}

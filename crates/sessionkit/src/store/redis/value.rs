@@ -1,0 +1,190 @@
+//! The compact, versioned value of the `string` and `hash` layouts.
+//!
+//! ```text
+//! byte 0      format version (1)
+//! byte 1      flags: bits 0-1 compression (0 none, 1 zstd, 2 lz4 block with size prefix); bits 2-7 zero
+//! bytes 2-5   expiry, Unix seconds, u32 big-endian (the value carries its own expiry: the hash layout
+//!             cannot rely on key TTLs, and loads need no extra TTL round trip)
+//! bytes 6..   the session dict as UTF-8 JSON (serde_json; numbers keep their exact text), maybe compressed
+//! ```
+
+use std::io::Read;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use super::config::Compression;
+use crate::codec::{CodecError, DecodeLimits};
+
+const VERSION: u8 = 1;
+const HEADER_LEN: usize = 6;
+const FLAG_ZSTD: u8 = 1;
+const FLAG_LZ4: u8 = 2;
+const COMPRESSION_MASK: u8 = 0b11;
+/// zstd level: 3 is zstd's default, a good speed/ratio balance for small JSON.
+const ZSTD_LEVEL: i32 = 3;
+
+/// Encodes and decodes native values.
+#[derive(Debug, Clone)]
+pub(crate) struct NativeCodec {
+    pub(crate) compression: Compression,
+    pub(crate) compress_min_bytes: usize,
+    pub(crate) limits: DecodeLimits,
+}
+
+/// Seconds since the epoch as stored: clamped into u32 (1970..2106).
+pub(crate) fn expiry_seconds(at: OffsetDateTime) -> u32 {
+    at.unix_timestamp().clamp(0, i64::from(u32::MAX)) as u32
+}
+
+impl NativeCodec {
+    pub(crate) fn encode(&self, data: &Map<String, Value>, expires_at: OffsetDateTime) -> Vec<u8> {
+        // Serializing a map of `Value`s cannot fail (keys are strings, numbers are valid JSON text).
+        let json = serde_json::to_vec(data).unwrap_or_else(|_| b"{}".to_vec());
+        let (flags, payload) = if json.len() >= self.compress_min_bytes {
+            match self.compression {
+                Compression::None => (0, json),
+                Compression::Zstd => match zstd::bulk::compress(&json, ZSTD_LEVEL) {
+                    Ok(c) if c.len() < json.len() => (FLAG_ZSTD, c),
+                    _ => (0, json),
+                },
+                Compression::Lz4 => {
+                    let c = lz4_flex::block::compress_prepend_size(&json);
+                    if c.len() < json.len() {
+                        (FLAG_LZ4, c)
+                    } else {
+                        (0, json)
+                    }
+                }
+            }
+        } else {
+            (0, json)
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        out.push(VERSION);
+        out.push(flags);
+        out.extend_from_slice(&expiry_seconds(expires_at).to_be_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    /// The expiry stored in a value's header, without decoding the payload.
+    pub(crate) fn peek_expiry(bytes: &[u8]) -> Result<OffsetDateTime, CodecError> {
+        if bytes.len() < HEADER_LEN || bytes[0] != VERSION {
+            return Err(CodecError::Malformed("not a sessionkit value (unknown format version or too short)"));
+        }
+        let seconds = u32::from_be_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
+        OffsetDateTime::from_unix_timestamp(i64::from(seconds))
+            .map_err(|_| CodecError::Malformed("expiry out of range"))
+    }
+
+    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<(Map<String, Value>, OffsetDateTime), CodecError> {
+        let expires_at = Self::peek_expiry(bytes)?;
+        let flags = bytes[1];
+        if flags & !COMPRESSION_MASK != 0 {
+            return Err(CodecError::Malformed("unknown flags in sessionkit value"));
+        }
+        let payload = &bytes[HEADER_LEN..];
+        let max = self.limits.max_inflated_bytes;
+        let json: std::borrow::Cow<'_, [u8]> = match flags & COMPRESSION_MASK {
+            0 => payload.into(),
+            FLAG_ZSTD => {
+                let decoder =
+                    zstd::stream::read::Decoder::new(payload).map_err(|e| CodecError::Inflate(e.to_string()))?;
+                read_bounded(decoder, max)?.into()
+            }
+            FLAG_LZ4 => {
+                let (size, _) =
+                    lz4_flex::block::uncompressed_size(payload).map_err(|e| CodecError::Inflate(e.to_string()))?;
+                if size > max {
+                    return Err(CodecError::TooLarge { limit: max });
+                }
+                lz4_flex::block::decompress_size_prepended(payload)
+                    .map_err(|e| CodecError::Inflate(e.to_string()))?
+                    .into()
+            }
+            _ => return Err(CodecError::Malformed("unknown compression in sessionkit value")),
+        };
+        match serde_json::from_slice::<Value>(&json) {
+            Ok(Value::Object(map)) => Ok((map, expires_at)),
+            Ok(_) => Err(CodecError::NotAnObject),
+            Err(e) => Err(CodecError::Json(e.to_string())),
+        }
+    }
+}
+
+fn read_bounded(reader: impl Read, max: usize) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    reader.take(max as u64 + 1).read_to_end(&mut out).map_err(|e| CodecError::Inflate(e.to_string()))?;
+    if out.len() > max {
+        return Err(CodecError::TooLarge { limit: max });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    fn codec(compression: Compression, min: usize) -> NativeCodec {
+        NativeCodec { compression, compress_min_bytes: min, limits: DecodeLimits::default() }
+    }
+
+    fn sample() -> Map<String, Value> {
+        let Value::Object(map) = json!({"_auth_user_id": "1", "big": 123456789012345678901234567890u128, "f": 1.5,
+            "text": "x".repeat(600), "nested": {"b": [1, 2], "a": null}})
+        else {
+            unreachable!()
+        };
+        map
+    }
+
+    #[test]
+    fn round_trips_with_every_compression_and_keeps_order() {
+        let at = datetime!(2030-01-02 03:04:05 UTC);
+        for compression in [Compression::None, Compression::Zstd, Compression::Lz4] {
+            let c = codec(compression, 100);
+            let bytes = c.encode(&sample(), at);
+            assert_eq!(bytes[0], 1);
+            assert_eq!(bytes[1] != 0, compression != Compression::None, "{compression:?}");
+            let (map, expires) = c.decode(&bytes).unwrap();
+            assert_eq!(map, sample());
+            assert_eq!(map.keys().collect::<Vec<_>>(), sample().keys().collect::<Vec<_>>());
+            assert_eq!(expires, at);
+            assert_eq!(NativeCodec::peek_expiry(&bytes).unwrap(), at);
+        }
+        // Small values stay uncompressed.
+        let small = codec(Compression::Zstd, 512).encode(&Map::new(), at);
+        assert_eq!(small, [1, 0, 0x70, 0xdd, 0x55, 0x25, b'{', b'}']); // 1893553445 = 2030-01-02T03:04:05Z
+    }
+
+    #[test]
+    fn hostile_values_are_errors() {
+        let c = codec(Compression::Zstd, 0);
+        for bad in [
+            &b""[..],
+            b"\x01",
+            b"\x02\x00\x00\x00\x00\x00{}",
+            b"\x01\x80\x00\x00\x00\x00{}",
+            b"\x01\x00\x00\x00\x00\x00[1]",
+            b"\x01\x01\x00\x00\x00\x00garbage",
+            b"\x01\x02\x00\x00\x00\x00\xff\xff\xff\x7f",
+        ] {
+            assert!(c.decode(bad).is_err(), "{bad:?}");
+        }
+        // A zstd bomb stops at the limit.
+        let zeros = vec![b' '; 20 * 1024 * 1024];
+        let mut bomb = vec![1, FLAG_ZSTD, 0, 0, 0, 0];
+        bomb.extend(zstd::bulk::compress(&zeros, 3).unwrap());
+        let small_limits = NativeCodec {
+            limits: DecodeLimits { max_inflated_bytes: 1024 * 1024, ..DecodeLimits::default() },
+            ..c.clone()
+        };
+        assert!(matches!(small_limits.decode(&bomb), Err(CodecError::TooLarge { .. })));
+        let mut lz4_bomb = vec![1, FLAG_LZ4, 0, 0, 0, 0];
+        lz4_bomb.extend(lz4_flex::block::compress_prepend_size(&zeros));
+        assert!(matches!(small_limits.decode(&lz4_bomb), Err(CodecError::TooLarge { .. })));
+    }
+}

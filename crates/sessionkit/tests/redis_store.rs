@@ -1,0 +1,278 @@
+//! Redis-specific behaviour beyond the conformance suite, against real servers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sessionkit::store::redis::RedisStore;
+use sessionkit::store::user_index::{session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
+use sessionkit::{Session, SessionKey, SessionStore, Settings, StoreError};
+use sessionkit_testsupport::{shared_cluster as cluster, shared_standalone as standalone, Sentinel, Standalone};
+
+fn unique() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("r{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn cluster_url(options: &str) -> String {
+    format!("{}?prefix={}:&{options}", sessionkit_testsupport::cluster_url(cluster()), unique())
+}
+
+fn standalone_url(options: &str) -> String {
+    format!("{}?prefix={}:&{options}", standalone().url(), unique())
+}
+
+fn settings() -> Arc<Settings> {
+    Arc::new(Settings::with_secret_key("redis-tests"))
+}
+
+async fn login(store: &Arc<RedisStore>, user: &str, agent: &str) -> SessionKey {
+    let mut s = Session::new(store.clone(), settings(), None);
+    s.set("_auth_user_id", user).await.unwrap();
+    s.set("_auth_user_backend", "django.contrib.auth.backends.ModelBackend").await.unwrap();
+    s.set(USER_AGENT_KEY, agent).await.unwrap();
+    s.set(CLIENT_IP_KEY, "192.0.2.7").await.unwrap();
+    s.save().await.unwrap();
+    s.key().cloned().unwrap()
+}
+
+async fn user_index_lists_prunes_and_revokes(url: String) {
+    let store = Arc::new(RedisStore::connect(&url).await.unwrap());
+    let index = store.user_index().expect("redis keeps a user index");
+    let phone = login(&store, "42", "phone").await;
+    let laptop = login(&store, "42", "laptop").await;
+    let tablet = login(&store, "42", "tablet").await;
+    let other_user = login(&store, "7", "desktop").await;
+
+    let sessions = index.list("42").await.unwrap();
+    assert_eq!(sessions.len(), 3);
+    let mut agents: Vec<_> = sessions.iter().map(|s| s.user_agent.clone().unwrap()).collect();
+    agents.sort();
+    assert_eq!(agents, ["laptop", "phone", "tablet"]);
+    for s in &sessions {
+        assert_eq!(s.ip.as_deref(), Some("192.0.2.7"));
+        assert!(s.created.is_some() && s.last_seen.is_some());
+        let left = s.expires_at - time::OffsetDateTime::now_utc();
+        assert!(left > time::Duration::days(13) && left <= time::Duration::days(14), "{left}");
+    }
+    assert!(sessions.iter().any(|s| s.id == session_id(&phone)));
+
+    // A logout (flush) elsewhere: the entry is pruned at the next read.
+    let mut s = Session::new(store.clone(), settings(), Some(tablet.clone()));
+    s.flush().await.unwrap();
+    assert_eq!(index.list("42").await.unwrap().len(), 2);
+
+    // Revoke one device by id.
+    assert!(index.delete_one("42", &session_id(&laptop)).await.unwrap());
+    assert!(store.load(&laptop).await.unwrap().is_none());
+    assert!(!index.delete_one("42", &session_id(&laptop)).await.unwrap());
+
+    // "Log out other devices": everything but the current session.
+    let second_phone = login(&store, "42", "phone 2").await;
+    assert_eq!(index.delete_all("42", Some(&phone)).await.unwrap(), 1);
+    assert!(store.load(&second_phone).await.unwrap().is_none());
+    assert!(store.load(&phone).await.unwrap().is_some());
+    assert_eq!(index.list("42").await.unwrap().len(), 1);
+    // Other users are untouched.
+    assert!(store.load(&other_user).await.unwrap().is_some());
+    assert_eq!(index.list("7").await.unwrap().len(), 1);
+    // Log out everywhere.
+    assert_eq!(index.delete_all("42", None).await.unwrap(), 1);
+    assert!(index.list("42").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_index_on_standalone_string_layout() {
+    user_index_lists_prunes_and_revokes(standalone_url("layout=string")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_index_on_standalone_hash_layout_with_hashed_keys() {
+    user_index_lists_prunes_and_revokes(standalone_url("layout=hash&buckets=4&hashed_keys=1")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_index_on_cluster_string_layout() {
+    user_index_lists_prunes_and_revokes(cluster_url("layout=string")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_index_on_cluster_hash_layout() {
+    user_index_lists_prunes_and_revokes(cluster_url("layout=hash&buckets=8")).await;
+}
+
+/// The index keys of one user share a slot and expire with the sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_keys_share_a_slot_and_expire() {
+    let url = cluster_url("layout=string");
+    let prefix = url.split("prefix=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let store = Arc::new(RedisStore::connect(&url).await.unwrap());
+    login(&store, "1001", "ua").await;
+    let index = format!("{prefix}u:{{1001}}");
+    let node = &cluster().nodes[0];
+    let slot_a = node.command(&["CLUSTER", "KEYSLOT", &index]).unwrap();
+    let slot_b = node.command(&["CLUSTER", "KEYSLOT", &format!("{index}:m")]).unwrap();
+    assert_eq!(slot_a, slot_b);
+    let ttl_reply = cluster()
+        .nodes
+        .iter()
+        .map(|n| n.command(&["PTTL", &index]).unwrap())
+        .find(|r| !r.starts_with("-MOVED"))
+        .unwrap();
+    let ttl: i64 = ttl_reply.trim_start_matches(':').trim().parse().unwrap();
+    assert!(ttl > 13 * 86_400_000 && ttl <= 14 * 86_400_000, "{ttl_reply}");
+}
+
+/// Keys hashed at rest: neither key names nor hash fields contain the session key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashed_keys_never_store_the_key() {
+    for layout in ["string", "hash"] {
+        let url = standalone_url(&format!("layout={layout}&hashed_keys=1&buckets=2"));
+        let store = Arc::new(RedisStore::connect(&url).await.unwrap());
+        let key = login(&store, "5", "ua").await;
+        let (redis_key, field) = store.raw_address(&key);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        assert!(!text(&redis_key).contains(key.as_str()));
+        if let Some(field) = &field {
+            assert_eq!(field.len(), 32, "a raw SHA-256 digest");
+            assert!(!text(field).contains(key.as_str()));
+        }
+        let dump = standalone()
+            .server
+            .command(&["KEYS", &format!("{}*", text(&redis_key).split(':').next().unwrap())])
+            .unwrap();
+        assert!(!dump.contains(key.as_str()), "{dump}");
+        assert!(store.load(&key).await.unwrap().is_some());
+    }
+}
+
+/// SCAN-based counting on every layout and on the Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_uses_scan_on_every_layout() {
+    for url in [
+        standalone_url("layout=string"),
+        standalone_url("layout=hash&buckets=8"),
+        cluster_url("layout=string"),
+        cluster_url("layout=hash&buckets=8"),
+    ] {
+        let store = Arc::new(RedisStore::connect(&url).await.unwrap());
+        assert_eq!(store.count().await.unwrap(), 0, "{url}");
+        for i in 0..25 {
+            let mut s = Session::new(store.clone(), settings(), None);
+            s.set("i", i).await.unwrap();
+            s.save().await.unwrap();
+        }
+        assert_eq!(store.count().await.unwrap(), 25, "{url}");
+    }
+}
+
+/// The hash sweeper works in bounded steps over the buckets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_sweeper_steps_are_bounded() {
+    let store = Arc::new(RedisStore::connect(&standalone_url("layout=hash&buckets=8")).await.unwrap());
+    assert!(!store.uses_hash_field_expiry(), "redis 7.0 has no HPEXPIREAT: the sweeper is in use");
+    for _ in 0..20 {
+        let mut s = Session::new(store.clone(), settings(), None);
+        s.set("x", 1).await.unwrap();
+        s.set_expiry(sessionkit::Expiry::Seconds(-5)).await.unwrap();
+        s.save().await.unwrap();
+    }
+    let mut removed = 0;
+    let mut steps = 0;
+    loop {
+        let (n, wrapped) = store.sweep_step(3).await.unwrap();
+        removed += n;
+        steps += 1;
+        if wrapped {
+            break;
+        }
+    }
+    assert_eq!(steps, 3, "8 buckets in steps of 3");
+    assert_eq!(removed, 20);
+    assert_eq!(store.count().await.unwrap(), 0);
+}
+
+/// A Redis restart: calls fail fast with `Unavailable` during the outage, and the same store works again
+/// afterwards without being rebuilt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_a_redis_restart() {
+    let mut server = Standalone::start().unwrap();
+    let store = Arc::new(RedisStore::connect(&format!("{}?timeout=1&connect_timeout=1", server.url())).await.unwrap());
+    let key = login(&store, "9", "ua").await;
+    assert!(store.load(&key).await.unwrap().is_some());
+
+    server.server.stop();
+    let started = Instant::now();
+    let err = store.load(&key).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "failed after {:?}", started.elapsed());
+    assert!(err.to_string().contains("127.0.0.1"), "the error names the store: {err}");
+
+    server.server.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match store.load(&key).await {
+            Ok(found) => {
+                assert!(found.is_none(), "no persistence: the session is gone after the restart");
+                break;
+            }
+            Err(err) if Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("no reconnect within 15 s: {err}"),
+        }
+    }
+    login(&store, "9", "ua").await;
+}
+
+/// A server that stops answering (DEBUG SLEEP) makes calls fail at the timeout instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_times_out() {
+    let server = Standalone::start().unwrap();
+    let store = Arc::new(RedisStore::connect(&format!("{}?timeout=0.5", server.url())).await.unwrap());
+    let port = server.server.port();
+    // CLIENT PAUSE stalls every client's commands for 3 s (DEBUG SLEEP is disabled by default in Redis 7).
+    let reply = sessionkit_testsupport::command(port, &["CLIENT", "PAUSE", "3000", "ALL"]).unwrap();
+    assert!(reply.starts_with("+OK"), "{reply}");
+    let started = Instant::now();
+    let err = store.load(&SessionKey::generate()).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(waited >= Duration::from_millis(400) && waited < Duration::from_millis(2500), "{waited:?}");
+}
+
+/// After a Sentinel failover the store finds the new master by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_a_sentinel_failover() {
+    let mut setup = Sentinel::start().unwrap();
+    let url =
+        format!("redis+sentinel://{}/{}?timeout=1&connect_timeout=1", setup.sentinel_addr(), Sentinel::MASTER_NAME);
+    let store = Arc::new(RedisStore::connect(&url).await.unwrap());
+    let mut s = Session::new(store.clone(), settings(), None);
+    s.set("before", "failover").await.unwrap();
+    s.save().await.unwrap();
+
+    setup.master.stop();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut s = Session::new(store.clone(), settings(), None);
+        s.set("after", json!(true)).await.unwrap();
+        match s.save().await {
+            Ok(()) => {
+                let key = s.key().unwrap().clone();
+                assert!(store.load(&key).await.unwrap().is_some());
+                let role = setup.replica.command(&["ROLE"]).unwrap();
+                assert!(role.contains("master"), "the replica was promoted: {role}");
+                break;
+            }
+            Err(err) if Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(err) => panic!("no failover within 30 s: {err}"),
+        }
+    }
+}
