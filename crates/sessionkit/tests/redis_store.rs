@@ -276,3 +276,70 @@ async fn follows_a_sentinel_failover() {
         }
     }
 }
+
+/// Captures what the store logs while `work` runs.
+async fn logs_of<F: std::future::Future<Output = ()>>(work: F) -> String {
+    use std::sync::Mutex;
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    work.await;
+    drop(guard);
+    let text = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
+    text
+}
+
+/// The hash layout warns about listpack limits that ruin its memory gain, stays quiet when they are right, and
+/// works for a user without CONFIG rights (as on managed Redis).
+#[tokio::test(flavor = "current_thread")]
+async fn hash_layout_checks_listpack_limits_without_needing_config_rights() {
+    let server = Standalone::start().unwrap();
+    let url = format!("{}?layout=hash&buckets=4", server.url());
+    // Redis' stock limits for the value (64 bytes); a small entry limit set explicitly (defaults vary by build).
+    assert!(server.server.command(&["CONFIG", "SET", "hash-max-listpack-entries", "128"]).unwrap().starts_with("+OK"));
+    let logs = logs_of(async {
+        RedisStore::connect(&url).await.unwrap();
+    })
+    .await;
+    assert!(
+        logs.contains("hash-max-listpack-value is below") && logs.contains("hash-max-listpack-entries is below"),
+        "{logs}"
+    );
+
+    for (name, value) in [("hash-max-listpack-value", "1024"), ("hash-max-listpack-entries", "512")] {
+        assert!(server.server.command(&["CONFIG", "SET", name, value]).unwrap().starts_with("+OK"));
+    }
+    let logs = logs_of(async {
+        RedisStore::connect(&url).await.unwrap();
+    })
+    .await;
+    assert!(!logs.contains("is below"), "{logs}");
+
+    // A user who may do everything but CONFIG.
+    let reply = server.server.command(&["ACL", "SETUSER", "app", "on", ">app-pw", "~*", "+@all", "-config"]).unwrap();
+    assert!(reply.starts_with("+OK"), "{reply}");
+    let limited = format!("redis://app:app-pw@127.0.0.1:{}?layout=hash&buckets=4", server.server.port());
+    let logs = logs_of(async {
+        let store = Arc::new(RedisStore::connect(&limited).await.unwrap());
+        let key = login(&store, "3", "ua").await;
+        assert!(store.load(&key).await.unwrap().is_some());
+    })
+    .await;
+    assert!(logs.contains("CONFIG GET refused"), "{logs}");
+}
