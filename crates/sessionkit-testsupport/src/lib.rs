@@ -429,6 +429,25 @@ pub fn shared_sentinel() -> &'static Sentinel {
     SERVERS.get_or_init(|| Sentinel::start().unwrap_or_else(|e| panic!("cannot start Sentinel: {e}")))
 }
 
+/// The Python of the repo's venv (Django, redis-py, django-redis, …), for the interop tests: `$SESSIONKIT_PYTHON`,
+/// else `.venv/bin/python` at the workspace root (both set up by `scripts/test`). `None` when neither exists — the
+/// caller then says it skipped; under CI (`CI` set) a missing venv fails instead.
+///
+/// # Panics
+/// Under CI, when there is no venv.
+pub fn django_python() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("SESSIONKIT_PYTHON") {
+        return Some(PathBuf::from(path));
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    if venv.exists() {
+        return Some(venv);
+    }
+    assert!(std::env::var_os("CI").is_none(), "no Python venv with Django: scripts/test creates .venv");
+    eprintln!("skipped: no Python venv with Django (run scripts/test, which creates .venv)");
+    None
+}
+
 /// `redis+cluster://` URL of a cluster's nodes.
 pub fn cluster_url(cluster: &Cluster) -> String {
     let hosts: Vec<String> = cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();

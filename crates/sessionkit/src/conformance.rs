@@ -40,6 +40,16 @@ pub trait Harness: Send + Sync + 'static {
     fn expires_natively(&self) -> bool {
         false
     }
+    /// True for a store that keeps nothing on the server (signed cookies): its key *is* the session, so a key
+    /// cannot be revoked, `exists` is always false, and keys are not `[a-z0-9]`. Cases then check what such a
+    /// store can promise and skip the rest, saying so.
+    fn stateless(&self) -> bool {
+        false
+    }
+}
+
+fn skip(h: &dyn Harness, what: &str) {
+    eprintln!("store {}: {what}; skipped for a stateless store", h.store().describe());
 }
 
 fn session(h: &dyn Harness, key: Option<SessionKey>) -> Session {
@@ -131,7 +141,8 @@ pub async fn save_and_load_keep_order_and_types(h: &dyn Harness) {
     loaded.set("pi", 3.25_f64).await.unwrap();
     loaded.set("huge", 1e300_f64).await.unwrap();
     loaded.save().await.unwrap();
-    let mut again = session(h, Some(key));
+    // The key after the save (a store whose key is the data issues a new one).
+    let mut again = session(h, loaded.key().cloned());
     assert_eq!(again.get::<f64>("pi").await.unwrap(), Some(3.25));
     assert_eq!(again.get::<f64>("huge").await.unwrap(), Some(1e300));
     assert_eq!(again.get::<u64>("u64max").await.unwrap(), Some(u64::MAX));
@@ -145,6 +156,9 @@ pub async fn flush_deletes_everything(h: &dyn Harness) {
     s.flush().await.unwrap();
     assert!(s.key().is_none());
     assert!(s.is_empty());
+    if h.stateless() {
+        return skip(h, "a flushed cookie cannot be revoked");
+    }
     assert!(!h.store().exists(&key).await.unwrap());
     assert!(h.store().load(&key).await.unwrap().is_none());
 }
@@ -156,16 +170,23 @@ pub async fn cycle_key_keeps_data_and_kills_old_key(h: &dyn Harness) {
     let mut s = session(h, Some(old.clone()));
     s.cycle_key().await.unwrap();
     let new = s.key().cloned().expect("key after cycle");
-    assert_ne!(new, old);
-    assert!(h.store().load(&old).await.unwrap().is_none(), "old key must be dead");
-    assert!(!h.store().exists(&old).await.unwrap());
+    // A signed cookie of unchanged data signed in the same second is the same token.
+    assert!(new != old || h.stateless());
+    if h.stateless() {
+        skip(h, "the pre-cycle cookie cannot be revoked");
+    } else {
+        assert!(h.store().load(&old).await.unwrap().is_none(), "old key must be dead");
+        assert!(!h.store().exists(&old).await.unwrap());
+    }
     let loaded = h.store().load(&new).await.unwrap().expect("new key loads");
     assert_eq!(loaded.data, data);
     // Data set after the cycle is saved under the new key.
     s.set("after", "cycle").await.unwrap();
     s.save().await.unwrap();
-    assert_eq!(s.key(), Some(&new));
-    let mut again = session(h, Some(new));
+    if !h.stateless() {
+        assert_eq!(s.key(), Some(&new));
+    }
+    let mut again = session(h, s.key().cloned());
     assert_eq!(again.get::<String>("after").await.unwrap().as_deref(), Some("cycle"));
 }
 
@@ -194,6 +215,9 @@ pub async fn concurrent_creates_never_collide(h: &dyn Harness) {
 
 /// `create` on an existing key fails with `KeyCollision` and leaves the stored session untouched.
 pub async fn create_never_overwrites(h: &dyn Harness) {
+    if h.stateless() {
+        return skip(h, "nothing is stored, so nothing can be overwritten");
+    }
     let store = h.store();
     let key = SessionKey::generate();
     let expires_at = OffsetDateTime::now_utc() + Duration::hours(1);
@@ -209,6 +233,9 @@ pub async fn create_never_overwrites(h: &dyn Harness) {
 
 /// Saving a session that was deleted meanwhile is `SessionVanished`, and nothing is re-created.
 pub async fn save_of_deleted_session_is_an_error(h: &dyn Harness) {
+    if h.stateless() {
+        return skip(h, "a cookie session cannot be deleted behind the request's back");
+    }
     let key = saved_session(h, &sample_data()).await;
     let mut s = session(h, Some(key.clone()));
     s.set("late", "write").await.unwrap();
@@ -231,7 +258,7 @@ pub async fn unknown_or_malformed_keys_give_a_new_session(h: &dyn Harness) {
         s.save().await.unwrap();
         let new = s.key().cloned().unwrap();
         assert_ne!(new.as_str(), cookie);
-        assert!(new.is_storage_safe());
+        assert!(new.is_storage_safe() || h.stateless());
     }
 }
 
@@ -312,7 +339,7 @@ pub async fn expired_sessions_are_never_loaded_and_cleared(h: &dyn Harness) {
             expired.len()
         );
     }
-    for key in &expired {
+    for key in expired.iter().filter(|_| !h.stateless()) {
         assert!(store.load_raw(key).await.unwrap().is_none(), "expired session still stored after clear_expired");
     }
     assert!(store.load(&live).await.unwrap().is_some(), "clear_expired removed a live session");
@@ -339,9 +366,13 @@ pub async fn corrupt_data_gives_an_empty_session(h: &dyn Harness) {
 pub async fn exists_delete_and_raw(h: &dyn Harness) {
     let store = h.store();
     let key = saved_session(h, &sample_data()).await;
-    assert!(store.exists(&key).await.unwrap());
     let raw = store.load_raw(&key).await.unwrap().expect("raw form");
     assert!(!raw.bytes.is_empty());
+    if h.stateless() {
+        assert!(!store.exists(&key).await.unwrap(), "a stateless store stores nothing, as Django's exists()");
+        return skip(h, "exists/delete have nothing to act on");
+    }
+    assert!(store.exists(&key).await.unwrap());
     store.delete(&key).await.unwrap();
     assert!(!store.exists(&key).await.unwrap());
     assert!(store.load_raw(&key).await.unwrap().is_none());

@@ -22,6 +22,15 @@ pub enum StoreError {
     /// into file names, SQL or Redis keys. Loads treat such a key as "no session"; writes refuse it.
     #[error("this store refuses session keys outside [a-z0-9] or longer than 64 characters")]
     UnsafeKey,
+    /// The signed-cookies store cannot send the session: the cookie would exceed the 4093 bytes browsers keep
+    /// (Django's limit check). Store less in the session or use a server-side store.
+    #[error("the session cookie would be {bytes} bytes, more than the {limit} a browser keeps; store less in the session or use a server-side store")]
+    CookieTooLarge {
+        /// Size of `name=value`.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Stored data could not be decoded.
     #[error("stored session data is corrupt: {0}")]
     Corrupt(String),

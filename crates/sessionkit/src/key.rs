@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use rand::Rng;
+use rand::RngCore;
 
 /// The characters Django uses for session keys (`VALID_KEY_CHARS`).
 const KEY_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -30,9 +30,20 @@ pub struct InvalidKey(pub usize);
 impl SessionKey {
     /// A fresh key: 32 characters of `a-z0-9` drawn from the operating system's CSPRNG.
     pub fn generate() -> Self {
-        let mut rng = rand::rngs::OsRng;
-        let key: String =
-            (0..GENERATED_KEY_LEN).map(|_| char::from(KEY_ALPHABET[rng.gen_range(0..KEY_ALPHABET.len())])).collect();
+        // One read from the OS CSPRNG per key (not one per character): 64 random bytes; each byte below 252
+        // (= 7 × 36) maps to a character without bias, the others are skipped. 32 of 64 bytes are kept with
+        // overwhelming probability; when they are not, another 64 bytes are read.
+        let mut key = String::with_capacity(GENERATED_KEY_LEN);
+        let mut buffer = [0u8; 64];
+        while key.len() < GENERATED_KEY_LEN {
+            rand::rngs::OsRng.fill_bytes(&mut buffer);
+            for byte in buffer.iter().copied().filter(|b| usize::from(*b) < 252) {
+                if key.len() == GENERATED_KEY_LEN {
+                    break;
+                }
+                key.push(char::from(KEY_ALPHABET[usize::from(byte) % KEY_ALPHABET.len()]));
+            }
+        }
         SessionKey(key)
     }
 

@@ -290,10 +290,13 @@ impl Session {
         let expires_at = Expiry::from_value(data.get(EXPIRY_KEY)).date(OffsetDateTime::now_utc(), cookie_age);
         // Hand the map to the store without copying it, then put it back.
         let record = SessionRecord { key, data: data.take_map(), expires_at };
-        let result = store.save(&record, data.changes()).await;
+        let result = store.save(&record, data.changes()).await.and_then(|()| store.issue_key(&record));
         data.put_map(record.data);
-        result?;
+        let issued = result?;
         data.reset_changes();
+        if let Some(issued) = issued {
+            self.key = Some(issued);
+        }
         Ok(())
     }
 
@@ -317,10 +320,11 @@ impl Session {
                 _ => break,
             }
         }
+        let issued = outcome.and_then(|()| store.issue_key(&record));
         data.put_map(record.data);
-        outcome?;
+        let issued = issued?;
         data.reset_changes();
-        self.key = Some(record.key);
+        self.key = Some(issued.unwrap_or(record.key));
         self.modified = true;
         Ok(())
     }

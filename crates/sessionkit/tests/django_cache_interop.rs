@@ -14,20 +14,6 @@ use sessionkit::{Session, SessionKey, SessionStore, Settings};
 use sessionkit_testsupport::shared_standalone as redis;
 use time::{Duration, OffsetDateTime};
 
-/// The venv's python, or `None` (then the test says so; under CI a missing venv is a failure).
-fn python() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("SESSIONKIT_PYTHON") {
-        return Some(PathBuf::from(path));
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    if venv.exists() {
-        return Some(venv);
-    }
-    assert!(std::env::var_os("CI").is_none(), "no Python venv with Django: scripts/test creates .venv");
-    eprintln!("skipped: no Python venv with Django (run scripts/test, which creates .venv)");
-    None
-}
-
 fn django(python: &PathBuf, args: &[&str]) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/django/cache_interop.py");
     let output = Command::new(python).arg(script).args(args).output().expect("run python");
@@ -61,7 +47,7 @@ const ROWS: [Row; 7] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn django_and_sessionkit_share_cache_sessions_both_ways() {
-    let Some(python) = python() else { return };
+    let Some(python) = sessionkit_testsupport::django_python() else { return };
     let location = redis().url();
     for (i, row) in ROWS.iter().enumerate() {
         let key_prefix = format!("interop{i}");

@@ -192,6 +192,14 @@ impl Signer {
 
 /// `zlib.compress(data)`: zlib format, level 6 (Python's default), window 15, memory level 8.
 /// Writing into a `Vec` cannot fail; `None` is only a defensive fallback to "not compressed".
+/// The signing time of a token (`payload:TIMESTAMP:signature`), without verifying it: call it only on a token
+/// that [`Signer::unsign_object`] accepted.
+pub fn token_timestamp(token: &str) -> Option<i64> {
+    let (signed_value, _sig) = token.rsplit_once(':')?;
+    let (_payload, timestamp) = signed_value.rsplit_once(':')?;
+    base62::decode(timestamp).ok()
+}
+
 fn zlib_compress(data: &[u8]) -> Option<Vec<u8>> {
     let mut encoder = ZlibEncoder::new(Vec::new(), Compression::new(6));
     encoder.write_all(data).ok()?;

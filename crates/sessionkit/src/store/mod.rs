@@ -3,7 +3,12 @@
 //! | URL | store | feature |
 //! |-----|-------|---------|
 //! | `memory://` | [`memory::MemoryStore`] | `memory` |
+//! | `cookie:` | [`cookie::CookieStore`] (Django's `signed_cookies` backend) | always |
+//! | `cached_db:CACHE_URL\|DB_URL` | [`cached_db::CachedDbStore`] (Django's `cached_db` backend) | always |
 //! | `sqlite://PATH`, `sqlite:///ABS/PATH` | [`sqlite::SqliteStore`] (Django's `db` backend) | `sqlite` |
+//! | `postgres://USER@HOST:5432/DB`, `postgresql://` | [`postgres::PostgresStore`] (Django's `db` backend) | `postgres` |
+//! | `mysql://USER@HOST:3306/DB`, `mariadb://` | [`mysql::MySqlStore`] (Django's `db` backend) | `mysql` |
+//! | `file:///ABS/DIR`, `file://` (`SESSION_FILE_PATH` or the temp dir) | [`file::FileStore`] (Django's `file` backend) | `file` |
 //! | `redis://`, `rediss://`, `unix://`, `redis+sentinel://`, `redis+cluster://` | [`redis::RedisStore`] | `redis` |
 //!
 //! Every store passes the shared conformance suite (`sessionkit::conformance`).
@@ -16,15 +21,27 @@ use time::OffsetDateTime;
 
 use crate::{ChangeSet, ConfigError, SessionKey, SessionRecord, Settings, StoreError};
 
+pub mod cached_db;
+pub mod cookie;
+#[cfg(feature = "file")]
+pub mod file;
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod signed_data;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub mod sql;
+#[cfg(feature = "mysql")]
+pub use sql::mysql;
+#[cfg(feature = "postgres")]
+pub use sql::postgres;
 #[cfg(feature = "sqlite")]
-pub mod sqlite;
+pub use sql::sqlite;
 pub mod user_index;
 
+pub use policy::{FailurePolicy, TreatUnavailableAsEmpty};
 pub use signed_data::SignedSessionCodec;
 pub use user_index::{UserSession, UserSessionIndex};
 
@@ -74,6 +91,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// The stored form of a session, expired or not, for inspection.
     async fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError>;
 
+    /// For stores whose key *is* the session (signed cookies): the key to send to the client after `record` was
+    /// created or saved. Other stores keep the key and return `Ok(None)` (the default).
+    fn issue_key(&self, record: &SessionRecord) -> Result<Option<SessionKey>, StoreError> {
+        let _ = record;
+        Ok(None)
+    }
+
     /// The per-user session index, if this store keeps one.
     fn user_index(&self) -> Option<&dyn UserSessionIndex> {
         None
@@ -85,15 +109,97 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 /// - `memory://`: an in-process store (tests, small single-process apps).
 /// - `sqlite://PATH` (relative) or `sqlite:///ABS/PATH`: Django's `db` backend on SQLite. The file is created
 ///   when missing; the `django_session` table too. It can be Django's own `db.sqlite3`.
+/// - `postgres://USER[:PASSWORD]@HOST:5432/DB` (or `postgresql://`), `mysql://USER[:PASSWORD]@HOST:3306/DB` (or
+///   `mariadb://`): Django's `db` backend on PostgreSQL or MariaDB/MySQL (see [`sql`]). The database must exist; the
+///   `django_session` table is created when missing and refused when of another shape.
 ///
-/// Stores that sign data (sqlite) need `settings.secret_key`.
+/// Stores that sign data (sqlite, postgres, mysql) need `settings.secret_key`.
+///
+/// Any URL may carry `failure_policy=empty` (see [`policy`]): then an unreachable store loads as an empty session
+/// instead of an error. `cached_db:CACHE_URL|DB_URL` puts one store in front of another (see [`cached_db`]).
 pub async fn open_store(url: &str, settings: &Settings) -> Result<Arc<dyn SessionStore>, StoreError> {
+    let (url, policy) = take_failure_policy(url)?;
+    let store = open_one(&url, settings).await?;
+    Ok(match policy {
+        FailurePolicy::Error => store,
+        FailurePolicy::TreatAsEmpty => Arc::new(TreatUnavailableAsEmpty::new(store)),
+    })
+}
+
+/// Removes the `failure_policy` query parameter from a URL and returns it parsed.
+fn take_failure_policy(url: &str) -> Result<(String, FailurePolicy), StoreError> {
+    // cached_db URLs carry two URLs: each part keeps its own options.
+    if url.starts_with("cached_db:") {
+        return Ok((url.to_owned(), FailurePolicy::Error));
+    }
+    let Some((base, query)) = url.split_once('?') else { return Ok((url.to_owned(), FailurePolicy::Error)) };
+    let mut policy = FailurePolicy::Error;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("failure_policy", value)) => {
+                policy = match value {
+                    "error" => FailurePolicy::Error,
+                    "empty" => FailurePolicy::TreatAsEmpty,
+                    other => {
+                        return Err(ConfigError::InvalidStoreUrl {
+                            url: redact_url(url),
+                            reason: format!("failure_policy={other:?} is not error or empty"),
+                        }
+                        .into())
+                    }
+                }
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    Ok((url, policy))
+}
+
+/// A `cached_db:CACHE|DB` URL split in two; a Redis cache without a layout gets Django's cached_db keys.
+fn split_cached_db(url: &str) -> Result<(String, String), StoreError> {
+    let rest = url.strip_prefix("cached_db:").unwrap_or(url);
+    let (cache, db) = rest.split_once('|').ok_or_else(|| ConfigError::InvalidStoreUrl {
+        url: redact_url(url),
+        reason: "expected cached_db:CACHE_URL|DB_URL".into(),
+    })?;
+    let mut cache = cache.to_owned();
+    if cache.starts_with("redis") && !cache.contains("layout=") {
+        cache.push(if cache.contains('?') { '&' } else { '?' });
+        cache.push_str("layout=django-cache&engine=cached_db");
+    }
+    Ok((cache, db.to_owned()))
+}
+
+/// A boxed future of an opened store (`open_one` recurses for `cached_db`, so its future must be boxed).
+type OpenFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Arc<dyn SessionStore>, StoreError>> + Send + 'a>>;
+
+fn open_one<'a>(url: &'a str, settings: &'a Settings) -> OpenFuture<'a> {
+    Box::pin(open_one_inner(url, settings))
+}
+
+async fn open_one_inner(url: &str, settings: &Settings) -> Result<Arc<dyn SessionStore>, StoreError> {
     let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or("");
     match scheme {
+        "cached_db" => {
+            let (cache, db) = split_cached_db(url)?;
+            let cache = open_store(&cache, settings).await?;
+            let db = open_store(&db, settings).await?;
+            Ok(Arc::new(cached_db::CachedDbStore::new(cache, db)))
+        }
         #[cfg(feature = "memory")]
         "memory" => Ok(Arc::new(memory::MemoryStore::new())),
+        "cookie" | "signed-cookies" | "signed_cookies" => Ok(Arc::new(cookie::CookieStore::new(settings)?)),
         #[cfg(feature = "sqlite")]
         "sqlite" => Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?)),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::PostgresStore::connect(url, settings).await?)),
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => Ok(Arc::new(mysql::MySqlStore::connect(url, settings).await?)),
+        #[cfg(feature = "file")]
+        "file" => Ok(Arc::new(file::FileStore::open(url, settings).await?)),
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "unix" | "redis+unix" | "redis+sentinel" | "rediss+sentinel" | "redis+cluster"
         | "rediss+cluster" => Ok(Arc::new(redis::RedisStore::connect(url).await?)),
@@ -112,12 +218,21 @@ pub async fn open_store(url: &str, settings: &Settings) -> Result<Arc<dyn Sessio
 }
 
 fn supported_schemes() -> Vec<&'static str> {
-    let mut schemes = Vec::new();
+    let mut schemes = vec!["cookie:", "cached_db:CACHE|DB"];
     if cfg!(feature = "memory") {
         schemes.push("memory://");
     }
     if cfg!(feature = "sqlite") {
         schemes.push("sqlite://");
+    }
+    if cfg!(feature = "postgres") {
+        schemes.extend(["postgres://", "postgresql://"]);
+    }
+    if cfg!(feature = "mysql") {
+        schemes.extend(["mysql://", "mariadb://"]);
+    }
+    if cfg!(feature = "file") {
+        schemes.push("file://");
     }
     if cfg!(feature = "redis") {
         schemes.extend(["redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://"]);

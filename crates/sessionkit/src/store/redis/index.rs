@@ -9,10 +9,10 @@
 //! Both get `PEXPIREAT` = the latest expiry of their members, so the index expires with the sessions.
 //!
 //! **Cost of each call** (n = the user's sessions):
-//! - a save of a logged-in session: the index commands ride in the same `MULTI` as the session write (one round
-//!   trip, atomic). In a Cluster the session and the index are in different slots: the index is written first
-//!   (one atomic round trip in the index's slot), then the session (a second round trip); a failed session write
-//!   leaves an entry that the next read prunes.
+//! - a save of a logged-in session: one script does the session write and, only if it succeeded, the index update
+//!   (one command, one round trip, atomic). In a Cluster the session and the index are in different slots: the
+//!   index is written first (one atomic round trip in the index's slot), then the session (a second round trip);
+//!   a failed session write leaves an entry that the next read prunes.
 //! - [`UserSessionIndex::list`]: 2 round trips (`ZRANGE`+`HGETALL`, then one existence check per entry,
 //!   pipelined), plus 1 when dead entries are pruned; O(n).
 //! - [`UserSessionIndex::delete_one`]: 2 round trips. [`UserSessionIndex::delete_all`]: 2 round trips, O(n).
@@ -159,7 +159,7 @@ fn entries(members: Vec<(String, f64)>, details: Vec<(String, Vec<u8>)>) -> Vec<
     entries
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64
 }
 

@@ -50,6 +50,39 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[4] == '1' then redis.call('HPEXPIREAT', KEYS[1], ARGV[3], 'FIELDS', 1, ARGV[1]) end
 return 1";
 
+/// Writes a session and, only if that succeeded, records it in its user's index (standalone and Sentinel, where
+/// all keys are reachable from one script).
+/// KEYS: session key or bucket, user index, user details.
+/// ARGV: op (create|update), kind (set|hash), value, expiry ms, SET ttl unit (PXAT|EX), SET ttl value, hash field,
+/// "1" to use HPEXPIREAT, session id, now ms, user agent, IP.
+const INDEXED_WRITE: &str = r"
+if ARGV[2] == 'hash' then
+  if ARGV[1] == 'create' then
+    if redis.call('HSETNX', KEYS[1], ARGV[7], ARGV[3]) == 0 then return 0 end
+  else
+    if redis.call('HEXISTS', KEYS[1], ARGV[7]) == 0 then return 0 end
+    redis.call('HSET', KEYS[1], ARGV[7], ARGV[3])
+  end
+  if ARGV[8] == '1' then redis.call('HPEXPIREAT', KEYS[1], ARGV[4], 'FIELDS', 1, ARGV[7]) end
+else
+  local condition = 'XX'
+  if ARGV[1] == 'create' then condition = 'NX' end
+  if not redis.call('SET', KEYS[1], ARGV[3], ARGV[5], ARGV[6], condition) then return 0 end
+end
+local id = ARGV[9]
+redis.call('ZADD', KEYS[2], ARGV[4], id)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[10])
+redis.call('HSETNX', KEYS[3], id .. ':c', ARGV[10])
+redis.call('HSET', KEYS[3], id .. ':s', ARGV[10], id .. ':k', KEYS[1])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], id .. ':f', ARGV[7]) end
+if ARGV[11] ~= '' then redis.call('HSET', KEYS[3], id .. ':a', ARGV[11]) end
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[3], id .. ':i', ARGV[12]) end
+redis.call('PEXPIREAT', KEYS[2], ARGV[4], 'NX')
+redis.call('PEXPIREAT', KEYS[2], ARGV[4], 'GT')
+redis.call('PEXPIREAT', KEYS[3], ARGV[4], 'NX')
+redis.call('PEXPIREAT', KEYS[3], ARGV[4], 'GT')
+return 1";
+
 /// A Redis session store. Build it with [`RedisStore::connect`] or `open_store("redis://…")`.
 #[derive(Debug)]
 pub struct RedisStore {
@@ -59,6 +92,9 @@ pub struct RedisStore {
     #[cfg(feature = "django-cache")]
     django: crate::codec::django_cache::CacheValueCodec,
     hash_field_expiry: bool,
+    hash_create: redis::Script,
+    hash_update: redis::Script,
+    indexed_write: redis::Script,
     sweep_next_bucket: AtomicU32,
     describe: String,
 }
@@ -100,6 +136,9 @@ impl RedisStore {
             #[cfg(feature = "django-cache")]
             django,
             hash_field_expiry: false,
+            hash_create: redis::Script::new(HASH_CREATE),
+            hash_update: redis::Script::new(HASH_UPDATE),
+            indexed_write: redis::Script::new(INDEXED_WRITE),
             sweep_next_bucket: AtomicU32::new(0),
             describe,
             options,
@@ -259,22 +298,25 @@ impl RedisStore {
         (at.unix_timestamp_nanos() / 1_000_000).clamp(1, i128::from(u64::MAX >> 1)) as u64
     }
 
-    /// `SET key value PXAT ms NX|XX` (`EX seconds` for Django's RedisCache), the string-valued layouts' create and
-    /// save.
-    fn set_command(&self, address: &Address, value: &[u8], expires_at: OffsetDateTime, create: bool) -> redis::Cmd {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&address.key).arg(value);
+    /// The expiry arguments of `SET`: `EX seconds` for Django's RedisCache (as it writes them) when at least a
+    /// second is left, else `PXAT ms` (exact; an already expired session is gone at once, while NX/XX still say
+    /// whether the key existed).
+    fn ttl_arguments(&self, expires_at: OffsetDateTime) -> (&'static str, u64) {
         let ttl_ms = Self::ttl_ms(expires_at);
         let redis_cache = self.options.django.client == config::DjangoClient::RedisCache;
         if self.options.layout == Layout::DjangoCache && redis_cache && ttl_ms >= 1000 {
-            // Django's RedisCache writes whole seconds (`EX int(timeout)`).
-            cmd.arg("EX").arg(ttl_ms / 1000);
+            ("EX", ttl_ms / 1000)
         } else {
-            // Otherwise an absolute time in ms: exact, and an already expired session (which Django would delete)
-            // is gone at once, while NX/XX still say whether the key existed.
-            cmd.arg("PXAT").arg(Self::expiry_ms(expires_at));
+            ("PXAT", Self::expiry_ms(expires_at))
         }
-        cmd.arg(if create { "NX" } else { "XX" });
+    }
+
+    /// `SET key value PXAT ms NX|XX` (`EX seconds` for Django's RedisCache), the string-valued layouts' create and
+    /// save.
+    fn set_command(&self, address: &Address, value: &[u8], expires_at: OffsetDateTime, create: bool) -> redis::Cmd {
+        let (unit, amount) = self.ttl_arguments(expires_at);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&address.key).arg(value).arg(unit).arg(amount).arg(if create { "NX" } else { "XX" });
         cmd
     }
 
@@ -285,49 +327,80 @@ impl RedisStore {
         }
         let value = self.encode(record)?;
         let address = self.address(&record.key);
-        let session_cmd = self.write_command(&address, &value, record.expires_at, create);
         let user = if self.options.user_index { crate::store::user_index::auth_user_id(&record.data) } else { None };
-        let Some(user) = user else {
-            let reply: RedisValue = self.conn.query(&session_cmd).await?;
-            return Ok(index::write_succeeded(&reply));
-        };
-        let index_commands = self.index_commands(&user, record, &address);
-        if self.conn.is_cluster() {
-            // Different slots: the index first (atomic within its slot), then the session.
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for cmd in &index_commands {
-                pipe.add_command(cmd.clone()).ignore();
+        match user {
+            None => self.write_session(&address, &value, record.expires_at, create).await,
+            Some(user) if self.conn.is_cluster() => {
+                // Different slots: the index first (atomic within its slot), then the session; an entry whose
+                // session write then fails is pruned when the index is next read.
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for cmd in self.index_commands(&user, record, &address) {
+                    pipe.add_command(cmd).ignore();
+                }
+                let _: () = self.conn.query_pipeline(&pipe).await?;
+                self.write_session(&address, &value, record.expires_at, create).await
             }
-            let _: () = self.conn.query_pipeline(&pipe).await?;
-            let reply: RedisValue = self.conn.query(&session_cmd).await?;
-            return Ok(index::write_succeeded(&reply));
+            Some(user) => {
+                // One script: the session write and, only if it succeeded, the index update. One command, atomic.
+                let (index_key, details_key) = self.index_keys(&user);
+                let (ttl_unit, ttl_value) = self.ttl_arguments(record.expires_at);
+                let text = |key: &str| match record.data.get(key) {
+                    Some(serde_json::Value::String(s)) => s.chars().take(512).collect(),
+                    _ => String::new(),
+                };
+                let mut invocation = self.indexed_write.prepare_invoke();
+                invocation
+                    .key(&address.key)
+                    .key(index_key)
+                    .key(details_key)
+                    .arg(if create { "create" } else { "update" })
+                    .arg(if address.field.is_some() { "hash" } else { "set" })
+                    .arg(value.as_slice())
+                    .arg(Self::expiry_ms(record.expires_at))
+                    .arg(ttl_unit)
+                    .arg(ttl_value)
+                    .arg(address.field.as_deref().unwrap_or_default())
+                    .arg(if self.hash_field_expiry { "1" } else { "0" })
+                    .arg(crate::store::user_index::session_id(&record.key))
+                    .arg(index::now_ms())
+                    .arg(text(crate::store::user_index::USER_AGENT_KEY))
+                    .arg(text(crate::store::user_index::CLIENT_IP_KEY));
+                let invocation = &invocation;
+                let done: i64 =
+                    self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+                Ok(done == 1)
+            }
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic().add_command(session_cmd);
-        for cmd in index_commands {
-            pipe.add_command(cmd).ignore();
-        }
-        let replies: Vec<RedisValue> = self.conn.query_pipeline(&pipe).await?;
-        Ok(replies.first().is_some_and(index::write_succeeded))
     }
 
-    /// The command that writes a session: `SET … NX|XX` for string values, the create/update script (sent as
-    /// `EVAL`, so it also works inside `MULTI`) for hash fields.
-    fn write_command(&self, address: &Address, value: &[u8], expires_at: OffsetDateTime, create: bool) -> redis::Cmd {
+    /// Writes a session without touching the index: `SET … NX|XX`, or the hash create/update script.
+    async fn write_session(
+        &self,
+        address: &Address,
+        value: &[u8],
+        expires_at: OffsetDateTime,
+        create: bool,
+    ) -> Result<bool, StoreError> {
         match &address.field {
             Some(field) => {
-                let mut cmd = redis::cmd("EVAL");
-                cmd.arg(if create { HASH_CREATE } else { HASH_UPDATE })
-                    .arg(1)
-                    .arg(&address.key)
+                let script = if create { &self.hash_create } else { &self.hash_update };
+                let mut invocation = script.prepare_invoke();
+                invocation
+                    .key(&address.key)
                     .arg(field.as_slice())
                     .arg(value)
                     .arg(Self::expiry_ms(expires_at))
                     .arg(if self.hash_field_expiry { "1" } else { "0" });
-                cmd
+                let invocation = &invocation;
+                let done: i64 =
+                    self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+                Ok(done == 1)
             }
-            None => self.set_command(address, value, expires_at, create),
+            None => {
+                let reply: RedisValue = self.conn.query(&self.set_command(address, value, expires_at, create)).await?;
+                Ok(index::write_succeeded(&reply))
+            }
         }
     }
 

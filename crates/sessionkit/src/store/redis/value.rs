@@ -8,6 +8,7 @@
 //! bytes 6..   the session dict as UTF-8 JSON (serde_json; numbers keep their exact text), maybe compressed
 //! ```
 
+use std::cell::RefCell;
 use std::io::Read;
 
 use serde_json::{Map, Value};
@@ -44,7 +45,7 @@ impl NativeCodec {
         let (flags, payload) = if json.len() >= self.compress_min_bytes {
             match self.compression {
                 Compression::None => (0, json),
-                Compression::Zstd => match zstd::bulk::compress(&json, ZSTD_LEVEL) {
+                Compression::Zstd => match zstd_compress(&json) {
                     Ok(c) if c.len() < json.len() => (FLAG_ZSTD, c),
                     _ => (0, json),
                 },
@@ -88,11 +89,7 @@ impl NativeCodec {
         let max = self.limits.max_inflated_bytes;
         let json: std::borrow::Cow<'_, [u8]> = match flags & COMPRESSION_MASK {
             0 => payload.into(),
-            FLAG_ZSTD => {
-                let decoder =
-                    zstd::stream::read::Decoder::new(payload).map_err(|e| CodecError::Inflate(e.to_string()))?;
-                read_bounded(decoder, max)?.into()
-            }
+            FLAG_ZSTD => zstd_decompress(payload, max)?.into(),
             FLAG_LZ4 => {
                 let (size, _) =
                     lz4_flex::block::uncompressed_size(payload).map_err(|e| CodecError::Inflate(e.to_string()))?;
@@ -110,6 +107,46 @@ impl NativeCodec {
             Ok(_) => Err(CodecError::NotAnObject),
             Err(e) => Err(CodecError::Json(e.to_string())),
         }
+    }
+}
+
+thread_local! {
+    // zstd contexts are costly to create (a profile showed half the client's CPU in context setup): one per thread.
+    static ZSTD_COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static ZSTD_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn zstd_compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    ZSTD_COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        match slot.as_mut() {
+            Some(compressor) => compressor.compress(data),
+            None => zstd::bulk::compress(data, ZSTD_LEVEL),
+        }
+    })
+}
+
+/// Decompresses a zstd frame of at most `max` bytes. Frames we write declare their size, so one allocation of
+/// exactly that size does it; a frame without a declared size is streamed, bounded.
+fn zstd_decompress(payload: &[u8], max: usize) -> Result<Vec<u8>, CodecError> {
+    let inflate = |e: std::io::Error| CodecError::Inflate(e.to_string());
+    match zstd::zstd_safe::get_frame_content_size(payload) {
+        Ok(Some(size)) if size > max as u64 => Err(CodecError::TooLarge { limit: max }),
+        Ok(Some(size)) => ZSTD_DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new().map_err(inflate)?);
+            }
+            match slot.as_mut() {
+                Some(decompressor) => decompressor.decompress(payload, size as usize).map_err(inflate),
+                None => Err(CodecError::Inflate("no zstd context".into())),
+            }
+        }),
+        Ok(None) => read_bounded(zstd::stream::read::Decoder::new(payload).map_err(inflate)?, max),
+        Err(_) => Err(CodecError::Inflate("not a zstd frame".into())),
     }
 }
 

@@ -1,0 +1,151 @@
+//! `sessionkit-bench`: session cycles per second and Redis memory per session.
+//!
+//! ```text
+//! sessionkit-bench cycles --store 'redis://127.0.0.1:6400/?layout=hash&buckets=50' --workers 50 --duration 10
+//! sessionkit-bench memory --store 'redis://127.0.0.1:6401/?layout=hash&buckets=5000' --sessions 1000000
+//! ```
+//!
+//! Run it against a server started for the benchmark (`scripts/bench-redis` does), never a production one:
+//! `cycles` rewrites the sessions it created, `memory` leaves K sessions behind.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use sessionkit_bench::cycles::{run_cycles, CyclesOptions};
+use sessionkit_bench::memory::{run_memory, MemoryOptions};
+use sessionkit_bench::BenchError;
+
+/// Benchmarks of sessionkit's session stores.
+#[derive(Debug, Parser)]
+#[command(name = "sessionkit-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load + modify + save cycles per second on pre-created login sessions, with latency percentiles.
+    Cycles(CyclesArgs),
+    /// Redis used_memory per session: writes K sessions and compares INFO memory before and after.
+    Memory(MemoryArgs),
+}
+
+#[derive(Debug, Args)]
+struct CyclesArgs {
+    /// Store URL (any sessionkit store; Redis options such as layout=hash go in the query).
+    #[arg(long)]
+    store: String,
+    /// Concurrent workers (tokio tasks), each running one cycle at a time.
+    #[arg(long, default_value_t = 50)]
+    workers: usize,
+    /// Measured seconds (fractions allowed).
+    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    duration: Duration,
+    /// Seconds of unmeasured warm-up before the measured run.
+    #[arg(long, default_value = "1", value_parser = parse_warmup)]
+    warmup: Duration,
+    /// Sessions created up front; each cycle picks one at random.
+    #[arg(long, default_value_t = 10_000)]
+    sessions: usize,
+    /// Distinct _auth_user_id values among the sessions (12345, 12346, ...).
+    #[arg(long, default_value_t = 1)]
+    users: u64,
+    /// Runtime worker threads (default: one per CPU).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct MemoryArgs {
+    /// Store URL of a fresh standalone Redis (redis://, rediss://, unix://) with layout options.
+    #[arg(long)]
+    store: String,
+    /// Sessions to write.
+    #[arg(long, default_value_t = 100_000)]
+    sessions: usize,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Distinct _auth_user_id values among the sessions (12345, 12346, ...).
+    #[arg(long, default_value_t = 1)]
+    users: u64,
+    /// Runtime worker threads (default: one per CPU).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0 {
+        Ok(Duration::from_secs_f64(seconds))
+    } else {
+        Err("must be more than 0 and at most 3600 seconds".into())
+    }
+}
+
+fn parse_warmup(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_seconds(text)
+}
+
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, BenchError> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.max(1));
+    }
+    builder.enable_all().build().map_err(|e| BenchError(format!("cannot start the tokio runtime: {e}")))
+}
+
+fn run(cli: Cli) -> Result<String, BenchError> {
+    match cli.command {
+        Command::Cycles(args) => {
+            let options = CyclesOptions {
+                store_url: args.store,
+                workers: args.workers,
+                duration: args.duration,
+                warmup: args.warmup,
+                sessions: args.sessions,
+                users: args.users,
+            };
+            let report = runtime(args.threads)?.block_on(run_cycles(&options))?;
+            Ok(if args.json { report.to_json().to_string() } else { report.to_string() })
+        }
+        Command::Memory(args) => {
+            let options = MemoryOptions {
+                store_url: args.store,
+                sessions: args.sessions,
+                concurrency: args.concurrency,
+                users: args.users,
+            };
+            let report = runtime(args.threads)?.block_on(run_memory(&options))?;
+            Ok(if args.json { report.to_json().to_string() } else { report.to_string() })
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    match run(cli) {
+        Ok(output) => {
+            println!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("sessionkit-bench: error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Django's `cached_db` backend: any cache store in front of any db store.
+//!
+//! Django's order: reads try the cache, then the database (refilling the cache); writes go to the database first,
+//! then the cache; deletes go to both. The database is the truth:
+//! - a failing **cache** never loses or hides a session: the failure is logged (target `sessionkit`), counted
+//!   ([`CachedDbStore::cache_failures`]) and the database answers;
+//! - a failing **database** is an error, never a silently new session;
+//! - a cache that cannot *delete* is an error too: a stale cached copy would keep a logged-out session alive.
+//!
+//! URL: `cached_db:CACHE_URL|DB_URL`, e.g. `cached_db:redis://127.0.0.1:6379/0|postgres://app@db/app` or
+//! `cached_db:memory://|sqlite://db.sqlite3`. A Redis cache URL without `layout=` gets
+//! `layout=django-cache&engine=cached_db`, the keys Django's own `cached_db` engine uses.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{RawSession, SessionStore, UserSessionIndex};
+use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
+
+/// A cache store in front of a database store.
+#[derive(Debug)]
+pub struct CachedDbStore {
+    cache: Arc<dyn SessionStore>,
+    db: Arc<dyn SessionStore>,
+    cache_failures: AtomicU64,
+}
+
+impl CachedDbStore {
+    /// `cache` in front of `db`.
+    pub fn new(cache: Arc<dyn SessionStore>, db: Arc<dyn SessionStore>) -> Self {
+        CachedDbStore { cache, db, cache_failures: AtomicU64::new(0) }
+    }
+
+    /// How many cache calls failed since the store was built (each one was logged; the database answered).
+    pub fn cache_failures(&self) -> u64 {
+        self.cache_failures.load(Ordering::Relaxed)
+    }
+
+    fn cache_failed(&self, operation: &str, err: &StoreError) {
+        self.cache_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(target: "sessionkit", cache = %self.cache.describe(), operation, error = %err,
+            "session cache failed; the database answers");
+    }
+
+    /// Writes `record` to the cache whether or not the cache still has it; failures are logged and counted.
+    async fn put_in_cache(&self, record: &SessionRecord, changes: &ChangeSet) {
+        let result = match self.cache.save(record, changes).await {
+            Err(StoreError::SessionVanished) => match self.cache.create(record).await {
+                // Created concurrently by another request: that copy is as fresh as ours.
+                Err(StoreError::KeyCollision) => Ok(()),
+                other => other,
+            },
+            other => other,
+        };
+        if let Err(err) = result {
+            self.cache_failed("write", &err);
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for CachedDbStore {
+    fn describe(&self) -> String {
+        format!("cached_db:{}|{}", self.cache.describe(), self.db.describe())
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError> {
+        match self.cache.load(key).await {
+            Ok(Some(record)) => return Ok(Some(record)),
+            Ok(None) => {}
+            Err(err) => self.cache_failed("load", &err),
+        }
+        let record = self.db.load(key).await?;
+        if let Some(record) = &record {
+            self.put_in_cache(record, &ChangeSet::default()).await;
+        }
+        Ok(record)
+    }
+
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        self.db.create(record).await?;
+        self.put_in_cache(record, &ChangeSet::default()).await;
+        Ok(())
+    }
+
+    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<(), StoreError> {
+        self.db.save(record, changes).await?;
+        self.put_in_cache(record, changes).await;
+        Ok(())
+    }
+
+    /// The database decides.
+    async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.db.exists(key).await
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.db.delete(key).await?;
+        // Not tolerated: a cached copy would keep serving a session the user logged out of.
+        self.cache.delete(key).await
+    }
+
+    async fn clear_expired(&self) -> Result<u64, StoreError> {
+        let removed = self.db.clear_expired().await?;
+        if let Err(err) = self.cache.clear_expired().await {
+            self.cache_failed("clear_expired", &err);
+        }
+        Ok(removed)
+    }
+
+    async fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError> {
+        self.db.load_raw(key).await
+    }
+
+    /// The cache's index, when it keeps one (Redis): every write passes through the cache.
+    fn user_index(&self) -> Option<&dyn UserSessionIndex> {
+        self.cache.user_index()
+    }
+}

@@ -1,0 +1,706 @@
+//! Django's `file` session backend (`django.contrib.sessions.backends.file`): one file per session in a
+//! directory that Django and sessionkit can share.
+//!
+//! Layout, as Django writes it:
+//! - the file of session `KEY` is `DIR/<SESSION_COOKIE_NAME>KEY`, e.g. `/tmp/sessionidddbs54wf03km6pul4bbsuhjr4ln194mn`;
+//! - its content is the signed session token of [`SignedSessionCodec`] (Django's `SessionBase.encode`), ASCII,
+//!   without a trailing newline; mode `0600`;
+//! - every write goes to a temporary file `DIR/<SESSION_COOKIE_NAME>KEY_out_<random>` in the same directory, which
+//!   is then renamed over the session file, so a reader sees either the old or the new content, never a mix;
+//! - there is no stored expiry: a session expires at `_session_expiry` when that is set, else at the file's mtime
+//!   plus `SESSION_COOKIE_AGE`. An expired file is deleted when it is loaded.
+//!
+//! URL: `file:///absolute/dir`, or `file://` alone for `SESSION_FILE_PATH` ([`Settings::file_path`]) and, when that
+//! is unset, the system temp dir (Django's default). The directory must exist. Option `?fsync=true` (see below).
+//!
+//! # Durability (`fsync`)
+//!
+//! By default nothing is fsynced, as in Django: a save costs a write and a rename. After a power loss a session
+//! file may then be empty or truncated; it is read as an empty session (the user is logged out), never as someone
+//! else's data, because the token is signed. With `file:///dir?fsync=true` the temporary file is fsynced before
+//! the rename and the directory after it, so a completed save survives a crash, at the price of two disk flushes.
+//!
+//! # Differences from Django's file backend (deliberate)
+//!
+//! - `save` of a session whose file is gone fails with [`StoreError::SessionVanished`] (Django's file backend
+//!   re-creates the file). The store contract demands it: a logout in a concurrent request must stay a logout.
+//!   The check runs just before the rename; a delete that lands in the microseconds between the two can still be
+//!   undone by the rename, as in Django.
+//! - Corrupt data (bad signature, not ASCII, larger than the codec's 1 MiB token limit) loads as an empty session
+//!   under the same key, logged on target `sessionkit::corrupt`. Django moves such a session to a fresh key, and
+//!   crashes on non-ASCII bytes. Files larger than the limit are not read at all.
+//! - An integer `_session_expiry` (N seconds of inactivity) expires N seconds after the file's mtime, the meaning
+//!   Django gives it everywhere else; Django's file backend compares the bare number and never deletes such a file.
+//! - An empty file (the placeholder `create` claims before writing, left behind if a writer died) loads as an empty
+//!   session, as in Django, but it also expires at mtime + `SESSION_COOKIE_AGE`, so `clear_expired` removes it.
+//! - Keys must be [storage-safe](SessionKey::is_storage_safe): `a-z0-9`, at most 64 characters. Django refuses
+//!   other characters too (`InvalidSessionKey`) but has no length limit.
+//! - [`SessionStore::clear_expired`] also removes abandoned temporary files (`<cookie name><key>_out_*` older than
+//!   one day). They are logged, not counted in the returned number, which counts sessions only.
+//! - Anything at a session path that is not a regular file (a symlink, a directory, a FIFO) is ignored by loads.
+//!
+//! All filesystem work runs on tokio's blocking thread pool (`spawn_blocking`), one task per call.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, SystemTime};
+
+use async_trait::async_trait;
+use rand::Rng;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use super::{RawSession, SessionStore, SignedSessionCodec};
+use crate::codec::DecodeLimits;
+use crate::expiry::EXPIRY_KEY;
+use crate::{ChangeSet, ConfigError, Expiry, SessionKey, SessionRecord, Settings, StoreError};
+
+/// What separates a session file's name from the random part of its temporary files (Django's `mkstemp` prefix).
+const TEMP_MARKER: &str = "_out_";
+/// Temporary files older than this are abandoned writes; `clear_expired` removes them.
+const TEMP_FILE_MAX_AGE: StdDuration = StdDuration::from_secs(24 * 60 * 60);
+/// Length of the random part of a temporary file name.
+const TEMP_SUFFIX_LEN: usize = 12;
+const TEMP_SUFFIX_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Django's `file` session backend: one signed-token file per session in a directory.
+///
+/// Cloning is cheap and clones share everything.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The session directory, absolute.
+    dir: PathBuf,
+    /// `SESSION_COOKIE_NAME`: the prefix of every session file name.
+    prefix: String,
+    codec: SignedSessionCodec,
+    /// `SESSION_COOKIE_AGE`, for files without `_session_expiry`.
+    cookie_age: i64,
+    /// Files larger than this are corrupt and not read (the codec's token limit).
+    max_file_bytes: u64,
+    fsync: bool,
+    describe: String,
+}
+
+/// Where the directory came from, for error messages.
+enum DirSource {
+    Url,
+    Setting,
+    TempDir,
+}
+
+impl FileStore {
+    /// Opens the store at `url` (`file:///absolute/dir`, or `file://` for `settings.file_path`, falling back to
+    /// the system temp dir) with `settings.secret_key` and `settings.cookie_name`.
+    ///
+    /// Fails with a [`ConfigError`] when the URL is malformed, the directory does not exist or is not a
+    /// directory (Django's `ImproperlyConfigured`), `SECRET_KEY` is empty, or the cookie name cannot be part of
+    /// a file name.
+    pub async fn open(url: &str, settings: &Settings) -> Result<Self, StoreError> {
+        let codec = SignedSessionCodec::new(settings)?;
+        let (url_dir, fsync) = parse_url(url)?;
+        if settings.cookie_name.is_empty() || !settings.cookie_name.bytes().all(is_cookie_name_byte) {
+            return Err(ConfigError::InvalidSetting {
+                name: "SESSION_COOKIE_NAME",
+                value: settings.cookie_name.clone(),
+                expected: "a cookie name (letters, digits, !#$%&'*+-.^_`|~); the file store puts it into file names",
+            }
+            .into());
+        }
+        let (dir, source) = match (url_dir, &settings.file_path) {
+            (Some(dir), _) => (dir, DirSource::Url),
+            (None, Some(dir)) => (dir.clone(), DirSource::Setting),
+            (None, None) => (std::env::temp_dir(), DirSource::TempDir),
+        };
+        let checked = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || -> io::Result<(PathBuf, bool)> {
+                let dir = std::path::absolute(&dir)?;
+                let is_dir = fs::metadata(&dir).map(|m| m.is_dir()).unwrap_or(false);
+                Ok((dir, is_dir))
+            })
+            .await
+        };
+        let (dir, is_dir) = match checked {
+            Ok(Ok(found)) => found,
+            Ok(Err(err)) => return Err(StoreError::unavailable(format!("file://{}", dir.display()), err)),
+            Err(err) => return Err(StoreError::unavailable(format!("file://{}", dir.display()), err)),
+        };
+        if !is_dir {
+            return Err(missing_dir_error(url, &dir, source).into());
+        }
+        let describe = format!("file://{}", dir.display());
+        let max_file_bytes = u64::try_from(DecodeLimits::default().max_token_bytes).unwrap_or(u64::MAX);
+        let inner = Inner {
+            dir,
+            prefix: settings.cookie_name.clone(),
+            codec,
+            cookie_age: settings.cookie_age,
+            max_file_bytes,
+            fsync,
+            describe,
+        };
+        Ok(FileStore { inner: Arc::new(inner) })
+    }
+
+    /// The session directory (absolute).
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The path of `key`'s session file, or `None` when the key is not storage-safe (such a key never reaches
+    /// the filesystem).
+    pub fn path_for(&self, key: &SessionKey) -> Option<PathBuf> {
+        self.inner.path_for(key)
+    }
+
+    /// Runs `work` on the blocking thread pool.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        match tokio::task::spawn_blocking(move || work(&inner)).await {
+            Ok(result) => result,
+            Err(err) => Err(StoreError::unavailable(self.inner.describe.clone(), err)),
+        }
+    }
+}
+
+fn missing_dir_error(url: &str, dir: &Path, source: DirSource) -> ConfigError {
+    match source {
+        DirSource::Url => ConfigError::InvalidStoreUrl {
+            url: url.to_owned(),
+            reason: format!(
+                "the session storage path {:?} doesn't exist or is not a directory; create it or name an existing \
+                 directory",
+                dir.display().to_string()
+            ),
+        },
+        DirSource::Setting => ConfigError::InvalidSetting {
+            name: "SESSION_FILE_PATH",
+            value: dir.display().to_string(),
+            expected: "an existing directory in which sessions can be stored",
+        },
+        DirSource::TempDir => ConfigError::InvalidSetting {
+            name: "SESSION_FILE_PATH",
+            value: dir.display().to_string(),
+            expected: "an existing directory (SESSION_FILE_PATH is unset, so the system temp dir is used, and it does \
+                       not exist)",
+        },
+    }
+}
+
+/// Splits a `file://` URL into its directory (`None` for `file://` alone) and the `fsync` option.
+fn parse_url(url: &str) -> Result<(Option<PathBuf>, bool), ConfigError> {
+    let invalid = |reason: String| ConfigError::InvalidStoreUrl { url: url.to_owned(), reason };
+    let Some(rest) = url.strip_prefix("file://") else {
+        return Err(invalid("file store URLs look like file:///absolute/dir or file://".to_owned()));
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut fsync = false;
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "fsync" => {
+                fsync = match value.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    other => return Err(invalid(format!("fsync must be true or false, not {other:?}"))),
+                }
+            }
+            other => return Err(invalid(format!("unknown option {other:?} (the file store knows: fsync)"))),
+        }
+    }
+    if path.is_empty() {
+        return Ok((None, fsync));
+    }
+    if !path.starts_with('/') {
+        return Err(invalid(
+            "the directory must be an absolute path: file:///absolute/dir (three slashes), or file:// for \
+             SESSION_FILE_PATH"
+                .to_owned(),
+        ));
+    }
+    if path.contains('#') {
+        return Err(invalid("'#' must be percent-encoded (%23) in a directory path".to_owned()));
+    }
+    let parsed = url::Url::parse(&format!("file://{path}")).map_err(|err| invalid(err.to_string()))?;
+    let dir = parsed.to_file_path().map_err(|()| invalid("not a local directory path".to_owned()))?;
+    Ok((Some(dir), fsync))
+}
+
+/// The bytes Django accepts in `SESSION_COOKIE_NAME` (none of them is `/` or NUL).
+fn is_cookie_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// What a directory entry is, judged by its name.
+#[derive(Debug, PartialEq, Eq)]
+enum EntryName {
+    /// `<cookie name><storage-safe key>`.
+    Session(SessionKey),
+    /// `<cookie name><key>_out_<anything>`: a write in progress or abandoned.
+    Temp,
+    /// Anything else: not ours, left alone.
+    Other,
+}
+
+fn classify(prefix: &str, name: &str) -> EntryName {
+    let Some(rest) = name.strip_prefix(prefix) else { return EntryName::Other };
+    if let Some((key, _)) = rest.split_once(TEMP_MARKER) {
+        let key_like = !key.is_empty()
+            && key.len() <= crate::key::MAX_STORAGE_KEY_LEN
+            && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        return if key_like { EntryName::Temp } else { EntryName::Other };
+    }
+    match SessionKey::parse(rest) {
+        Ok(key) if key.is_storage_safe() => EntryName::Session(key),
+        _ => EntryName::Other,
+    }
+}
+
+/// A session file as read from disk.
+struct FileContent {
+    /// The bytes, or `None` when the file is larger than the limit (then it was not read).
+    bytes: Option<Vec<u8>>,
+    /// The file's size when it was opened.
+    len: u64,
+    /// Its modification time: when it was last saved.
+    mtime: OffsetDateTime,
+    /// The open file: kept so the inode cannot be reused while we compare it (see `remove_if_same`).
+    file: File,
+}
+
+/// What loading a session file found.
+enum Loaded {
+    Missing,
+    Live(SessionRecord),
+    /// The session had expired; `removed` tells whether this call deleted its file.
+    Expired {
+        removed: bool,
+    },
+}
+
+impl Inner {
+    fn path_for(&self, key: &SessionKey) -> Option<PathBuf> {
+        key.is_storage_safe().then(|| self.dir.join(format!("{}{}", self.prefix, key.as_str())))
+    }
+
+    fn unavailable(&self, err: io::Error) -> StoreError {
+        StoreError::unavailable(self.describe.clone(), err)
+    }
+
+    /// Reads the session file at `path`, at most `max_file_bytes` of it. `None` when there is none (or when
+    /// what is there is not a regular file).
+    fn read(&self, path: &Path) -> io::Result<Option<FileContent>> {
+        // Look before opening: opening a FIFO would block, and a symlink could point anywhere.
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_file() => {}
+            Ok(meta) => {
+                tracing::warn!(store = %self.describe, path = %path.display(), file_type = ?meta.file_type(), "not a regular file at a session path; ignored");
+                return Ok(None);
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        }
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let meta = file.metadata()?;
+        let mtime = OffsetDateTime::from(meta.modified()?);
+        let len = meta.len();
+        if len > self.max_file_bytes {
+            return Ok(Some(FileContent { bytes: None, len, mtime, file }));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        (&file).take(self.max_file_bytes.saturating_add(1)).read_to_end(&mut bytes)?;
+        let too_long = u64::try_from(bytes.len()).map_or(true, |n| n > self.max_file_bytes);
+        let bytes = (!too_long).then_some(bytes);
+        Ok(Some(FileContent { bytes, len, mtime, file }))
+    }
+
+    /// The session dict in `content`; empty (and logged) when it cannot be decoded.
+    fn decode(&self, key: &SessionKey, content: &FileContent) -> Map<String, Value> {
+        let Some(bytes) = &content.bytes else {
+            tracing::warn!(target: "sessionkit::corrupt", store = %self.describe, key = ?key, bytes = content.len, limit = self.max_file_bytes, "session file larger than the token limit; not read, using an empty session");
+            return Map::new();
+        };
+        if bytes.is_empty() {
+            // Django's placeholder: `create` claimed the name and has not renamed the data over it yet.
+            return Map::new();
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(token) => self.codec.decode_or_empty(token, key, &self.describe),
+            Err(_) => {
+                tracing::warn!(target: "sessionkit::corrupt", store = %self.describe, key = ?key, "session file is not ASCII; using an empty session");
+                Map::new()
+            }
+        }
+    }
+
+    /// Django's `_expiry_date`: `_session_expiry` when set, else mtime + `SESSION_COOKIE_AGE`.
+    fn expires_at(&self, data: &Map<String, Value>, mtime: OffsetDateTime) -> OffsetDateTime {
+        Expiry::from_value(data.get(EXPIRY_KEY)).date(mtime, self.cookie_age)
+    }
+
+    /// Loads `key`, deleting its file when it has expired (Django's `load`).
+    fn load(&self, key: &SessionKey) -> Result<Loaded, StoreError> {
+        let Some(path) = self.path_for(key) else { return Ok(Loaded::Missing) };
+        let Some(content) = self.read(&path).map_err(|e| self.unavailable(e))? else { return Ok(Loaded::Missing) };
+        let data = self.decode(key, &content);
+        let expires_at = self.expires_at(&data, content.mtime);
+        // Django's rule: expired once `get_expiry_age` (whole seconds left, floored) is <= 0.
+        if Expiry::At(expires_at).age(OffsetDateTime::now_utc(), self.cookie_age) > 0 {
+            return Ok(Loaded::Live(SessionRecord { key: key.clone(), data, expires_at }));
+        }
+        let removed = match remove_if_same(&path, &content.file) {
+            Ok(removed) => removed,
+            Err(err) => {
+                tracing::warn!(store = %self.describe, key = ?key, error = %err, "could not delete an expired session file");
+                false
+            }
+        };
+        Ok(Loaded::Expired { removed })
+    }
+
+    /// Writes `token` to a new temporary file next to `path` (mode 0600) and returns its path.
+    fn write_temp(&self, path: &Path, token: &[u8]) -> io::Result<PathBuf> {
+        let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(TEMP_MARKER);
+        for _ in 0..16 {
+            let mut candidate = name.clone();
+            candidate.push(temp_suffix());
+            let temp = path.with_file_name(candidate);
+            let mut file = match open_new(&temp) {
+                Ok(file) => file,
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(err) => return Err(err),
+            };
+            let written = file.write_all(token).and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) });
+            drop(file);
+            return match written {
+                Ok(()) => Ok(temp),
+                Err(err) => {
+                    let _ = fs::remove_file(&temp);
+                    Err(err)
+                }
+            };
+        }
+        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary file name after 16 tries"))
+    }
+
+    /// Renames `temp` over `path` (removing `temp` if that fails), then fsyncs the directory if configured.
+    fn rename_into_place(&self, temp: &Path, path: &Path) -> io::Result<()> {
+        if let Err(err) = fs::rename(temp, path) {
+            let _ = fs::remove_file(temp);
+            return Err(err);
+        }
+        if self.fsync {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    fn create(&self, key: &SessionKey, token: &[u8]) -> Result<(), StoreError> {
+        let path = self.path_for(key).ok_or(StoreError::UnsafeKey)?;
+        // Claim the name first: O_CREAT|O_EXCL never overwrites, so two creates of one key cannot both win.
+        match open_new(&path) {
+            Ok(placeholder) => drop(placeholder),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Err(StoreError::KeyCollision),
+            Err(err) => return Err(self.unavailable(err)),
+        }
+        let written = self.write_temp(&path, token).and_then(|temp| {
+            fs::rename(&temp, &path).inspect_err(|_| {
+                let _ = fs::remove_file(&temp);
+            })
+        });
+        if let Err(err) = written {
+            // Give the name back: nothing of this session was written.
+            let _ = fs::remove_file(&path);
+            return Err(self.unavailable(err));
+        }
+        if self.fsync {
+            sync_dir(&self.dir).map_err(|e| self.unavailable(e))?;
+        }
+        Ok(())
+    }
+
+    fn save(&self, key: &SessionKey, token: &[u8]) -> Result<(), StoreError> {
+        let path = self.path_for(key).ok_or(StoreError::UnsafeKey)?;
+        let temp = self.write_temp(&path, token).map_err(|e| self.unavailable(e))?;
+        // Only update: a session deleted meanwhile (logout, flush, expiry) must not come back.
+        match fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(err) => {
+                let _ = fs::remove_file(&temp);
+                return Err(if err.kind() == io::ErrorKind::NotFound {
+                    StoreError::SessionVanished
+                } else {
+                    self.unavailable(err)
+                });
+            }
+        }
+        self.rename_into_place(&temp, &path).map_err(|e| self.unavailable(e))
+    }
+
+    fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let Some(path) = self.path_for(key) else { return Ok(false) };
+        path.try_exists().map_err(|e| self.unavailable(e))
+    }
+
+    fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        let Some(path) = self.path_for(key) else { return Ok(()) };
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(self.unavailable(err)),
+        }
+    }
+
+    fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError> {
+        let Some(path) = self.path_for(key) else { return Ok(None) };
+        let Some(content) = self.read(&path).map_err(|e| self.unavailable(e))? else { return Ok(None) };
+        let data = self.decode(key, &content);
+        let expires_at = Some(self.expires_at(&data, content.mtime));
+        match content.bytes {
+            Some(bytes) => Ok(Some(RawSession { bytes, expires_at })),
+            None => Err(StoreError::Corrupt(format!(
+                "session file is {} bytes, more than the {}-byte token limit",
+                content.len, self.max_file_bytes
+            ))),
+        }
+    }
+
+    fn clear_expired(&self) -> Result<u64, StoreError> {
+        let entries = fs::read_dir(&self.dir).map_err(|e| self.unavailable(e))?;
+        let temp_cutoff = SystemTime::now().checked_sub(TEMP_FILE_MAX_AGE).unwrap_or(SystemTime::UNIX_EPOCH);
+        let (mut sessions, mut temps, mut failures) = (0u64, 0u64, 0u64);
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(err) => {
+                    tracing::warn!(store = %self.describe, error = %err, "could not read a directory entry");
+                    failures += 1;
+                    continue;
+                }
+            };
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str() else { continue };
+            match classify(&self.prefix, name) {
+                EntryName::Session(key) => match self.load(&key) {
+                    Ok(Loaded::Expired { removed: true }) => sessions += 1,
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(store = %self.describe, key = ?key, error = %err, "could not check a session file");
+                        failures += 1;
+                    }
+                },
+                EntryName::Temp => match remove_old_temp(&entry.path(), temp_cutoff) {
+                    Ok(removed) => temps += u64::from(removed),
+                    Err(err) => {
+                        tracing::warn!(store = %self.describe, file = %name, error = %err, "could not remove an abandoned temporary file");
+                        failures += 1;
+                    }
+                },
+                EntryName::Other => {}
+            }
+        }
+        tracing::info!(store = %self.describe, removed_sessions = sessions, removed_temp_files = temps, failures, "cleared expired sessions");
+        Ok(sessions)
+    }
+}
+
+/// Creates `path`, failing if it exists, writable, mode 0600 (less if the umask says so).
+fn open_new(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+fn temp_suffix() -> String {
+    let mut rng = rand::thread_rng();
+    (0..TEMP_SUFFIX_LEN)
+        .map(|_| char::from(TEMP_SUFFIX_ALPHABET[rng.gen_range(0..TEMP_SUFFIX_ALPHABET.len())]))
+        .collect()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Deletes `path` if it is still the file `opened` (a save may have renamed a new file over it since it was
+/// read; that one must survive). Returns whether this call deleted it.
+fn remove_if_same(path: &Path, opened: &File) -> io::Result<bool> {
+    let current = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(err),
+    };
+    if !same_file(&current, &opened.metadata()?) {
+        return Ok(false);
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(unix)]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
+}
+
+/// Removes a temporary file last modified before `cutoff`. Returns whether it did.
+fn remove_old_temp(path: &Path, cutoff: SystemTime) -> io::Result<bool> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(err),
+    };
+    if !meta.file_type().is_file() || meta.modified()? >= cutoff {
+        return Ok(false);
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+#[async_trait]
+impl SessionStore for FileStore {
+    fn describe(&self) -> String {
+        self.inner.describe.clone()
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError> {
+        if !key.is_storage_safe() {
+            return Ok(None);
+        }
+        let key = key.clone();
+        match self.blocking(move |inner| inner.load(&key)).await? {
+            Loaded::Live(record) => Ok(Some(record)),
+            Loaded::Missing | Loaded::Expired { .. } => Ok(None),
+        }
+    }
+
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        if !record.key.is_storage_safe() {
+            return Err(StoreError::UnsafeKey);
+        }
+        let token = self.inner.codec.encode(&record.data, OffsetDateTime::now_utc());
+        let key = record.key.clone();
+        self.blocking(move |inner| inner.create(&key, token.as_bytes())).await
+    }
+
+    async fn save(&self, record: &SessionRecord, _changes: &ChangeSet) -> Result<(), StoreError> {
+        if !record.key.is_storage_safe() {
+            return Err(StoreError::UnsafeKey);
+        }
+        let token = self.inner.codec.encode(&record.data, OffsetDateTime::now_utc());
+        let key = record.key.clone();
+        self.blocking(move |inner| inner.save(&key, token.as_bytes())).await
+    }
+
+    async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        if !key.is_storage_safe() {
+            return Ok(false);
+        }
+        let key = key.clone();
+        self.blocking(move |inner| inner.exists(&key)).await
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        if !key.is_storage_safe() {
+            return Ok(());
+        }
+        let key = key.clone();
+        self.blocking(move |inner| inner.delete(&key)).await
+    }
+
+    /// Loads every session file as Django's `clearsessions` does, deleting the expired ones, and returns how many
+    /// it deleted. Abandoned temporary files older than a day are removed too; they are logged, not counted.
+    async fn clear_expired(&self) -> Result<u64, StoreError> {
+        self.blocking(|inner| inner.clear_expired()).await
+    }
+
+    async fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError> {
+        if !key.is_storage_safe() {
+            return Ok(None);
+        }
+        let key = key.clone();
+        self.blocking(move |inner| inner.load_raw(&key)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_give_the_directory_and_options() {
+        assert_eq!(parse_url("file://").ok(), Some((None, false)));
+        assert_eq!(parse_url("file://?fsync=true").ok(), Some((None, true)));
+        assert_eq!(parse_url("file:///var/lib/sessions").ok(), Some((Some(PathBuf::from("/var/lib/sessions")), false)));
+        assert_eq!(parse_url("file:///a%20b/c?fsync=0").ok(), Some((Some(PathBuf::from("/a b/c")), false)));
+        for bad in [
+            "file://relative/dir",
+            "file:/x",
+            "sqlite:///x",
+            "file:///x?fsync=maybe",
+            "file:///x?mode=1",
+            "file:///x#y",
+        ] {
+            assert!(matches!(parse_url(bad), Err(ConfigError::InvalidStoreUrl { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn classifies_directory_entries_like_django_plus_temp_files() {
+        let key = "ddbs54wf03km6pul4bbsuhjr4ln194mn";
+        assert!(
+            matches!(classify("sessionid", &format!("sessionid{key}")), EntryName::Session(k) if k.as_str() == key)
+        );
+        assert_eq!(classify("sessionid", &format!("sessionid{key}_out_ab12_x")), EntryName::Temp);
+        for other in [
+            "notes.txt".to_owned(),
+            format!("other{key}"),
+            "sessionidshort".to_owned(),
+            format!("sessionid{}", key.to_uppercase()),
+            format!("sessionid{}", "a".repeat(65)),
+            "sessionid_out_x".to_owned(),
+            "sessionidAB_out_x".to_owned(),
+        ] {
+            assert_eq!(classify("sessionid", &other), EntryName::Other, "{other}");
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Django's `db` session backend on SQL databases: SQLite, PostgreSQL and MariaDB/MySQL.
+//!
+//! One store, [`SqlStore`], holds the code path every database shares: the `django_session` table as Django's
+//! `sessions.0001_initial` migration creates it, the refusal of a table of another shape, the signed data codec,
+//! collision-safe creates, updates that notice a deleted session, and `clear_expired` by the `expire_date` index.
+//! A [`Dialect`] adds only what differs between databases: connecting, placeholders and quoting, Django's DDL and
+//! its column types, reading the catalog, and how `expire_date` is bound and read:
+//!
+//! | dialect | store | `expire_date` | bound as |
+//! |---------|-------|---------------|----------|
+//! | [`sqlite::SqliteDialect`] | [`sqlite::SqliteStore`] | `datetime` | naive UTC text `2026-12-06 03:14:19.155447` |
+//! | [`postgres::PostgresDialect`] | [`postgres::PostgresStore`] | `timestamp with time zone` | an aware UTC time |
+//! | [`mysql::MySqlDialect`] | [`mysql::MySqlStore`] | `datetime(6)` | a naive UTC time with microseconds |
+//!
+//! These are the values Django itself writes with `USE_TZ = True`, so Django and sessionkit can share one table.
+//! Session keys longer than Django's `varchar(40)` column are never stored (loading one finds nothing).
+//!
+//! When sessionkit creates the table in a database that Django later migrates, run Django's
+//! `manage.py migrate --fake-initial` once so Django records the table as already created.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{redact_url, RawSession, SessionStore, SignedSessionCodec};
+use crate::{ChangeSet, ConfigError, SessionKey, SessionRecord, Settings, StoreError};
+
+#[cfg(feature = "mysql")]
+pub mod mysql;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// Length of Django's `session_key varchar(40)` column.
+const MAX_KEY_LEN: usize = 40;
+
+/// The statements of the shared code path, written once with `"` quoting and `$n` placeholders; each dialect
+/// renders them with its own quote character and placeholder style (see [`render`]).
+mod templates {
+    pub const SELECT_LIVE: &str =
+        r#"SELECT "session_data", "expire_date" FROM "django_session" WHERE "session_key" = $1 AND "expire_date" > $2"#;
+    pub const SELECT_ANY: &str =
+        r#"SELECT "session_data", "expire_date" FROM "django_session" WHERE "session_key" = $1"#;
+    pub const INSERT: &str =
+        r#"INSERT INTO "django_session" ("session_key", "session_data", "expire_date") VALUES ($1, $2, $3)"#;
+    pub const UPDATE: &str =
+        r#"UPDATE "django_session" SET "session_data" = $1, "expire_date" = $2 WHERE "session_key" = $3"#;
+    pub const EXISTS: &str = r#"SELECT 1 FROM "django_session" WHERE "session_key" = $1"#;
+    pub const DELETE: &str = r#"DELETE FROM "django_session" WHERE "session_key" = $1"#;
+    /// A range condition on the indexed column alone: the database walks the `expire_date` index over the expired
+    /// rows only (see docs/sql.md for each database's plan).
+    pub const CLEAR_EXPIRED: &str = r#"DELETE FROM "django_session" WHERE "expire_date" < $1"#;
+}
+
+/// One SQL database's side of the `db` store. Implemented by this crate's dialects only.
+pub trait Dialect: backend::Backend {
+    /// The sqlx connection pool of this database.
+    type Pool: fmt::Debug + Send + Sync;
+
+    /// The connection pool, for callers that need other tables of the same database (Django's `auth_user`).
+    fn pool(&self) -> &Self::Pool;
+}
+
+/// The per-database operations [`SqlStore`] builds on. Private: only this crate's dialects implement them.
+pub(crate) mod backend {
+    use super::*;
+
+    /// A value bound to a statement: dialects bind times their own way.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Arg<'q> {
+        /// Text (session key, signed data).
+        Text(&'q str),
+        /// An `expire_date` value or the current time.
+        Time(OffsetDateTime),
+    }
+
+    /// A stored `(session_data, expire_date)`; an `expire_date` the dialect could not read keeps its text.
+    #[derive(Debug)]
+    pub struct StoredRow {
+        /// The signed token.
+        pub data: String,
+        /// The expiry, or the stored text when it does not parse.
+        pub expire: Result<OffsetDateTime, String>,
+    }
+
+    /// One column of an existing `django_session` table, types lowercased as the catalog spells them.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ColumnShape {
+        /// Column name.
+        pub name: String,
+        /// Declared type (`varchar(40)`, `character varying(40)`, `longtext`, ...).
+        pub decl_type: String,
+        /// `NOT NULL`.
+        pub not_null: bool,
+        /// Part of the primary key.
+        pub primary_key: bool,
+    }
+
+    /// Column types Django's migration gives `django_session` on one database.
+    #[derive(Debug)]
+    pub struct DjangoTypes {
+        /// Prefix of `session_key`'s type (any length of varchar is accepted, as Django's `max_length` may differ).
+        pub key_prefix: &'static str,
+        /// `session_data`'s type.
+        pub data: &'static str,
+        /// `expire_date`'s type.
+        pub expire: &'static str,
+        /// The column list as Django declares it, for messages.
+        pub declaration: &'static str,
+    }
+
+    /// What a dialect provides to the shared code path.
+    #[async_trait]
+    pub trait Backend: Sized + Clone + fmt::Debug + Send + Sync + 'static {
+        /// Django's column types on this database.
+        const TYPES: DjangoTypes;
+        /// The identifier quote character.
+        const QUOTE: char;
+
+        /// Placeholder `n` (1-based) as this database's driver spells it.
+        fn placeholder(n: usize) -> String;
+
+        /// Connects a pool to `url` (`describe` is the redacted URL, for errors).
+        async fn connect(url: &str, describe: &str) -> Result<Self, StoreError>;
+
+        /// The columns of `django_session` in order; empty when the table does not exist.
+        async fn columns(&self) -> Result<Vec<ColumnShape>, sqlx::Error>;
+
+        /// Creates the table and its indexes with Django's exact DDL unless another process just did (each
+        /// dialect serialises concurrent creators); returns whether this call created it.
+        async fn create_table(&self) -> Result<bool, sqlx::Error>;
+
+        /// True when an index starts with `expire_date` (what `clear_expired` relies on).
+        async fn has_expire_date_index(&self) -> Result<bool, sqlx::Error>;
+
+        /// Runs a statement and returns the number of rows it matched.
+        async fn execute<'q>(&self, sql: &'q str, args: &[Arg<'q>]) -> Result<u64, sqlx::Error>;
+
+        /// Fetches `(session_data, expire_date)` of at most one row.
+        async fn fetch_row<'q>(&self, sql: &'q str, args: &[Arg<'q>]) -> Result<Option<StoredRow>, sqlx::Error>;
+
+        /// True when the query returns a row.
+        async fn fetch_exists<'q>(&self, sql: &'q str, args: &[Arg<'q>]) -> Result<bool, sqlx::Error>;
+    }
+}
+
+use backend::{Arg, Backend, ColumnShape};
+
+/// Renders a template for dialect `D`: `"` becomes its quote character and `$n` its placeholder `n`.
+fn render<D: Backend>(template: &str) -> String {
+    let mut out = String::with_capacity(template.len() + 8);
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push(D::QUOTE),
+            '$' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    digits.push(d);
+                    chars.next();
+                }
+                match digits.parse::<usize>() {
+                    Ok(n) => out.push_str(&D::placeholder(n)),
+                    Err(_) => out.push('$'),
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The shared statements, rendered once per store.
+#[derive(Debug, Clone)]
+struct Statements {
+    select_live: String,
+    select_any: String,
+    insert: String,
+    update: String,
+    exists: String,
+    delete: String,
+    clear_expired: String,
+}
+
+impl Statements {
+    fn new<D: Backend>() -> Self {
+        Statements {
+            select_live: render::<D>(templates::SELECT_LIVE),
+            select_any: render::<D>(templates::SELECT_ANY),
+            insert: render::<D>(templates::INSERT),
+            update: render::<D>(templates::UPDATE),
+            exists: render::<D>(templates::EXISTS),
+            delete: render::<D>(templates::DELETE),
+            clear_expired: render::<D>(templates::CLEAR_EXPIRED),
+        }
+    }
+}
+
+/// Django's `db` backend on the SQL database of dialect `D`: use the aliases
+/// [`SqliteStore`](sqlite::SqliteStore), [`PostgresStore`](postgres::PostgresStore) and
+/// [`MySqlStore`](mysql::MySqlStore).
+#[derive(Debug, Clone)]
+pub struct SqlStore<D: Dialect> {
+    dialect: D,
+    codec: SignedSessionCodec,
+    describe: String,
+    sql: Statements,
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// Connects a pool to `url`, creates the `django_session` table (and its indexes) exactly as Django's
+    /// migration does when it is missing, and refuses an existing table of another shape
+    /// ([`ConfigError::SchemaMismatch`]). Needs `settings.secret_key` to sign session data.
+    pub async fn connect(url: &str, settings: &Settings) -> Result<Self, StoreError> {
+        let codec = SignedSessionCodec::new(settings)?;
+        let describe = redact_url(url);
+        let dialect = D::connect(url, &describe).await?;
+        let store = SqlStore { dialect, codec, describe, sql: Statements::new::<D>() };
+        store.ensure_schema().await?;
+        Ok(store)
+    }
+
+    /// The connection pool, for callers that need other tables of the same database (Django's `auth_user`).
+    pub fn pool(&self) -> &D::Pool {
+        self.dialect.pool()
+    }
+
+    fn unavailable(&self, err: sqlx::Error) -> StoreError {
+        StoreError::unavailable(self.describe.clone(), err)
+    }
+
+    async fn ensure_schema(&self) -> Result<(), StoreError> {
+        let mut columns = self.dialect.columns().await.map_err(|e| self.unavailable(e))?;
+        if columns.is_empty() {
+            if self.dialect.create_table().await.map_err(|e| self.unavailable(e))? {
+                tracing::info!(store = %self.describe, "created table django_session");
+            }
+            columns = self.dialect.columns().await.map_err(|e| self.unavailable(e))?;
+        }
+        check_shape(&columns, &D::TYPES).map_err(|problem| {
+            StoreError::from(ConfigError::SchemaMismatch(format!(
+                "{}: table django_session does not have Django's shape ({problem}); expected ({})",
+                self.describe,
+                D::TYPES.declaration
+            )))
+        })?;
+        if !self.dialect.has_expire_date_index().await.map_err(|e| self.unavailable(e))? {
+            tracing::warn!(store = %self.describe, "django_session has no index on expire_date: clear_expired will scan the whole table");
+        }
+        Ok(())
+    }
+
+    async fn fetch_row(&self, key: &SessionKey, live_only: bool) -> Result<Option<backend::StoredRow>, StoreError> {
+        let result = if live_only {
+            let args = [Arg::Text(key.as_str()), Arg::Time(OffsetDateTime::now_utc())];
+            self.dialect.fetch_row(&self.sql.select_live, &args).await
+        } else {
+            self.dialect.fetch_row(&self.sql.select_any, &[Arg::Text(key.as_str())]).await
+        };
+        result.map_err(|e| self.unavailable(e))
+    }
+}
+
+/// A key that may address a row: storage-safe and not longer than Django's column.
+fn fits(key: &SessionKey) -> bool {
+    key.is_storage_safe() && key.as_str().len() <= MAX_KEY_LEN
+}
+
+fn check_shape(columns: &[ColumnShape], types: &backend::DjangoTypes) -> Result<(), String> {
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    if names != ["session_key", "session_data", "expire_date"] {
+        return Err(format!("columns are {names:?}"));
+    }
+    let [key, data, expire] = columns else { return Err("wrong number of columns".into()) };
+    if !(key.decl_type.starts_with(types.key_prefix) && key.primary_key && key.not_null) {
+        return Err(format!("session_key is {:?}, primary key: {}", key.decl_type, key.primary_key));
+    }
+    if !(data.decl_type == types.data && data.not_null && !data.primary_key) {
+        return Err(format!("session_data is {:?}, not null: {}", data.decl_type, data.not_null));
+    }
+    if !(expire.decl_type == types.expire && expire.not_null && !expire.primary_key) {
+        return Err(format!("expire_date is {:?}, not null: {}", expire.decl_type, expire.not_null));
+    }
+    Ok(())
+}
+
+/// `at` in UTC, cut to the microseconds the databases (and Python's datetime) keep.
+pub(crate) fn utc_micros(at: OffsetDateTime) -> OffsetDateTime {
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    utc.replace_nanosecond(utc.nanosecond() / 1_000 * 1_000).unwrap_or(utc)
+}
+
+#[async_trait]
+impl<D: Dialect> SessionStore for SqlStore<D> {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError> {
+        if !fits(key) {
+            return Ok(None);
+        }
+        let Some(row) = self.fetch_row(key, true).await? else { return Ok(None) };
+        let expires_at = row.expire.unwrap_or_else(|text| {
+            tracing::warn!(target: "sessionkit::corrupt", store = %self.describe, key = ?key, expire_date = %text, "unparseable expire_date");
+            OffsetDateTime::now_utc()
+        });
+        let data = self.codec.decode_or_empty(&row.data, key, &self.describe);
+        Ok(Some(SessionRecord { key: key.clone(), data, expires_at }))
+    }
+
+    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        if !fits(&record.key) {
+            return Err(StoreError::UnsafeKey);
+        }
+        let token = self.codec.encode(&record.data, OffsetDateTime::now_utc());
+        let args = [Arg::Text(record.key.as_str()), Arg::Text(&token), Arg::Time(record.expires_at)];
+        match self.dialect.execute(&self.sql.insert, &args).await {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(StoreError::KeyCollision),
+            Err(err) => Err(self.unavailable(err)),
+        }
+    }
+
+    async fn save(&self, record: &SessionRecord, _changes: &ChangeSet) -> Result<(), StoreError> {
+        if !fits(&record.key) {
+            return Err(StoreError::UnsafeKey);
+        }
+        let token = self.codec.encode(&record.data, OffsetDateTime::now_utc());
+        let args = [Arg::Text(&token), Arg::Time(record.expires_at), Arg::Text(record.key.as_str())];
+        // Rows *matched*: on MySQL the connection has CLIENT_FOUND_ROWS (sqlx always sets it, as Django's MySQL
+        // backend does), so an update that writes identical data still counts its row.
+        let matched = self.dialect.execute(&self.sql.update, &args).await.map_err(|e| self.unavailable(e))?;
+        if matched == 0 {
+            return Err(StoreError::SessionVanished);
+        }
+        Ok(())
+    }
+
+    async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        if !fits(key) {
+            return Ok(false);
+        }
+        self.dialect.fetch_exists(&self.sql.exists, &[Arg::Text(key.as_str())]).await.map_err(|e| self.unavailable(e))
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        if !fits(key) {
+            return Ok(());
+        }
+        self.dialect.execute(&self.sql.delete, &[Arg::Text(key.as_str())]).await.map_err(|e| self.unavailable(e))?;
+        Ok(())
+    }
+
+    async fn clear_expired(&self) -> Result<u64, StoreError> {
+        let args = [Arg::Time(OffsetDateTime::now_utc())];
+        self.dialect.execute(&self.sql.clear_expired, &args).await.map_err(|e| self.unavailable(e))
+    }
+
+    async fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError> {
+        if !fits(key) {
+            return Ok(None);
+        }
+        let Some(row) = self.fetch_row(key, false).await? else { return Ok(None) };
+        Ok(Some(RawSession { bytes: row.data.into_bytes(), expires_at: row.expire.ok() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn column(name: &str, decl_type: &str, primary_key: bool) -> ColumnShape {
+        ColumnShape { name: name.into(), decl_type: decl_type.into(), not_null: true, primary_key }
+    }
+
+    const TYPES: backend::DjangoTypes =
+        backend::DjangoTypes { key_prefix: "varchar", data: "text", expire: "datetime", declaration: "" };
+
+    #[test]
+    fn shape_check_names_the_problem() {
+        let good = [
+            column("session_key", "varchar(40)", true),
+            column("session_data", "text", false),
+            column("expire_date", "datetime", false),
+        ];
+        assert_eq!(check_shape(&good, &TYPES), Ok(()));
+        let mut nullable = good.clone();
+        nullable[2].not_null = false;
+        assert!(check_shape(&nullable, &TYPES).unwrap_err().contains("expire_date"));
+        let mut composite = good.clone();
+        composite[2].primary_key = true;
+        assert!(check_shape(&composite, &TYPES).is_err());
+        let mut blob = good.clone();
+        blob[1].decl_type = "blob".into();
+        assert!(check_shape(&blob, &TYPES).unwrap_err().contains("\"blob\""));
+        assert!(check_shape(&good[..2], &TYPES).unwrap_err().contains("columns are"));
+    }
+
+    #[test]
+    fn times_are_cut_to_microseconds_in_utc() {
+        assert_eq!(
+            utc_micros(datetime!(2026-12-06 04:14:19.155447999 +01:00)),
+            datetime!(2026-12-06 03:14:19.155447 UTC)
+        );
+    }
+
+    #[test]
+    fn keys_longer_than_djangos_column_never_reach_the_database() {
+        assert!(fits(&SessionKey::generate()));
+        let long = SessionKey::parse(&"a".repeat(41));
+        assert!(long.is_ok_and(|key| !fits(&key)));
+    }
+}

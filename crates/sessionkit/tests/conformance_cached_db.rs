@@ -1,0 +1,170 @@
+//! cached_db: the conformance suite on cache + database pairs, and what happens when either side fails.
+//! Also the failure policy (`failure_policy=empty`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use sessionkit::conformance::Harness;
+use sessionkit::store::cached_db::CachedDbStore;
+use sessionkit::store::memory::MemoryStore;
+use sessionkit::store::redis::RedisStore;
+use sessionkit::store::sqlite::SqliteStore;
+use sessionkit::{open_store, ConfigError, Session, SessionKey, SessionStore, Settings, StoreError};
+use sessionkit_testsupport::{shared_standalone, Standalone};
+
+fn settings() -> Arc<Settings> {
+    Arc::new(Settings::with_secret_key("cached-db-secret"))
+}
+
+fn unique() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+struct CachedDbHarness {
+    store: Arc<CachedDbStore>,
+    db: Arc<SqliteStore>,
+    settings: Arc<Settings>,
+    _dir: tempfile::TempDir,
+}
+
+impl CachedDbHarness {
+    async fn new(cache: Arc<dyn SessionStore>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings();
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+        let db = Arc::new(SqliteStore::connect(&url, &settings).await.unwrap());
+        let store = Arc::new(CachedDbStore::new(cache, db.clone()));
+        CachedDbHarness { store, db, settings, _dir: dir }
+    }
+
+    async fn memory_sqlite() -> Self {
+        Self::new(Arc::new(MemoryStore::new())).await
+    }
+
+    async fn redis_sqlite() -> Self {
+        let url = format!(
+            "{}?layout=django-cache&engine=cached_db&key_prefix=cdb{}x{}",
+            shared_standalone().url(),
+            std::process::id(),
+            unique()
+        );
+        Self::new(Arc::new(RedisStore::connect(&url).await.unwrap())).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Harness for CachedDbHarness {
+    fn store(&self) -> Arc<dyn SessionStore> {
+        self.store.clone()
+    }
+    fn settings(&self) -> Arc<Settings> {
+        self.settings.clone()
+    }
+    /// Corrupt data in the database (the cache has no copy of a fresh key).
+    async fn plant_corrupt(&self, key: &SessionKey) -> bool {
+        sqlx::query("INSERT INTO django_session VALUES (?1, 'garbage:token:sig', '2999-01-01 00:00:00')")
+            .bind(key.as_str())
+            .execute(self.db.pool())
+            .await
+            .unwrap();
+        true
+    }
+}
+
+mod memory_sqlite {
+    use super::*;
+    sessionkit::conformance_suite!(CachedDbHarness::memory_sqlite());
+}
+
+mod redis_sqlite {
+    use super::*;
+    sessionkit::conformance_suite!(CachedDbHarness::redis_sqlite());
+}
+
+async fn save_new(store: Arc<dyn SessionStore>, value: &str) -> SessionKey {
+    let mut s = Session::new(store, settings(), None);
+    s.set("v", value).await.unwrap();
+    s.save().await.unwrap();
+    s.key().cloned().unwrap()
+}
+
+/// A dead cache: the database answers every read and write, each failure is counted, nothing is lost; a delete
+/// that cannot reach the cache is an error (a stale copy would outlive a logout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_cache_never_loses_or_hides_a_session() {
+    let mut redis = Standalone::start().unwrap();
+    let cache = Arc::new(
+        RedisStore::connect(&format!("{}?layout=django-cache&engine=cached_db&timeout=0.5", redis.url()))
+            .await
+            .unwrap(),
+    );
+    let h = CachedDbHarness::new(cache).await;
+    let before = save_new(h.store.clone(), "before").await;
+    assert_eq!(h.store.cache_failures(), 0);
+
+    redis.server.stop();
+    let mut s = Session::new(h.store.clone(), settings(), Some(before.clone()));
+    assert_eq!(s.get::<String>("v").await.unwrap().as_deref(), Some("before"), "the database answers");
+    s.set("v", "during").await.unwrap();
+    s.save().await.unwrap();
+    let during = save_new(h.store.clone(), "during-new").await;
+    assert!(h.store.cache_failures() >= 3, "{}", h.store.cache_failures());
+    assert_eq!(h.db.load(&during).await.unwrap().unwrap().data["v"], "during-new");
+    let err = h.store.delete(&during).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+
+    redis.server.restart().unwrap();
+    // Back to normal, and what was written during the outage is there.
+    let mut s = Session::new(h.store.clone(), settings(), Some(before));
+    assert_eq!(s.get::<String>("v").await.unwrap().as_deref(), Some("during"));
+}
+
+/// A dead database is an error, never an empty session.
+#[tokio::test]
+async fn a_failing_database_is_an_error() {
+    let h = CachedDbHarness::memory_sqlite().await;
+    let key = save_new(h.store.clone(), "x").await;
+    // A fresh (empty) cache in front of the same database, so the database must answer; then it goes away.
+    let store = Arc::new(CachedDbStore::new(Arc::new(MemoryStore::new()), h.db.clone()));
+    h.db.pool().close().await;
+    let mut s = Session::new(store, settings(), Some(key));
+    let err = s.get::<String>("v").await.unwrap_err();
+    assert!(matches!(err, sessionkit::SessionError::Store(StoreError::Unavailable { .. })), "{err:?}");
+}
+
+/// `failure_policy=empty` turns an unreachable store into an empty session (Django's cache behaviour); the default
+/// is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_policy_empty_versus_the_default_error() {
+    let mut redis = Standalone::start().unwrap();
+    let s = settings();
+    let strict = open_store(&format!("{}?timeout=0.5", redis.url()), &s).await.unwrap();
+    let lenient = open_store(&format!("{}?timeout=0.5&failure_policy=empty", redis.url()), &s).await.unwrap();
+    let key = save_new(lenient.clone(), "kept").await;
+    assert!(strict.load(&key).await.unwrap().is_some(), "both see the same data");
+
+    redis.server.stop();
+    assert!(matches!(strict.load(&key).await.unwrap_err(), StoreError::Unavailable { .. }));
+    let mut session = Session::new(lenient.clone(), settings(), Some(key.clone()));
+    assert_eq!(session.len().await.unwrap(), 0, "treated as empty");
+    assert!(session.key().is_none());
+    // A write still fails loudly.
+    session.set("x", 1).await.unwrap();
+    assert!(session.save().await.is_err());
+}
+
+#[tokio::test]
+async fn urls_are_checked() {
+    let s = settings();
+    let err = open_store("memory://?failure_policy=sometimes", &s).await.unwrap_err();
+    assert!(matches!(err, StoreError::Config(ConfigError::InvalidStoreUrl { .. })), "{err:?}");
+    assert!(open_store("cached_db:memory://", &s).await.is_err(), "needs CACHE|DB");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("cached_db:memory://|sqlite://{}", dir.path().join("x.sqlite3").display());
+    let store = open_store(&url, &s).await.unwrap();
+    assert!(store.describe().starts_with("cached_db:memory://|sqlite://"));
+    let key = save_new(store.clone(), "via-url").await;
+    assert!(store.load(&key).await.unwrap().is_some());
+}
