@@ -5,6 +5,8 @@
 //! watchdog that stops it when the test process exits, so a fixture kept in a `static` (shared by all tests of
 //! one binary) or a crashed test never leaves a server behind. Nothing here touches a server it did not start.
 
+pub mod postgres;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -83,6 +83,58 @@ mod redis_sqlite {
     sessionkit::conformance_suite!(CachedDbHarness::redis_sqlite());
 }
 
+/// Redis (Django's cached_db keys) in front of PostgreSQL, each harness on a fresh database.
+mod redis_postgres {
+    use super::*;
+    use sessionkit::store::postgres::PostgresStore;
+    use sessionkit_testsupport::postgres::TestDatabase;
+
+    struct RedisPostgresHarness {
+        store: Arc<CachedDbStore>,
+        db: Arc<PostgresStore>,
+        settings: Arc<Settings>,
+        // Dropped last, after the stores.
+        _database: TestDatabase,
+    }
+
+    impl RedisPostgresHarness {
+        async fn new() -> Self {
+            let database = TestDatabase::create().await;
+            let settings = settings();
+            let db = Arc::new(PostgresStore::connect(&database.url(), &settings).await.unwrap());
+            let cache_url = format!(
+                "{}?layout=django-cache&engine=cached_db&key_prefix=cdbpg{}x{}",
+                shared_standalone().url(),
+                std::process::id(),
+                unique()
+            );
+            let cache = Arc::new(RedisStore::connect(&cache_url).await.unwrap());
+            let store = Arc::new(CachedDbStore::new(cache, db.clone()));
+            RedisPostgresHarness { store, db, settings, _database: database }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Harness for RedisPostgresHarness {
+        fn store(&self) -> Arc<dyn SessionStore> {
+            self.store.clone()
+        }
+        fn settings(&self) -> Arc<Settings> {
+            self.settings.clone()
+        }
+        async fn plant_corrupt(&self, key: &SessionKey) -> bool {
+            sqlx::query("INSERT INTO django_session VALUES ($1, 'garbage:token:sig', '2999-01-01 00:00:00+00')")
+                .bind(key.as_str())
+                .execute(self.db.pool())
+                .await
+                .unwrap();
+            true
+        }
+    }
+
+    sessionkit::conformance_suite!(RedisPostgresHarness::new());
+}
+
 async fn save_new(store: Arc<dyn SessionStore>, value: &str) -> SessionKey {
     let mut s = Session::new(store, settings(), None);
     s.set("v", value).await.unwrap();

@@ -343,3 +343,60 @@ async fn hash_layout_checks_listpack_limits_without_needing_config_rights() {
     .await;
     assert!(logs.contains("CONFIG GET refused"), "{logs}");
 }
+
+/// `rediss://` against a real TLS listener: certificates are verified by default (a self-signed one is refused),
+/// `#insecure` opts out; and `unix://` sockets with a database number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_unix_socket_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let tls_port = sessionkit_testsupport::free_port().unwrap();
+    let socket = dir.path().join("redis.sock");
+    let text = |p: &std::path::Path| p.display().to_string();
+    let server = sessionkit_testsupport::RedisProcess::start(
+        dir.path(),
+        &[
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            text(&cert),
+            "--tls-key-file".into(),
+            text(&key),
+            "--tls-ca-cert-file".into(),
+            text(&cert),
+            "--tls-auth-clients".into(),
+            "no".into(),
+            "--unixsocket".into(),
+            text(&socket),
+            "--unixsocketperm".into(),
+            "700".into(),
+        ],
+    )
+    .unwrap();
+
+    let verified = RedisStore::connect(&format!("rediss://127.0.0.1:{tls_port}/?timeout=2&connect_timeout=2")).await;
+    assert!(verified.is_err(), "a self-signed certificate must not be trusted by default");
+    let insecure =
+        Arc::new(RedisStore::connect(&format!("rediss://127.0.0.1:{tls_port}/?timeout=2#insecure")).await.unwrap());
+    let key = login(&insecure, "11", "tls").await;
+    assert!(insecure.load(&key).await.unwrap().is_some());
+
+    let over_socket = Arc::new(RedisStore::connect(&format!("unix://{}?db=3", socket.display())).await.unwrap());
+    let key = login(&over_socket, "12", "unix").await;
+    assert!(over_socket.load(&key).await.unwrap().is_some());
+    let size =
+        std::process::Command::new("redis-cli").args(["-s", &text(&socket), "-n", "3", "DBSIZE"]).output().unwrap();
+    let count: u64 = String::from_utf8_lossy(&size.stdout).trim().parse().unwrap();
+    assert!(count >= 1, "the session went to database 3");
+    drop(server);
+}

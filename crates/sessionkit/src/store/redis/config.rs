@@ -177,6 +177,11 @@ impl RedisOptions {
         let redacted = crate::store::redact_url(url);
         let bad = |reason: String| ConfigError::InvalidStoreUrl { url: redacted.clone(), reason };
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing ://".into()))?;
+        // A fragment (redis-rs reads `#insecure` on rediss:// URLs) goes back on the URL handed to redis-rs.
+        let (rest, fragment) = match rest.split_once('#') {
+            Some((rest, fragment)) => (rest, Some(fragment)),
+            None => (rest, None),
+        };
         let (before_query, query) = match rest.split_once('?') {
             Some((a, q)) => (a, q),
             None => (rest, ""),
@@ -304,6 +309,10 @@ impl RedisOptions {
                         &url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&passthrough).finish(),
                     );
                 }
+                if let Some(fragment) = fragment {
+                    plain.push('#');
+                    plain.push_str(fragment);
+                }
                 Topology::Standalone { url: plain }
             }
             "redis+sentinel" | "rediss+sentinel" => {
@@ -387,6 +396,9 @@ mod tests {
         assert_eq!(o.layout, Layout::Hash);
         assert_eq!(o.buckets, 64);
         assert_eq!(o.topology, Topology::Standalone { url: "redis://u:p%40ss@h:6380/3?protocol=resp3".into() });
+        let o = RedisOptions::from_url("rediss://h:6380/?layout=hash#insecure").unwrap();
+        assert_eq!(o.layout, Layout::Hash);
+        assert_eq!(o.topology, Topology::Standalone { url: "rediss://h:6380/#insecure".into() });
         let o = RedisOptions::from_url("unix:///run/redis.sock?db=2&timeout=0.5").unwrap();
         assert_eq!(o.topology, Topology::Standalone { url: "unix:///run/redis.sock?db=2".into() });
         assert_eq!(o.timeout, Duration::from_millis(500));
