@@ -16,7 +16,7 @@
 //! | `prefix` | `sessionkit:` | key prefix of the `string` and `hash` layouts |
 //! | `hashed_keys` | `false` | store SHA-256 of the session key instead of the key (`string`, `hash`) |
 //! | `compression` | `zstd` | `zstd`, `lz4` or `none` (`string`, `hash`) |
-//! | `compress_min_bytes` | `512` | values shorter than this are stored uncompressed |
+//! | `compress_min_bytes` | `128` | values shorter than this are stored uncompressed |
 //! | `buckets` | `1024` | number of hashes of the `hash` layout (aim for 100–300 sessions per bucket) |
 //! | `connect_timeout` | `5` | seconds to establish a connection |
 //! | `timeout` | `5` | seconds to wait for any reply (Django's common `SOCKET_TIMEOUT`) |
@@ -192,7 +192,7 @@ impl RedisOptions {
             prefix: "sessionkit:".into(),
             hashed_keys: false,
             compression: Compression::Zstd,
-            compress_min_bytes: 512,
+            compress_min_bytes: 128,
             buckets: 1024,
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(5),

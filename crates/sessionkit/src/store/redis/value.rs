@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! byte 0      format version (1)
-//! byte 1      flags: bits 0-1 compression (0 none, 1 zstd, 2 lz4 block with size prefix); bits 2-7 zero
+//! byte 1      flags: bits 0-1 compression (0 none, 1 zstd, 2 lz4 block with size prefix, 3 zstd with sessionkit's
+//!             built-in dictionary 1); bits 2-7 zero
 //! bytes 2-5   expiry, Unix seconds, u32 big-endian (the value carries its own expiry: the hash layout
 //!             cannot rely on key TTLs, and loads need no extra TTL round trip)
 //! bytes 6..   the session dict as UTF-8 JSON (serde_json; numbers keep their exact text), maybe compressed
@@ -21,6 +22,13 @@ const VERSION: u8 = 1;
 const HEADER_LEN: usize = 6;
 const FLAG_ZSTD: u8 = 1;
 const FLAG_LZ4: u8 = 2;
+const FLAG_ZSTD_DICTIONARY: u8 = 3;
+
+/// zstd raw-content dictionary 1: text that recurs in Django sessions as serde_json writes them. Small JSON values
+/// compress poorly on their own (zstd has no history to refer to); with this dictionary the keys and values every
+/// Django login carries cost a few bytes each. Never change these bytes: stored values refer to them. A new
+/// dictionary gets a new flag value.
+pub(crate) const DICTIONARY_1: &[u8] = br#"{"_language":"en","django_language":"en","testcookie":"worked","_messages":"[[\"__json_message\",0,20,\"","_sessionkit_ua":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36","_sessionkit_ua":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/","_sessionkit_ua":"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15","_sessionkit_ip":"192.168.","_session_expiry":"2026-01-01T00:00:00+00:00","_session_expiry":0,"_session_expiry":3600,"cart":{"items":[],"total":0},"last_visit":"2026-","visits":1,"next":"/","_auth_user_backend":"django.contrib.auth.backends.RemoteUserBackend","_auth_user_backend":"allauth.account.auth_backends.AuthenticationBackend","_csrftoken":"","_auth_user_id":"1","_auth_user_backend":"django.contrib.auth.backends.ModelBackend","_auth_user_hash":""}"#;
 const COMPRESSION_MASK: u8 = 0b11;
 /// zstd level: 3 is zstd's default, a good speed/ratio balance for small JSON.
 const ZSTD_LEVEL: i32 = 3;
@@ -46,7 +54,7 @@ impl NativeCodec {
             match self.compression {
                 Compression::None => (0, json),
                 Compression::Zstd => match zstd_compress(&json) {
-                    Ok(c) if c.len() < json.len() => (FLAG_ZSTD, c),
+                    Ok(c) if c.len() < json.len() => (FLAG_ZSTD_DICTIONARY, c),
                     _ => (0, json),
                 },
                 Compression::Lz4 => {
@@ -89,7 +97,8 @@ impl NativeCodec {
         let max = self.limits.max_inflated_bytes;
         let json: std::borrow::Cow<'_, [u8]> = match flags & COMPRESSION_MASK {
             0 => payload.into(),
-            FLAG_ZSTD => zstd_decompress(payload, max)?.into(),
+            FLAG_ZSTD => zstd_decompress(payload, max, false)?.into(),
+            FLAG_ZSTD_DICTIONARY => zstd_decompress(payload, max, true)?.into(),
             FLAG_LZ4 => {
                 let (size, _) =
                     lz4_flex::block::uncompressed_size(payload).map_err(|e| CodecError::Inflate(e.to_string()))?;
@@ -114,13 +123,15 @@ thread_local! {
     // zstd contexts are costly to create (a profile showed half the client's CPU in context setup): one per thread.
     static ZSTD_COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
     static ZSTD_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    static ZSTD_DICTIONARY_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
 }
 
 fn zstd_compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
     ZSTD_COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
-            *slot = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+            *slot = Some(zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, DICTIONARY_1)?);
         }
         match slot.as_mut() {
             Some(compressor) => compressor.compress(data),
@@ -131,20 +142,30 @@ fn zstd_compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// Decompresses a zstd frame of at most `max` bytes. Frames we write declare their size, so one allocation of
 /// exactly that size does it; a frame without a declared size is streamed, bounded.
-fn zstd_decompress(payload: &[u8], max: usize) -> Result<Vec<u8>, CodecError> {
+fn zstd_decompress(payload: &[u8], max: usize, dictionary: bool) -> Result<Vec<u8>, CodecError> {
     let inflate = |e: std::io::Error| CodecError::Inflate(e.to_string());
     match zstd::zstd_safe::get_frame_content_size(payload) {
         Ok(Some(size)) if size > max as u64 => Err(CodecError::TooLarge { limit: max }),
-        Ok(Some(size)) => ZSTD_DECOMPRESSOR.with(|cell| {
+        Ok(Some(size)) => (if dictionary { &ZSTD_DICTIONARY_DECOMPRESSOR } else { &ZSTD_DECOMPRESSOR }).with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
-                *slot = Some(zstd::bulk::Decompressor::new().map_err(inflate)?);
+                let made = if dictionary {
+                    zstd::bulk::Decompressor::with_dictionary(DICTIONARY_1)
+                } else {
+                    zstd::bulk::Decompressor::new()
+                };
+                *slot = Some(made.map_err(inflate)?);
             }
             match slot.as_mut() {
                 Some(decompressor) => decompressor.decompress(payload, size as usize).map_err(inflate),
                 None => Err(CodecError::Inflate("no zstd context".into())),
             }
         }),
+        Ok(None) if dictionary => read_bounded(
+            zstd::stream::read::Decoder::with_dictionary(std::io::BufReader::new(payload), DICTIONARY_1)
+                .map_err(inflate)?,
+            max,
+        ),
         Ok(None) => read_bounded(zstd::stream::read::Decoder::new(payload).map_err(inflate)?, max),
         Err(_) => Err(CodecError::Inflate("not a zstd frame".into())),
     }
@@ -186,6 +207,9 @@ mod tests {
             let bytes = c.encode(&sample(), at);
             assert_eq!(bytes[0], 1);
             assert_eq!(bytes[1] != 0, compression != Compression::None, "{compression:?}");
+            if compression == Compression::Zstd {
+                assert_eq!(bytes[1], FLAG_ZSTD_DICTIONARY);
+            }
             let (map, expires) = c.decode(&bytes).unwrap();
             assert_eq!(map, sample());
             assert_eq!(map.keys().collect::<Vec<_>>(), sample().keys().collect::<Vec<_>>());
@@ -195,6 +219,32 @@ mod tests {
         // Small values stay uncompressed.
         let small = codec(Compression::Zstd, 512).encode(&Map::new(), at);
         assert_eq!(small, [1, 0, 0x70, 0xdd, 0x55, 0x25, b'{', b'}']); // 1893553445 = 2030-01-02T03:04:05Z
+    }
+
+    #[test]
+    fn the_dictionary_shrinks_a_django_login_session() {
+        let Value::Object(login) = json!({"_auth_user_id": "12345",
+            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_hash": "9c1185a5c5e9fc54612808977ee8f548b2258d31b9c1b0f6a3c1a1c1d7a5e7f0",
+            "_csrftoken": "Hk3RzVq0d2XG7mJ4x9uYpB6nT1cLwA8sE5fKoQiZ0vUbN3rD7yM2hC4gP6jW9tS1", "visits": 7})
+        else {
+            unreachable!()
+        };
+        let plain = codec(Compression::None, 0).encode(&login, datetime!(2030-01-01 0:00 UTC));
+        let with_dictionary = codec(Compression::Zstd, 0).encode(&login, datetime!(2030-01-01 0:00 UTC));
+        let without_dictionary = zstd::bulk::compress(&plain[6..], 3).unwrap();
+        assert!(with_dictionary.len() * 10 < plain.len() * 7, "{} vs {}", with_dictionary.len(), plain.len());
+        assert!(
+            with_dictionary.len() + 40 < without_dictionary.len() + 6,
+            "{} vs {}",
+            with_dictionary.len(),
+            without_dictionary.len()
+        );
+        assert_eq!(codec(Compression::Zstd, 0).decode(&with_dictionary).unwrap().0, login);
+        // Values written with plain zstd (flag 1) stay readable.
+        let mut plain_zstd = vec![1, FLAG_ZSTD, 0x70, 0xdd, 0x55, 0x25];
+        plain_zstd.extend(without_dictionary);
+        assert_eq!(codec(Compression::Zstd, 0).decode(&plain_zstd).unwrap().0, login);
     }
 
     #[test]
