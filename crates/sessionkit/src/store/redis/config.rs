@@ -16,7 +16,7 @@
 //! | `prefix` | `sessionkit:` | key prefix of the `string` and `hash` layouts |
 //! | `hashed_keys` | `false` | store SHA-256 of the session key instead of the key (`string`, `hash`) |
 //! | `compression` | `zstd` | `zstd`, `lz4` or `none` (`string`, `hash`) |
-//! | `compress_min_bytes` | `128` | values shorter than this are stored uncompressed |
+//! | `compress_min_bytes` | `512` (`string`), `128` (`hash`) | values shorter than this are stored uncompressed: the fast layout skips compression for typical sessions, the small one compresses them |
 //! | `buckets` | `1024` | number of hashes of the `hash` layout (aim for 100–300 sessions per bucket) |
 //! | `connect_timeout` | `5` | seconds to establish a connection |
 //! | `timeout` | `5` | seconds to wait for any reply (Django's common `SOCKET_TIMEOUT`) |
@@ -208,6 +208,7 @@ impl RedisOptions {
             },
         };
         let mut passthrough: Vec<(String, String)> = Vec::new();
+        let mut compress_min_given = false;
         let mut sentinel_username = None;
         let mut sentinel_password = None;
         let mut unix_db = None;
@@ -239,7 +240,8 @@ impl RedisOptions {
                 }
                 "compress_min_bytes" => {
                     options.compress_min_bytes =
-                        value.parse().map_err(|_| bad(format!("compress_min_bytes={value:?}")))?
+                        value.parse().map_err(|_| bad(format!("compress_min_bytes={value:?}")))?;
+                    compress_min_given = true;
                 }
                 "buckets" => {
                     options.buckets =
@@ -282,6 +284,9 @@ impl RedisOptions {
                 }
                 _ => passthrough.push((name.into_owned(), value)),
             }
+        }
+        if !compress_min_given {
+            options.compress_min_bytes = if options.layout == Layout::Hash { 128 } else { 512 };
         }
         if options.django.pickle_protocol == 0 {
             options.django.pickle_protocol = match options.django.client {
@@ -395,6 +400,9 @@ mod tests {
         let o = RedisOptions::from_url("redis://u:p%40ss@h:6380/3?layout=hash&buckets=64&protocol=resp3").unwrap();
         assert_eq!(o.layout, Layout::Hash);
         assert_eq!(o.buckets, 64);
+        assert_eq!(o.compress_min_bytes, 128, "the hash layout compresses typical sessions");
+        assert_eq!(RedisOptions::from_url("redis://h").unwrap().compress_min_bytes, 512);
+        assert_eq!(RedisOptions::from_url("redis://h?layout=hash&compress_min_bytes=9").unwrap().compress_min_bytes, 9);
         assert_eq!(o.topology, Topology::Standalone { url: "redis://u:p%40ss@h:6380/3?protocol=resp3".into() });
         let o = RedisOptions::from_url("rediss://h:6380/?layout=hash#insecure").unwrap();
         assert_eq!(o.layout, Layout::Hash);
