@@ -400,3 +400,59 @@ async fn tls_and_unix_socket_connections() {
     assert!(count >= 1, "the session went to database 3");
     drop(server);
 }
+
+/// Listing with SCAN: every layout reports each stored session once, with its id, expiry and size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_reports_every_session_on_every_layout() {
+    for url in [
+        standalone_url("layout=string"),
+        standalone_url("layout=string&hashed_keys=1"),
+        standalone_url("layout=hash&buckets=4"),
+        standalone_url("layout=hash&buckets=4&hashed_keys=1"),
+        format!("{}?layout=django-cache&key_prefix={}", standalone().url(), unique()),
+        cluster_url("layout=string"),
+        cluster_url("layout=hash&buckets=8"),
+    ] {
+        let store = Arc::new(RedisStore::connect(&url).await.unwrap());
+        let mut keys = Vec::new();
+        for i in 0..30 {
+            let mut s = Session::new(store.clone(), settings(), None);
+            s.set("i", i).await.unwrap();
+            s.save().await.unwrap();
+            keys.push(s.key().cloned().unwrap());
+        }
+        let mut listed = Vec::new();
+        store
+            .list(|session| {
+                listed.push(session);
+                true
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 30, "{url}");
+        let hashed = url.contains("hashed_keys=1");
+        for key in &keys {
+            let expected = if hashed {
+                use sha2::Digest;
+                sha2::Sha256::digest(key.as_str().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+            } else {
+                key.to_string()
+            };
+            let found = listed.iter().find(|l| l.id == expected).unwrap_or_else(|| panic!("{url}: {key:?} not listed"));
+            assert_eq!(found.key_is_hashed, hashed);
+            assert!(found.bytes > 0);
+            let left = found.expires_at.unwrap() - time::OffsetDateTime::now_utc();
+            assert!(left > time::Duration::days(13), "{url}: {left}");
+        }
+        // Stops when asked.
+        let mut seen = 0;
+        store
+            .list(|_| {
+                seen += 1;
+                seen < 5
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen, 5);
+    }
+}

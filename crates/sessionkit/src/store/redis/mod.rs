@@ -99,6 +99,28 @@ pub struct RedisStore {
     describe: String,
 }
 
+/// One stored session, as [`RedisStore::list`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedSession {
+    /// The session key, or the hex SHA-256 of it when keys are hashed at rest.
+    pub id: String,
+    /// True when `id` is a SHA-256 digest rather than the key.
+    pub key_is_hashed: bool,
+    /// When it expires, if known.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Size of the stored value in bytes.
+    pub bytes: usize,
+}
+
+/// A hash field as a listed id: the key itself, or the hex of a raw SHA-256 digest.
+fn stored_id(field: &[u8], hashed: bool) -> String {
+    if hashed {
+        hex(field)
+    } else {
+        String::from_utf8_lossy(field).into_owned()
+    }
+}
+
 /// A hash field and its value, as `HSCAN` returns them.
 type FieldAndValue = (Vec<u8>, Vec<u8>);
 
@@ -485,16 +507,115 @@ impl RedisStore {
         Ok((removed, wrapped))
     }
 
-    /// The `SCAN MATCH` pattern of this store's keys.
-    fn scan_pattern(&self) -> String {
+    /// What every key of this store's sessions starts with (bucket keys for `hash`).
+    fn key_prefix(&self) -> String {
         match self.options.layout {
             Layout::DjangoCache => {
                 let d = &self.options.django;
-                format!("{}*", glob_escape(&format!("{}:{}:{}", d.key_prefix, d.version, d.engine_prefix())))
+                format!("{}:{}:{}", d.key_prefix, d.version, d.engine_prefix())
             }
-            Layout::String => format!("{}*", glob_escape(&format!("{}s:", self.options.prefix))),
-            Layout::Hash => format!("{}*", glob_escape(&format!("{}h:", self.options.prefix))),
+            Layout::String => format!("{}s:", self.options.prefix),
+            Layout::Hash => format!("{}h:", self.options.prefix),
         }
+    }
+
+    /// The `SCAN MATCH` pattern of this store's keys.
+    fn scan_pattern(&self) -> String {
+        format!("{}*", glob_escape(&self.key_prefix()))
+    }
+
+    /// Lists stored sessions with `SCAN` on every master (plus `HSCAN` per bucket for `hash`), never `KEYS`;
+    /// calls `visit` for each and stops early when it returns false. One `SCAN` page (≈1000 keys) plus one pipelined
+    /// read per page are in flight at a time, so memory stays bounded however many sessions there are.
+    pub async fn list(&self, mut visit: impl FnMut(ListedSession) -> bool + Send) -> Result<(), StoreError> {
+        for node in self.conn.scan_nodes().await? {
+            let mut cursor: u64 = 0;
+            loop {
+                let reply = self
+                    .conn
+                    .query_node(
+                        node.as_ref(),
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(self.scan_pattern())
+                            .arg("COUNT")
+                            .arg(1000)
+                            .clone(),
+                    )
+                    .await?;
+                let (next, keys): (u64, Vec<Vec<u8>>) =
+                    redis::from_redis_value(reply).map_err(|e| self.unavailable(e))?;
+                for listed in self.describe_page(&keys).await? {
+                    if !visit(listed) {
+                        return Ok(());
+                    }
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns one SCAN page of keys into listed sessions.
+    async fn describe_page(&self, keys: &[Vec<u8>]) -> Result<Vec<ListedSession>, StoreError> {
+        let mut out = Vec::new();
+        match self.options.layout {
+            Layout::Hash => {
+                for bucket in keys {
+                    let mut cursor: u64 = 0;
+                    loop {
+                        let (next, items): (u64, Vec<FieldAndValue>) =
+                            self.conn.query(redis::cmd("HSCAN").arg(bucket).arg(cursor).arg("COUNT").arg(500)).await?;
+                        for (field, value) in items {
+                            out.push(ListedSession {
+                                id: stored_id(&field, self.options.hashed_keys),
+                                key_is_hashed: self.options.hashed_keys,
+                                expires_at: NativeCodec::peek_expiry(&value).ok(),
+                                bytes: value.len(),
+                            });
+                        }
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
+                    }
+                }
+            }
+            Layout::String | Layout::DjangoCache => {
+                let reads: Vec<redis::Cmd> = keys.iter().map(|k| redis::cmd("GET").arg(k).clone()).collect();
+                let values: Vec<Option<Vec<u8>>> = self.per_key_commands(&reads).await?;
+                let ttls: Vec<redis::Cmd> = keys.iter().map(|k| redis::cmd("PTTL").arg(k).clone()).collect();
+                let ttls: Vec<i64> = if self.options.layout == Layout::DjangoCache {
+                    self.per_key_commands(&ttls).await?
+                } else {
+                    Vec::new()
+                };
+                let prefix_len = self.key_prefix().len();
+                for (i, (key, value)) in keys.iter().zip(values).enumerate() {
+                    let Some(value) = value else { continue };
+                    let suffix = key.get(prefix_len..).unwrap_or_default();
+                    let expires_at = match self.options.layout {
+                        Layout::DjangoCache => ttls
+                            .get(i)
+                            .filter(|ms| **ms >= 0)
+                            .map(|ms| OffsetDateTime::now_utc() + time::Duration::milliseconds(*ms)),
+                        _ => NativeCodec::peek_expiry(&value).ok(),
+                    };
+                    let hashed = self.options.hashed_keys;
+                    out.push(ListedSession {
+                        id: String::from_utf8_lossy(suffix).into_owned(),
+                        key_is_hashed: hashed,
+                        expires_at,
+                        bytes: value.len(),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Counts stored sessions with `SCAN` (and `HLEN` per bucket for the `hash` layout), never `KEYS`. Expired
