@@ -37,7 +37,8 @@ async fn cycles_load_modify_and_save_existing_sessions_only() {
         assert!(report.cycles > 50, "{layout}: {report}");
         assert!(report.ops_per_sec() > 0.0 && report.quantile_us(0.5) > 0, "{layout}: {report}");
         assert!(report.quantile_us(0.5) <= report.quantile_us(0.99), "{layout}: {report}");
-        assert!((290..=360).contains(&report.value_bytes), "{layout}: {report}");
+        // 339 bytes as JSON; the hash layout compresses it (zstd with the session dictionary) to about 195.
+        assert!((150..=360).contains(&report.value_bytes), "{layout}: {report}");
         assert_eq!(report.store.layout, layout);
         let json = report.to_json();
         assert_eq!(json["cycles"], report.cycles);
