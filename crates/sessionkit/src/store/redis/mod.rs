@@ -524,6 +524,13 @@ impl RedisStore {
         format!("{}*", glob_escape(&self.key_prefix()))
     }
 
+    /// One `SCAN … MATCH` page of this store's keys on `node` (the server, or one Cluster master).
+    async fn scan_page(&self, node: Option<&(String, u16)>, cursor: u64) -> Result<(u64, Vec<Vec<u8>>), StoreError> {
+        let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(self.scan_pattern()).arg("COUNT").arg(1000).clone();
+        let reply = self.conn.query_node(node, scan).await?;
+        redis::from_redis_value(reply).map_err(|e| self.unavailable(e))
+    }
+
     /// Lists stored sessions with `SCAN` on every master (plus `HSCAN` per bucket for `hash`), never `KEYS`;
     /// calls `visit` for each and stops early when it returns false. One `SCAN` page (≈1000 keys) plus one pipelined
     /// read per page are in flight at a time, so memory stays bounded however many sessions there are.
@@ -531,21 +538,7 @@ impl RedisStore {
         for node in self.conn.scan_nodes().await? {
             let mut cursor: u64 = 0;
             loop {
-                let reply = self
-                    .conn
-                    .query_node(
-                        node.as_ref(),
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(self.scan_pattern())
-                            .arg("COUNT")
-                            .arg(1000)
-                            .clone(),
-                    )
-                    .await?;
-                let (next, keys): (u64, Vec<Vec<u8>>) =
-                    redis::from_redis_value(reply).map_err(|e| self.unavailable(e))?;
+                let (next, keys) = self.scan_page(node.as_ref(), cursor).await?;
                 for listed in self.describe_page(&keys).await? {
                     if !visit(listed) {
                         return Ok(());
@@ -625,21 +618,7 @@ impl RedisStore {
         for node in self.conn.scan_nodes().await? {
             let mut cursor: u64 = 0;
             loop {
-                let reply = self
-                    .conn
-                    .query_node(
-                        node.as_ref(),
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(self.scan_pattern())
-                            .arg("COUNT")
-                            .arg(1000)
-                            .clone(),
-                    )
-                    .await?;
-                let (next, keys): (u64, Vec<Vec<u8>>) =
-                    redis::from_redis_value(reply).map_err(|e| self.unavailable(e))?;
+                let (next, keys) = self.scan_page(node.as_ref(), cursor).await?;
                 if self.options.layout == Layout::Hash {
                     let lengths: Vec<redis::Cmd> = keys.iter().map(|key| redis::cmd("HLEN").arg(key).clone()).collect();
                     let counts: Vec<u64> = self.per_key_commands(&lengths).await?;
