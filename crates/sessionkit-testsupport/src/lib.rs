@@ -5,7 +5,7 @@
 //! watchdog that stops it when the test process exits, so a fixture kept in a `static` (shared by all tests of
 //! one binary) or a crashed test never leaves a server behind. Nothing here touches a server it did not start.
 
-pub mod postgres;
+pub mod databases;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -87,7 +87,7 @@ mod redis_sqlite {
 mod redis_postgres {
     use super::*;
     use sessionkit::store::postgres::PostgresStore;
-    use sessionkit_testsupport::postgres::TestDatabase;
+    use sessionkit_testsupport::databases::{Engine, TestDatabase};
 
     struct RedisPostgresHarness {
         store: Arc<CachedDbStore>,
@@ -99,7 +99,7 @@ mod redis_postgres {
 
     impl RedisPostgresHarness {
         async fn new() -> Self {
-            let database = TestDatabase::create().await;
+            let database = TestDatabase::create(Engine::Postgres).await;
             let settings = settings();
             let db = Arc::new(PostgresStore::connect(&database.url(), &settings).await.unwrap());
             let cache_url = format!(

@@ -10,7 +10,6 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -23,76 +22,11 @@ use sqlx::mysql::MySqlPool;
 use sqlx::{Connection, MySqlConnection};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
-use tokio::sync::OnceCell;
+
+use sessionkit_testsupport::databases::{Engine, TestDatabase as TestDb};
 
 fn server_url() -> String {
-    std::env::var("SESSIONKIT_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_owned())
-}
-
-async fn admin() -> MySqlConnection {
-    let url = server_url();
-    MySqlConnection::connect(&url).await.unwrap_or_else(|err| {
-        panic!("MariaDB/MySQL is not reachable at {url} ({err}): scripts/test installs and starts it")
-    })
-}
-
-/// Drops databases left behind by test processes that no longer run (killed before their cleanup).
-async fn drop_stale_databases() {
-    static ONCE: OnceCell<()> = OnceCell::const_new();
-    ONCE.get_or_init(|| async {
-        let mut conn = admin().await;
-        let names: Vec<(String,)> = sqlx::query_as(
-            r"SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'sessionkit\_test\_%'",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        for (name,) in names {
-            let pid = name.trim_start_matches("sessionkit_test_").split('_').next().unwrap_or("");
-            if !pid.is_empty() && !std::path::Path::new("/proc").join(pid).exists() {
-                let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut conn).await;
-            }
-        }
-    })
-    .await;
-}
-
-/// A database of its own for one test, dropped when the value is dropped.
-struct TestDb {
-    name: String,
-}
-
-impl TestDb {
-    async fn create() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        drop_stale_databases().await;
-        let name = format!("sessionkit_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let mut conn = admin().await;
-        sqlx::raw_sql(&format!("CREATE DATABASE `{name}`")).execute(&mut conn).await.unwrap();
-        TestDb { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", server_url(), self.name)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: use a runtime of our own on another thread.
-        let done = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let mut conn = admin().await;
-                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut conn).await
-            })
-        })
-        .join();
-        if !matches!(done, Ok(Ok(_))) {
-            eprintln!("could not drop test database {}: {done:?}", self.name);
-        }
-    }
+    Engine::MySql.server_url()
 }
 
 struct MySqlHarness {
@@ -104,7 +38,7 @@ struct MySqlHarness {
 
 impl MySqlHarness {
     async fn new() -> Self {
-        let db = TestDb::create().await;
+        let db = TestDb::create(Engine::MySql).await;
         let settings = Arc::new(Settings::with_secret_key("conformance-secret"));
         let store = Arc::new(MySqlStore::connect(&db.url(), &settings).await.unwrap());
         MySqlHarness { store, settings, _db: db }
@@ -284,7 +218,7 @@ async fn refuses_a_table_of_another_shape() {
             r#"session_data is "text""#,
         ),
     ] {
-        let db = TestDb::create().await;
+        let db = TestDb::create(Engine::MySql).await;
         let mut conn = MySqlConnection::connect(&db.url()).await.unwrap();
         sqlx::raw_sql(ddl).execute(&mut conn).await.unwrap();
         conn.close().await.unwrap();
@@ -298,7 +232,7 @@ async fn refuses_a_table_of_another_shape() {
 /// Several processes starting at once on an empty database all succeed; the table is created once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_connects_create_the_table_once() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(Engine::MySql).await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..6 {
         let url = db.url();
@@ -355,7 +289,7 @@ async fn clear_expired_uses_the_expire_date_index() {
 /// `open_store` accepts `mysql://` and `mariadb://` URLs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_store_accepts_mysql_and_mariadb_urls() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(Engine::MySql).await;
     let settings = Settings::with_secret_key("k");
     for url in [db.url(), db.url().replacen("mysql://", "mariadb://", 1)] {
         let store = sessionkit::open_store(&url, &settings).await.unwrap();
@@ -408,7 +342,7 @@ fn naive_utc(text: &str) -> OffsetDateTime {
 async fn django_and_sessionkit_share_db_sessions_both_ways() {
     let Some(python) = sessionkit_testsupport::django_python() else { return };
     let settings = Arc::new(Settings::with_secret_key("interop-secret"));
-    let django_db = TestDb::create().await;
+    let django_db = TestDb::create(Engine::MySql).await;
     django(&python, &django_db.name, &["migrate"]);
     let store = Arc::new(MySqlStore::connect(&django_db.url(), &settings).await.unwrap());
     let ours = MySqlHarness::new().await;

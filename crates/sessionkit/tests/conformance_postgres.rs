@@ -20,7 +20,11 @@ use sqlx::{Connection, PgConnection};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use sessionkit_testsupport::postgres::{server_url, TestDatabase as TestDb};
+use sessionkit_testsupport::databases::{Engine, TestDatabase as TestDb};
+
+fn server_url() -> String {
+    Engine::Postgres.server_url()
+}
 
 struct PgHarness {
     store: Arc<PostgresStore>,
@@ -31,7 +35,7 @@ struct PgHarness {
 
 impl PgHarness {
     async fn new() -> Self {
-        let db = TestDb::create().await;
+        let db = TestDb::create(Engine::Postgres).await;
         let settings = Arc::new(Settings::with_secret_key("conformance-secret"));
         let store = Arc::new(PostgresStore::connect(&db.url(), &settings).await.unwrap());
         PgHarness { store, settings, _db: db }
@@ -175,7 +179,7 @@ async fn refuses_a_table_of_another_shape() {
             "session_data",
         ),
     ] {
-        let db = TestDb::create().await;
+        let db = TestDb::create(Engine::Postgres).await;
         let mut conn = PgConnection::connect(&db.url()).await.unwrap();
         sqlx::query(ddl).execute(&mut conn).await.unwrap();
         conn.close().await.unwrap();
@@ -189,7 +193,7 @@ async fn refuses_a_table_of_another_shape() {
 /// Several processes starting at once on an empty database all succeed; the table is created once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_connects_create_the_table_once() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(Engine::Postgres).await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..6 {
         let url = db.url();
@@ -240,7 +244,7 @@ async fn clear_expired_uses_the_expire_date_index() {
 /// `open_store` accepts `postgres://` and `postgresql://` URLs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_store_accepts_postgres_urls() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(Engine::Postgres).await;
     let settings = Settings::with_secret_key("k");
     for url in [db.url(), db.url().replacen("postgres://", "postgresql://", 1)] {
         let store = sessionkit::open_store(&url, &settings).await.unwrap();
@@ -293,7 +297,7 @@ fn naive_utc(text: &str) -> OffsetDateTime {
 async fn django_and_sessionkit_share_db_sessions_both_ways() {
     let Some(python) = sessionkit_testsupport::django_python() else { return };
     let settings = Arc::new(Settings::with_secret_key("interop-secret"));
-    let django_db = TestDb::create().await;
+    let django_db = TestDb::create(Engine::Postgres).await;
     django(&python, &django_db.name, &["migrate"]);
     let store = Arc::new(PostgresStore::connect(&django_db.url(), &settings).await.unwrap());
     let ours = PgHarness::new().await;
