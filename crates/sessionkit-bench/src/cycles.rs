@@ -120,12 +120,7 @@ impl CyclesReport {
 
 impl std::fmt::Display for CyclesReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "store:    {} (layout {}, user_index {})",
-            self.store.url, self.store.layout, self.store.user_index
-        )?;
-        writeln!(f, "session:  {} bytes stored ({} bytes of JSON)", self.value_bytes, self.json_bytes)?;
+        crate::write_report_header(f, &self.store, self.value_bytes, self.json_bytes)?;
         writeln!(
             f,
             "run:      {} workers, {} sessions, {} users, {:.1} s warm-up, {:.2} s measured",

@@ -41,6 +41,17 @@ pub struct StoreDescription {
     pub user_index: bool,
 }
 
+/// The first two lines of a human-readable report: the store and the session's size.
+pub(crate) fn write_report_header(
+    f: &mut std::fmt::Formatter<'_>,
+    store: &StoreDescription,
+    value_bytes: usize,
+    json_bytes: usize,
+) -> std::fmt::Result {
+    writeln!(f, "store:    {} (layout {}, user_index {})", store.url, store.layout, store.user_index)?;
+    writeln!(f, "session:  {value_bytes} bytes stored ({json_bytes} bytes of JSON)")
+}
+
 impl StoreDescription {
     /// Warns on stderr when every session belongs to one user while the per-user index is on: every save then
     /// updates the same index keys, which grow with the session count (not what a real site does).

@@ -123,12 +123,7 @@ impl MemoryReport {
 
 impl std::fmt::Display for MemoryReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "store:    {} (layout {}, user_index {})",
-            self.store.url, self.store.layout, self.store.user_index
-        )?;
-        writeln!(f, "session:  {} bytes stored ({} bytes of JSON)", self.value_bytes, self.json_bytes)?;
+        crate::write_report_header(f, &self.store, self.value_bytes, self.json_bytes)?;
         writeln!(
             f,
             "written:  {} sessions in {:.1} s ({:.0}/s)",
