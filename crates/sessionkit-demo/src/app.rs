@@ -8,6 +8,7 @@
 //! | `GET /cart`, `POST /cart` | a cart kept under `cart` as `{item_id: quantity}` |
 //! | `GET /session` | the inspector: key, expiry, data, the stored form, the store |
 //! | `POST /session/expiry` | `set_expiry()`: default, browser close, or five minutes of inactivity |
+//! | `GET /django/whoami` | the verified Django user of the request ([`DjangoUser`]), when started with a Django database |
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -19,8 +20,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use sessionkit::auth::DjangoAuth;
 use sessionkit::{Expiry, SessionError, SessionStore, Settings, StoreError};
-use sessionkit_tower::{Session, SessionFailure, SessionLayer};
+use sessionkit_tower::{DjangoUser, NotLoggedIn, Session, SessionFailure, SessionLayer};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -70,7 +72,21 @@ struct AppState {
 
 /// The demo app: all routes, with a [`SessionLayer`] over `store` configured by `settings`.
 pub fn router(store: Arc<dyn SessionStore>, settings: Settings) -> Router {
+    router_with_django_auth(store, settings, None)
+}
+
+/// [`router`], plus the Django auth bridge: with `django_auth`, `GET /django/whoami` names the Django user
+/// logged in on the shared session (a login made on the Django site is recognised here).
+pub fn router_with_django_auth(
+    store: Arc<dyn SessionStore>,
+    settings: Settings,
+    django_auth: Option<DjangoAuth>,
+) -> Router {
     let settings = Arc::new(settings);
+    let mut layer = SessionLayer::new(Arc::clone(&store), Arc::clone(&settings));
+    if let Some(auth) = django_auth {
+        layer = layer.with_django_auth(auth);
+    }
     let state = AppState { store: Arc::clone(&store), settings: Arc::clone(&settings) };
     Router::new()
         .route("/", get(home))
@@ -79,9 +95,30 @@ pub fn router(store: Arc<dyn SessionStore>, settings: Settings) -> Router {
         .route("/cart", get(cart_page).post(cart_update))
         .route("/session", get(inspector))
         .route("/session/expiry", post(set_expiry))
+        .route("/django/whoami", get(django_whoami))
         .fallback(not_found)
         .with_state(state)
-        .layer(SessionLayer::new(store, settings))
+        .layer(layer)
+}
+
+fn json_response(value: Value) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+}
+
+/// `GET /django/whoami`: `{"django_user_id": "1", "backend": "..."}` for a verified Django login, `{"django_user_id":
+/// null}` for anyone else. A session whose `_auth_user_hash` no longer matches (the password changed) is
+/// flushed, as Django's `get_user()` does. Answers 404 when the demo runs without `--django-db`.
+async fn django_whoami(user: Result<Option<DjangoUser>, NotLoggedIn>) -> Response {
+    match user {
+        Ok(Some(user)) => json_response(serde_json::json!({"django_user_id": user.user_id, "backend": user.backend})),
+        Ok(None) => json_response(serde_json::json!({"django_user_id": null})),
+        Err(NotLoggedIn::AuthMissing) => (
+            StatusCode::NOT_FOUND,
+            "Not Found: start the demo with --django-db URL (the Django project's database) to use the auth bridge.",
+        )
+            .into_response(),
+        Err(other) => other.into_response(),
+    }
 }
 
 /// What a handler can fail with.

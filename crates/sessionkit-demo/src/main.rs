@@ -1,7 +1,7 @@
 //! `sessionkit-demo`: serves the demo app (see the library's [`sessionkit_demo::app`]).
 //!
 //! ```text
-//! sessionkit-demo [--store URL] [--listen ADDR]
+//! sessionkit-demo [--store URL] [--django-db URL] [--listen ADDR]
 //! ```
 //!
 //! Session settings come from Django-named environment variables (`SECRET_KEY`, `SESSION_COOKIE_AGE`, ...).
@@ -9,10 +9,12 @@
 use std::error::Error;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
+use sessionkit::auth::{DjangoAuth, SqlUserSource, UserTable};
 use sessionkit::{open_store, SecretKey, Settings};
-use sessionkit_demo::{router, DEV_SECRET_KEY};
+use sessionkit_demo::{router_with_django_auth, DEV_SECRET_KEY};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -26,6 +28,10 @@ struct Cli {
     /// Session store URL: `sqlite://PATH` (relative), `sqlite:///ABS/PATH` or `memory://`.
     #[arg(long, value_name = "URL", env = "SESSIONKIT_STORE", default_value = "sqlite://demo.sqlite3")]
     store: String,
+    /// The Django project's database (`sqlite://db.sqlite3`, `postgres://…`, `mysql://…`): enables the Django
+    /// auth bridge, so `GET /django/whoami` names the Django user logged in on the shared session cookie.
+    #[arg(long, value_name = "URL", env = "SESSIONKIT_DJANGO_DB")]
+    django_db: Option<String>,
     /// Address to listen on (`HOST:PORT`; port 0 picks a free one).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     listen: String,
@@ -63,7 +69,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         TcpListener::bind(&cli.listen).await.map_err(|err| format!("cannot listen on {}: {err}", cli.listen))?;
     let addr = listener.local_addr()?;
     let description = store.describe();
-    let app = router(store, settings);
+    let django_auth = match &cli.django_db {
+        Some(url) => {
+            let users = SqlUserSource::connect(url, UserTable::default())
+                .await
+                .map_err(|err| format!("cannot open the Django database: {err}"))?;
+            Some(DjangoAuth::new(&settings, Arc::new(users))?)
+        }
+        None => None,
+    };
+    let app = router_with_django_auth(store, settings, django_auth);
     println!("sessionkit-demo serving on http://{addr}/ (session store: {description})");
     tracing::info!(%addr, store = %description, "listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;

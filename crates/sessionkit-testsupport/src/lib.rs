@@ -6,6 +6,7 @@
 //! one binary) or a crashed test never leaves a server behind. Nothing here touches a server it did not start.
 
 pub mod databases;
+pub mod django;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

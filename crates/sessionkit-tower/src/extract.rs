@@ -171,6 +171,26 @@ impl Session {
         self.0.lock().await.log_out_other_devices().await
     }
 
+    /// The verified Django user of this session ([`sessionkit::auth::DjangoAuth::current_user`]): a failed
+    /// hash check flushes the session, a fallback-secret hash is rewritten, as Django does.
+    pub async fn django_user(
+        &self,
+        auth: &sessionkit::auth::DjangoAuth,
+    ) -> Result<Option<sessionkit::auth::VerifiedUser>, SessionError> {
+        auth.current_user(&mut *self.0.lock().await).await
+    }
+
+    /// Logs a Django user in on this session ([`sessionkit::auth::DjangoAuth::log_in`]); Django's
+    /// `request.user` is then that user on the Django side of the same cookie.
+    pub async fn django_log_in(
+        &self,
+        auth: &sessionkit::auth::DjangoAuth,
+        user_id: &str,
+        backend: Option<&str>,
+    ) -> Result<sessionkit::auth::VerifiedUser, SessionError> {
+        auth.log_in(&mut *self.0.lock().await, user_id, backend).await
+    }
+
     /// Marks the session modified so it is saved at the end of the request.
     pub async fn mark_modified(&self) {
         self.0.lock().await.mark_modified();

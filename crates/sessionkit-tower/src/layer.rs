@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use http::header::{COOKIE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use sessionkit::auth::DjangoAuth;
 use sessionkit::{SessionError, SessionStore, Settings, StoreError};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -20,12 +21,20 @@ use crate::extract::{failure_body, store_error_status, Session};
 pub struct SessionLayer {
     store: Arc<dyn SessionStore>,
     settings: Arc<Settings>,
+    django_auth: Option<Arc<DjangoAuth>>,
 }
 
 impl SessionLayer {
     /// A layer over `store` with `settings` (cookie name and attributes, ages, `SESSION_SAVE_EVERY_REQUEST`).
     pub fn new(store: Arc<dyn SessionStore>, settings: impl Into<Arc<Settings>>) -> Self {
-        SessionLayer { store, settings: settings.into() }
+        SessionLayer { store, settings: settings.into(), django_auth: None }
+    }
+
+    /// Makes the Django auth bridge available to handlers: the [`DjangoUser`](crate::DjangoUser) extractor
+    /// gives the verified Django user of the request.
+    pub fn with_django_auth(mut self, auth: impl Into<Arc<DjangoAuth>>) -> Self {
+        self.django_auth = Some(auth.into());
+        self
     }
 }
 
@@ -33,7 +42,12 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService { inner, store: Arc::clone(&self.store), settings: Arc::clone(&self.settings) }
+        SessionService {
+            inner,
+            store: Arc::clone(&self.store),
+            settings: Arc::clone(&self.settings),
+            django_auth: self.django_auth.clone(),
+        }
     }
 }
 
@@ -43,6 +57,7 @@ pub struct SessionService<S> {
     inner: S,
     store: Arc<dyn SessionStore>,
     settings: Arc<Settings>,
+    django_auth: Option<Arc<DjangoAuth>>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
@@ -69,6 +84,9 @@ where
             cookie.as_deref(),
         ));
         request.extensions_mut().insert(session.clone());
+        if let Some(auth) = &self.django_auth {
+            request.extensions_mut().insert(Arc::clone(auth));
+        }
         // The clone that was made ready is the one to call; keep a fresh clone for the next request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

@@ -29,10 +29,12 @@
 //! # Ok(()) }
 //! ```
 
+mod auth;
 mod cookie_header;
 mod extract;
 mod layer;
 
+pub use auth::{DjangoUser, NotLoggedIn};
 pub use cookie_header::{delete_cookie_header, session_cookie_header};
 pub use extract::{Session, SessionFailure};
 pub use layer::{SessionLayer, SessionService};

@@ -10,9 +10,11 @@
 //!   with one implementation per module under [`store`].
 //! - [`Session`]: what a request works with: lazy loading, change tracking, `cycle_key`, `flush`.
 //! - [`Settings`]: Django's `SESSION_*` settings with Django's defaults.
+//! - [`auth`]: the Django auth bridge: which verified Django user a session belongs to.
 //!
 //! HTTP lives elsewhere (`sessionkit-tower`); this crate knows nothing about requests or cookies.
 
+pub mod auth;
 pub mod codec;
 mod data;
 mod error;

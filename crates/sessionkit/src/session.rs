@@ -36,6 +36,12 @@ pub enum SessionError {
     /// The operation needs a logged-in session (`_auth_user_id`), and this one has none.
     #[error("the session has no logged-in user (_auth_user_id)")]
     NotLoggedIn,
+    /// A login was asked for a user the user source does not know (see [`crate::auth::DjangoAuth::log_in`]).
+    #[error("no Django user with primary key {user_id:?}")]
+    UnknownUser {
+        /// The primary key that was asked for.
+        user_id: String,
+    },
     /// A value given to the session cannot be represented as JSON.
     #[error("value for session key {key:?} cannot be stored as JSON: {source}")]
     NotJson {
