@@ -59,8 +59,10 @@ struct App {
 
 fn app(with_auth: bool) -> App {
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
-    let users =
-        Arc::new(CountingUsers { inner: StaticUsers::new().with_user("5", PASSWORD, true), lookups: AtomicUsize::new(0) });
+    let users = Arc::new(CountingUsers {
+        inner: StaticUsers::new().with_user("5", PASSWORD, true),
+        lookups: AtomicUsize::new(0),
+    });
     let mut layer = SessionLayer::new(store.clone(), settings());
     if with_auth {
         layer = layer.with_django_auth(DjangoAuth::new(&settings(), users.clone()).unwrap());

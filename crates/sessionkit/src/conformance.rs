@@ -380,6 +380,62 @@ pub async fn exists_delete_and_raw(h: &dyn Harness) {
     assert!(!store.exists(&SessionKey::generate()).await.unwrap());
 }
 
+/// The enumeration ([`SessionStore::lister`]) reports every stored session once, across small pages, with data
+/// that decodes to what was saved; `count` agrees, and counts only live sessions with `valid_only`.
+pub async fn enumeration_lists_every_session(h: &dyn Harness) {
+    let store = h.store();
+    let Some(lister) = store.lister() else {
+        assert!(h.stateless(), "a store that keeps sessions must be able to list them");
+        return skip(h, "nothing is stored, so nothing can be listed");
+    };
+    let mut saved = Vec::new();
+    for i in 0..5 {
+        let mut data = Map::new();
+        data.insert("n".into(), json!(i));
+        data.insert("_auth_user_id".into(), json!(format!("{}", 100 + i)));
+        saved.push((saved_session(h, &data).await, data));
+    }
+    let mut expired = session(h, None);
+    expired.set("old", true).await.unwrap();
+    expired.set_expiry(Expiry::Seconds(-10)).await.unwrap();
+    expired.save().await.unwrap();
+
+    let mut listed = Vec::new();
+    let mut cursor = None;
+    for _ in 0..10_000 {
+        let page = lister.list_page(cursor.as_ref(), 2).await.unwrap();
+        listed.extend(page.sessions);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    for (key, data) in &saved {
+        let digest: String = {
+            use sha2::Digest;
+            sha2::Sha256::digest(key.as_str().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        };
+        let found: Vec<_> = listed.iter().filter(|s| s.key.as_ref() == Some(key) || s.id == digest).collect();
+        assert!(!found.is_empty(), "session {key:?} was not listed");
+        let stored = found[0];
+        assert!(stored.key.as_ref().is_none_or(|k| k == key));
+        assert_eq!(lister.decode(&stored.raw.bytes).unwrap(), *data, "listed data decodes to the saved data");
+        assert!(!stored.is_expired(now), "a live session is listed as expired");
+        let left = stored.raw.expires_at.map(|at| at - now);
+        assert!(left.is_none_or(|left| left > Duration::days(13)), "expiry of a listed session: {left:?}");
+    }
+    let live = lister.count(true).await.unwrap();
+    let all = lister.count(false).await.unwrap();
+    assert_eq!(live, 5, "count(valid_only) counts the live sessions");
+    assert!((5..=6).contains(&all), "count() = {all}: 5 live sessions and maybe one expired one not yet removed");
+    let mut ids: Vec<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), listed.len(), "a session was listed twice");
+    assert_eq!(listed.len() as u64, all, "every stored session is listed, and count() agrees");
+}
+
 /// Expands to one `#[tokio::test]` per conformance case, each with a fresh harness from `$make` (an expression
 /// evaluating to a future of a [`Harness`]).
 #[macro_export]
@@ -390,7 +446,7 @@ macro_rules! conformance_suite {
             cycle_key_keeps_data_and_kills_old_key, concurrent_creates_never_collide, create_never_overwrites,
             save_of_deleted_session_is_an_error, unknown_or_malformed_keys_give_a_new_session,
             expiry_int_iso_and_browser_close, expired_sessions_are_never_loaded_and_cleared,
-            corrupt_data_gives_an_empty_session, exists_delete_and_raw);
+            corrupt_data_gives_an_empty_session, exists_delete_and_raw, enumeration_lists_every_session);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

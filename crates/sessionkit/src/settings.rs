@@ -58,6 +58,12 @@ pub struct Settings {
     pub secret_key: SecretKey,
     /// `SECRET_KEY_FALLBACKS`: older secrets still accepted when reading, never used to sign.
     pub secret_key_fallbacks: Vec<SecretKey>,
+    /// Also read session data in the format of Django before 3.1 (`base64(sha1-hmac ":" json)`), as Django
+    /// 3.1 and 3.2 did, in the stores that keep signed data (db, file, cached_db's database). Env var
+    /// `SESSIONKIT_ACCEPT_LEGACY_FORMAT` (no Django equivalent). Default false: like Django 4.0+, such data
+    /// is corrupt and loads as an empty session. Nothing writes the old format: a legacy session that is saved
+    /// again is written in the current one.
+    pub accept_legacy_format: bool,
 }
 
 impl Default for Settings {
@@ -76,6 +82,7 @@ impl Default for Settings {
             cache_alias: "default".to_owned(),
             secret_key: SecretKey::new(Vec::new()),
             secret_key_fallbacks: Vec::new(),
+            accept_legacy_format: false,
         }
     }
 }
@@ -91,7 +98,8 @@ impl Settings {
     /// Booleans accept `true/false`, `True/False`, `1/0`, `yes/no`, `on/off`. `SESSION_COOKIE_SAMESITE` accepts
     /// `Lax`, `Strict`, `None`, or `False`/empty for no attribute. `SESSION_COOKIE_DOMAIN` and
     /// `SESSION_FILE_PATH` treat an empty value as unset. `SECRET_KEY_FALLBACKS` is a JSON list of strings
-    /// (`["old1", "old2"]`) or, if it does not start with `[`, a comma-separated list.
+    /// (`["old1", "old2"]`) or, if it does not start with `[`, a comma-separated list. sessionkit's own
+    /// `SESSIONKIT_ACCEPT_LEGACY_FORMAT` (a boolean) sets [`Settings::accept_legacy_format`].
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -147,6 +155,9 @@ impl Settings {
         }
         if let Some(v) = lookup("SECRET_KEY_FALLBACKS") {
             s.secret_key_fallbacks = parse_secret_list(&v)?;
+        }
+        if let Some(v) = lookup("SESSIONKIT_ACCEPT_LEGACY_FORMAT") {
+            s.accept_legacy_format = parse_bool("SESSIONKIT_ACCEPT_LEGACY_FORMAT", v)?;
         }
         Ok(s)
     }
@@ -209,6 +220,7 @@ mod tests {
         assert_eq!(s.file_path, None);
         assert_eq!(s.cache_alias, "default");
         assert!(s.secret_key.is_empty());
+        assert!(!s.accept_legacy_format);
         assert_eq!(from(&[]).unwrap(), s);
     }
 
@@ -249,6 +261,17 @@ mod tests {
     }
 
     #[test]
+    fn accept_legacy_format_from_env() {
+        for (value, expected) in
+            [("1", true), ("true", true), ("True", true), ("0", false), ("false", false), ("", false)]
+        {
+            let s = from(&[("SESSIONKIT_ACCEPT_LEGACY_FORMAT", value)]).unwrap();
+            assert_eq!(s.accept_legacy_format, expected, "{value:?}");
+        }
+        assert!(!from(&[]).unwrap().accept_legacy_format);
+    }
+
+    #[test]
     fn bad_values_are_typed_errors_naming_the_setting() {
         let err = from(&[("SESSION_COOKIE_AGE", "two weeks")]).unwrap_err();
         assert!(matches!(err, ConfigError::InvalidSetting { name: "SESSION_COOKIE_AGE", .. }));
@@ -256,6 +279,8 @@ mod tests {
         assert!(from(&[("SESSION_COOKIE_SECURE", "maybe")]).is_err());
         assert!(from(&[("SESSION_COOKIE_SAMESITE", "sometimes")]).is_err());
         assert!(from(&[("SESSION_COOKIE_NAME", "bad name;")]).is_err());
+        let err = from(&[("SESSIONKIT_ACCEPT_LEGACY_FORMAT", "sometimes")]).unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidSetting { name: "SESSIONKIT_ACCEPT_LEGACY_FORMAT", .. }));
         let err = from(&[("SECRET_KEY_FALLBACKS", "[not json")]).unwrap_err();
         assert!(!err.to_string().contains("not json"), "secrets are not echoed");
     }

@@ -197,3 +197,64 @@ fn tampered_django_tokens_are_rejected() {
         assert!(v.unsign(&signer, unsigned).is_err(), "{}", vector.name);
     }
 }
+
+// NaN / Infinity, made by Django 5.2.19 with time.time patched to 1700000000.25:
+// `signing.dumps(d, salt="django.contrib.sessions.SessionStore", compress=True)` with SECRET_KEY "test-secret-key".
+
+/// `json.dumps(d, separators=(",", ":"))` for
+/// `d = {"n": float("nan"), "i": float("inf"), "m": -float("inf"), "x": [1.5, float("nan")]}`.
+const NON_FINITE_JSON: &str = r#"{"n":NaN,"i":Infinity,"m":-Infinity,"x":[1.5,NaN]}"#;
+/// The signed token of that `d`.
+const NON_FINITE_TOKEN: &str =
+    ".eJyrVspTsvJL9NNRylSy8sxLy8zLLKnUUcpVstJF8CqUrKIN9Ux1gOpiawGFxQ9k:1r31eq:bSghdGJVz12y-tH7YRFY-9kk6jqzO4v40qQLYYodAZY";
+/// `{"k": [float("nan")] * 50, "big": 12345678901234567890123}`, compressed.
+const NON_FINITE_COMPRESSED_TOKEN: &str =
+    ".eJyrVspWsor2S_TTGQY4VkcpKTNdycrQyNjE1MzcwtIAhVULAOvIQvw:1r31eq:NFPhCtesVULdYDc8oYnNjfqIQK_eUqquLxyAlW-vdoE";
+
+#[test]
+fn nan_and_infinity_tokens_round_trip_byte_for_byte() {
+    let signer = Signer::new(SESSION_SALT, SecretKey::from("test-secret-key"), vec![]);
+    let data = signer.unsign_object(NON_FINITE_TOKEN, None, 1_700_000_000, &DecodeLimits::default()).unwrap();
+    assert_eq!(to_python_json(&Value::Object(data.clone())), NON_FINITE_JSON);
+    assert!(sessionkit::codec::number_as_f64(data["n"].as_number().unwrap()).unwrap().is_nan());
+    assert_eq!(sessionkit::codec::number_as_f64(data["m"].as_number().unwrap()), Some(f64::NEG_INFINITY));
+    assert_eq!(signer.sign_object(&data, true, 1_700_000_000), NON_FINITE_TOKEN);
+
+    let data =
+        signer.unsign_object(NON_FINITE_COMPRESSED_TOKEN, None, 1_700_000_000, &DecodeLimits::default()).unwrap();
+    assert_eq!(data["k"].as_array().unwrap().len(), 50);
+    assert_eq!(data["big"].to_string(), "12345678901234567890123");
+    assert_eq!(signer.sign_object(&data, true, 1_700_000_000), NON_FINITE_COMPRESSED_TOKEN);
+}
+
+/// Session data as Django < 3.1 stored it (made with Django 5.2.19's `salted_hmac(..., algorithm="sha1")`,
+/// salt "django.contrib.sessionsSessionStore", and `base64.b64encode(hash + b":" + json)`), read through the
+/// store codec only when the legacy format is enabled.
+#[test]
+fn legacy_format_through_the_store_codec() {
+    use sessionkit::store::SignedSessionCodec;
+    use sessionkit::Settings;
+    // {"name": "Zoë € 😀"} with SECRET_KEY "test-secret-key".
+    const LEGACY_NON_ASCII: &str =
+        "NjQxMTE3NmRiZWE3N2U3MmE2OTJiNGMxNTdjNTM3NTM2OGVjNjgwOTp7Im5hbWUiOiJab1x1MDBlYiBcdTIwYWMgXHVkODNkXHVkZTAwIn0=";
+    // {"_auth_user_id": "1", "x": [1.5, None, True]} with the fallback "old-secret".
+    const LEGACY_FALLBACK: &str =
+        "OTBiY2EwY2ZmZDY1OGUzMjU0MGUyNDRjOTYxY2RiOWZkZmIzMjViYjp7Il9hdXRoX3VzZXJfaWQiOiIxIiwieCI6WzEuNSxudWxsLHRydWVdfQ==";
+    // {"user": "alice", "admin": false} signed, then the JSON edited to "admin":true without re-signing.
+    const LEGACY_TAMPERED: &str =
+        "OTBlZWVmMzZiNWNlM2QyMzJjMzY1NDRmYWM2YjJmYjQ4NTM1YTEwOTp7InVzZXIiOiJhbGljZSIsImFkbWluIjp0cnVlIH0=";
+
+    let settings = |accept: bool| Settings {
+        secret_key_fallbacks: vec![SecretKey::from("old-secret")],
+        accept_legacy_format: accept,
+        ..Settings::with_secret_key("test-secret-key")
+    };
+    let off = SignedSessionCodec::new(&settings(false)).unwrap();
+    let on = SignedSessionCodec::new(&settings(true)).unwrap();
+    for token in [LEGACY_NON_ASCII, LEGACY_FALLBACK, LEGACY_TAMPERED] {
+        assert!(off.decode(token).is_err(), "Django 4.0+ behaviour: {token}");
+    }
+    assert_eq!(on.decode(LEGACY_NON_ASCII).unwrap()["name"], "Zo\u{eb} \u{20ac} \u{1f600}");
+    assert_eq!(on.decode(LEGACY_FALLBACK).unwrap()["x"], serde_json::json!([1.5, null, true]));
+    assert!(matches!(on.decode(LEGACY_TAMPERED), Err(CodecError::BadSignature)));
+}

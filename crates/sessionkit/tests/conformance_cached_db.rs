@@ -220,3 +220,41 @@ async fn urls_are_checked() {
     let key = save_new(store.clone(), "via-url").await;
     assert!(store.load(&key).await.unwrap().is_some());
 }
+
+/// "Log out other devices" through cached_db deletes the database rows too: a revoked session must not come back
+/// from the database after its cached copy is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_users_sessions_reaches_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+    let db: Arc<dyn SessionStore> = Arc::new(SqliteStore::connect(&url, &settings()).await.unwrap());
+    let prefix = format!("revoke{}", std::process::id());
+    let cache_url = format!("{}?layout=django-cache&engine=cached_db&key_prefix={prefix}", shared_standalone().url());
+    let cache = Arc::new(RedisStore::connect(&cache_url).await.unwrap());
+    let store: Arc<dyn SessionStore> = Arc::new(CachedDbStore::new(cache, db.clone()));
+
+    let mut keys = Vec::new();
+    for device in ["phone", "laptop", "tablet"] {
+        let mut session = Session::new(store.clone(), settings(), None);
+        session.set("_auth_user_id", "77").await.unwrap();
+        session.set("device", device).await.unwrap();
+        session.save().await.unwrap();
+        keys.push(session.key().cloned().unwrap());
+    }
+    let index = store.user_index().expect("the Redis cache keeps an index");
+    assert_eq!(index.list("77").await.unwrap().len(), 3);
+
+    // One device, by id.
+    let phone = sessionkit::store::user_index::session_id(&keys[0]);
+    assert!(index.delete_one("77", &phone).await.unwrap());
+    assert!(db.load(&keys[0]).await.unwrap().is_none(), "the database row must be gone");
+    assert!(store.load(&keys[0]).await.unwrap().is_none());
+
+    // All but the current one.
+    let mut current = Session::new(store.clone(), settings(), Some(keys[2].clone()));
+    assert_eq!(current.log_out_other_devices().await.unwrap(), 1);
+    assert!(db.load(&keys[1]).await.unwrap().is_none(), "the database row must be gone");
+    assert!(store.load(&keys[1]).await.unwrap().is_none());
+    assert!(store.load(&keys[2]).await.unwrap().is_some(), "the current session stays");
+    assert_eq!(index.list("77").await.unwrap().len(), 1);
+}

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 use sessionkit::auth::{DjangoAuth, SqlUserSource, UserTable, HASH_KEY};
+use sessionkit::codec::json::{from_python_json, object_to_python_json};
 use sessionkit::expiry::{parse_isoformat, to_isoformat};
 use sessionkit::{open_store, Expiry, Session, SessionKey, SessionStore, Settings};
 use sessionkit_testsupport::databases::{Engine, TestDatabase};
@@ -74,11 +75,13 @@ const ROWS: &[(&str, Backend)] = &[
 const CELLS: [&str; 4] = ["D→sk", "sk→D", "D login→sk", "sk login→D"];
 
 /// A session with every JSON type, written in Python's JSON form so values compare exactly after a trip
-/// through Python (non-ASCII, astral characters, a 100-bit integer, floats in repr form, nesting).
+/// through Python (non-ASCII, astral characters, a 100-bit integer, floats in repr form, NaN and the
+/// infinities, nesting).
 fn sample() -> Map<String, Value> {
     let text = r#"{"cart":{"tea":2,"cake":1},"name":"b\u00e4r \ud83d\ude00 \u20ac","big":123456789012345678901234567890,
-        "f":1e+16,"g":0.1,"one":1.0,"neg":-7,"t":true,"n":null,"list":[1,[2,{"x":"y"}]],"quote":"a\"b\\c"}"#;
-    serde_json::from_str(text).unwrap()
+        "f":1e+16,"g":0.1,"one":1.0,"neg":-7,"t":true,"n":null,"list":[1,[2,{"x":"y"}]],"quote":"a\"b\\c",
+        "nan":NaN,"inf":[Infinity,-Infinity]}"#;
+    from_python_json(text.as_bytes()).unwrap()
 }
 
 /// Django's interpreters: (label, python).
@@ -286,7 +289,8 @@ fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), Strin
 /// D→sk: Django writes, sessionkit reads the same data and expiry.
 async fn django_writes(django: &mut Django, sk: &Sessionkit) -> Result<(), String> {
     let expiry = expiry_target();
-    let written = django.call(json!({"op": "write", "data": sample(), "expiry": to_isoformat(expiry)}))?;
+    let data_json = object_to_python_json(&sample());
+    let written = django.call(json!({"op": "write", "data_json": data_json, "expiry": to_isoformat(expiry)}))?;
     let key = written["key"].as_str().ok_or("no key")?;
     let parsed = SessionKey::parse(key).map_err(|e| e.to_string())?;
     let record = sk.store.load(&parsed).await.map_err(|e| e.to_string())?.ok_or("sessionkit found no session")?;
@@ -311,7 +315,9 @@ async fn sessionkit_writes(django: &mut Django, sk: &Sessionkit) -> Result<(), S
     let record = sk.store.load(session.key().unwrap()).await.map_err(|e| e.to_string())?.ok_or("not stored")?;
     let read = django.call(json!({"op": "read", "key": key}))?;
     ensure(read["found"] == json!(true), || "Django found no session".to_owned())?;
-    ensure(read["data"] == Value::Object(expected_data(expiry)), || format!("Django read {}", read["data"]))?;
+    let data_json = read["data_json"].as_str().ok_or("no data_json")?;
+    let data = from_python_json(data_json.as_bytes()).map_err(|e| format!("Django's JSON {data_json}: {e}"))?;
+    ensure(data == expected_data(expiry), || format!("Django read {data_json}"))?;
     check_close("expiry_date", expiry, read.get("expiry_date"))?;
     ensure(read["expiry_date"].is_string(), || "Django gave no expiry_date".to_owned())?;
     check_close("storage expiry", record.expires_at, read.get("storage_expiry"))

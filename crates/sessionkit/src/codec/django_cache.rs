@@ -36,7 +36,7 @@ use std::io::{Read, Write};
 use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompress, Status};
 use serde_json::{Map, Number, Value};
 
-use super::json::{python_float_repr, to_python_json_with_separators};
+use super::json::{non_finite_value, parse_python_json_object, python_float_number, to_python_json_with_separators};
 use super::pickle::{from_pickle, to_pickle, PickleLimits};
 use super::CodecError;
 
@@ -53,7 +53,7 @@ pub enum CacheSerializer {
     /// django-redis' `JSONSerializer`: `json.dumps(value, cls=DjangoJSONEncoder).encode()`, read with
     /// `json.loads(value.decode())` (UTF-8). `DjangoJSONEncoder` only adds dates, decimals and UUIDs, which a
     /// session read back as JSON holds as strings anyway. Like [`super::json::from_python_json`], reading
-    /// rejects the non-standard `NaN`/`Infinity` literals that Python would accept.
+    /// accepts Python's non-standard `NaN`, `Infinity` and `-Infinity` literals.
     Json,
     /// django-redis' `MSGPackSerializer`: `msgpack.dumps(value)`, read with `msgpack.loads(value, raw=False)`.
     Msgpack,
@@ -431,11 +431,7 @@ impl CacheValueCodec {
             CacheSerializer::Pickle { .. } => from_pickle(data, &self.limits.pickle),
             CacheSerializer::Json => {
                 let text = std::str::from_utf8(data).map_err(|e| CodecError::Json(e.to_string()))?;
-                match serde_json::from_str::<Value>(text) {
-                    Ok(Value::Object(map)) => Ok(map),
-                    Ok(_) => Err(CodecError::NotAnObject),
-                    Err(e) => Err(CodecError::Json(e.to_string())),
-                }
+                parse_python_json_object(text)
             }
             CacheSerializer::Msgpack => from_msgpack(data, &self.limits.pickle),
         }
@@ -496,7 +492,9 @@ fn write_msgpack_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result
         Value::Bool(b) => rmp::encode::write_bool(out, *b).map_err(msgpack_write_error),
         Value::Number(n) => {
             let text = n.to_string();
-            if text.contains(['.', 'e', 'E']) {
+            if let Some(x) = non_finite_value(&text) {
+                rmp::encode::write_f64(out, x).map_err(msgpack_write_error)
+            } else if text.contains(['.', 'e', 'E']) {
                 let x: f64 = text.parse().map_err(|_| CodecError::Unencodable(format!("{text:?} is not a float")))?;
                 rmp::encode::write_f64(out, x).map_err(msgpack_write_error)
             } else if let Ok(v) = text.parse::<i64>() {
@@ -572,11 +570,10 @@ impl<'a> MsgpackReader<'a> {
         std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| msgpack_error("a str is not valid UTF-8"))
     }
 
+    /// A Python float; NaN and the infinities become `NaN`/`Infinity`/`-Infinity` numbers, as in the pickle
+    /// reader.
     fn float(x: f64) -> Result<Value, CodecError> {
-        if !x.is_finite() {
-            return Err(msgpack_error("float (nan/inf) cannot be held by a session value"));
-        }
-        python_float_repr(x).parse::<Number>().map(Value::Number).map_err(|e| msgpack_error(e.to_string()))
+        python_float_number(x).map(Value::Number).ok_or_else(|| msgpack_error(format!("{x} is not a number")))
     }
 
     /// Checks a container's announced length against the remaining input (each item takes at least one byte)
@@ -807,18 +804,17 @@ mod tests {
         let neg: Map<String, Value> = serde_json::from_str(r#"{"n": -9223372036854775809}"#).unwrap();
         assert!(matches!(to_msgpack(&neg), Err(CodecError::Unencodable(_))));
         let cases: &[&[u8]] = &[
-            b"\x81\xa1a\xc4\x01x",                            // bin
-            b"\x81\xa1a\xd6\xff\x00\x00\x00\x00",             // timestamp ext
-            b"\x81\xa1a\xc7\x01\x05x",                        // ext8
-            b"\x81\x01\x02",                                  // int key
-            b"\x81\xa1a",                                     // truncated
-            b"\x81\xa1a\xc1",                                 // reserved
-            b"\x81\xa1a\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00", // nan
-            b"\xdf\xff\xff\xff\xff",                          // huge map on a tiny input
-            b"\xdd\xff\xff\xff\xff",                          // huge array
-            b"\xdb\xff\xff\xff\xff",                          // huge str
-            b"\x80\x00",                                      // extra data
-            b"\x81\xa1a\xa2\xff\xfe",                         // invalid UTF-8
+            b"\x81\xa1a\xc4\x01x",                // bin
+            b"\x81\xa1a\xd6\xff\x00\x00\x00\x00", // timestamp ext
+            b"\x81\xa1a\xc7\x01\x05x",            // ext8
+            b"\x81\x01\x02",                      // int key
+            b"\x81\xa1a",                         // truncated
+            b"\x81\xa1a\xc1",                     // reserved
+            b"\xdf\xff\xff\xff\xff",              // huge map on a tiny input
+            b"\xdd\xff\xff\xff\xff",              // huge array
+            b"\xdb\xff\xff\xff\xff",              // huge str
+            b"\x80\x00",                          // extra data
+            b"\x81\xa1a\xa2\xff\xfe",             // invalid UTF-8
         ];
         for case in cases {
             assert!(matches!(from_msgpack(case, &limits), Err(CodecError::Msgpack(_))), "{case:?}");
@@ -832,6 +828,30 @@ mod tests {
         // float32 is read as a Python float.
         let map = from_msgpack(b"\x81\xa1f\xca\x3f\xc0\x00\x00", &limits).unwrap();
         assert_eq!(Value::Object(map), json!({"f": 1.5}));
+        // NaN and the infinities (from Python's JSON) are written as the doubles msgpack-python writes
+        // (`msgpack.dumps({"a": float("nan")})` is `81 a1 61 cb 7f f8 00 00 00 00 00 00`) and read back unchanged.
+        for (bytes, literal) in [
+            (&b"\x81\xa1a\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00"[..], r#"{"a":NaN}"#),
+            (b"\x81\xa1a\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00", r#"{"a":Infinity}"#),
+            (b"\x81\xa1a\xcb\xff\xf0\x00\x00\x00\x00\x00\x00", r#"{"a":-Infinity}"#),
+        ] {
+            let map = crate::codec::json::from_python_json(literal.as_bytes()).unwrap();
+            assert_eq!(to_msgpack(&map).unwrap(), bytes);
+            assert_eq!(crate::codec::json::object_to_python_json(&from_msgpack(bytes, &limits).unwrap()), literal);
+        }
+    }
+
+    /// django-redis' JSON serializer writes `json.dumps({"n": float("nan"), "i": float("inf")})` as below
+    /// (CPython 3.11); reading accepts the literals and writing gives the same bytes back.
+    #[test]
+    fn json_serializer_keeps_nan_and_infinity() {
+        let stored = br#"{"n": NaN, "i": Infinity, "m": [-Infinity]}"#;
+        let codec = CacheValueCodec::django_redis(CacheSerializer::Json, CacheCompressor::None);
+        let map = codec.decode(stored).unwrap();
+        assert_eq!(codec.encode(&map).unwrap(), stored);
+        // Compressed, the same.
+        let zlib = CacheValueCodec::django_redis(CacheSerializer::Json, CacheCompressor::Zlib);
+        assert_eq!(zlib.decode(&zlib.encode(&map).unwrap()).unwrap(), map);
     }
 
     #[test]

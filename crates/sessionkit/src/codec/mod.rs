@@ -7,14 +7,18 @@
 //! - [`json`]: `json.dumps(obj, separators=(",", ":"))` byte for byte, and Django's latin-1 + `json.loads` reader.
 //! - [`signing`]: [`Signer`], i.e. `TimestampSigner.sign_object` / `unsign_object` (what `signing.dumps` and
 //!   `signing.loads` do), with Django's key derivation and secret fallbacks.
+//! - [`legacy`]: [`decode_legacy`], the read-only decoder of the session format of Django before 3.1.
+//! - [`pickle`] and `django_cache`: the values Django's cache backends store.
 
 pub mod base62;
 pub mod django_cache;
 pub mod json;
+pub mod legacy;
 pub mod pickle;
 pub mod signing;
 
-pub use json::{from_python_json, object_to_python_json, python_float_repr, to_python_json};
+pub use json::{from_python_json, number_as_f64, object_to_python_json, python_float_repr, to_python_json};
+pub use legacy::decode_legacy;
 pub use signing::{Signer, SESSION_SALT, SIGNED_COOKIES_SALT};
 
 /// Why a token or payload could not be decoded.
@@ -69,7 +73,7 @@ pub enum CodecError {
     /// type when the pickle tells it (`module.name` of a class), else a description.
     #[error("the pickle holds a value of type {python_type}, which a session cannot hold")]
     UnsupportedPickle {
-        /// The Python type, e.g. `datetime.datetime`, `set`, `bytes`, `float (nan/inf)`, `dict key of type int`.
+        /// The Python type, e.g. `datetime.datetime`, `set`, `bytes`, `dict key of type int`.
         python_type: String,
     },
 
@@ -92,11 +96,14 @@ pub enum CodecError {
 ///
 /// A token is only decompressed after its signature has been verified, but a leaked or misused secret must
 /// still not let a token exhaust memory:
-/// - a token longer than `max_token_bytes` is rejected before any work is done;
-/// - a zip bomb is cut off as soon as its inflated output exceeds `max_inflated_bytes`
-///   ([`CodecError::TooLarge`]), so at most that much memory is used;
-/// - JSON nesting depth is limited by serde_json's recursion limit of 128, so deeply nested payloads fail
-///   with [`CodecError::Json`] instead of overflowing the stack.
+/// - a token (or [legacy] session data) longer than `max_token_bytes` (default 1 MiB) is rejected with
+///   [`CodecError::TooLarge`] before any work is done;
+/// - a zip bomb is cut off as soon as its inflated output exceeds `max_inflated_bytes` (default 16 MiB)
+///   with [`CodecError::TooLarge`]: inflation streams into a buffer that never grows past the limit, so a
+///   token that would inflate to gigabytes costs at most 16 MiB of memory and the time to inflate 16 MiB;
+/// - JSON nesting depth is limited to 127 levels (serde_json's recursion limit of 128, which the fallback
+///   parser for `NaN`/`Infinity` applies too), so deeply nested payloads fail with [`CodecError::Json`]
+///   instead of overflowing the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
     /// Largest token accepted, in bytes. Default: 1 MiB.

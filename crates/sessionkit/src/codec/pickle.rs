@@ -38,7 +38,9 @@
 //! shared). The bytes then differ in `BINGET`s versus repeated strings, but `pickle.loads` returns an equal
 //! dict either way, so Django reads our output exactly as it reads its own.
 //!
-//! Floats parse with Rust's `f64` parser, so `1e400` is written as infinity (as `json.loads` would give).
+//! Floats parse with Rust's `f64` parser, so `1e400` is written as infinity (as `json.loads` would give);
+//! the `NaN`, `Infinity` and `-Infinity` numbers that [`super::json::from_python_json`] reads are written as
+//! the `BINFLOAT`s of Python's non-finite floats.
 //! Integers with more than 4300 digits are refused, as CPython's `json` refuses them.
 //!
 //! # Reading: [`from_pickle`]
@@ -48,7 +50,8 @@
 //! `NEWOBJ`, `BUILD`, ...), persistent id, extension code, set, bytes or out-of-band buffer stops decoding with
 //! [`CodecError::UnsupportedPickle`], naming the Python type when the pickle names it (`datetime.datetime`,
 //! `decimal.Decimal`, `set`, `bytes`, ...). Tuples become JSON arrays. Dict keys must be strings.
-//! `NaN` and infinite floats are refused (`float (nan/inf)`) because a `serde_json::Value` cannot hold them.
+//! `NaN` and infinite floats are read as the `NaN`/`Infinity`/`-Infinity` numbers of [`super::json`], so a session
+//! holding them round-trips through [`to_pickle`].
 //! Every length and memo index is checked before use, and [`PickleLimits`] bound the input, the memo, the
 //! number of values, the size of the result and its nesting depth.
 
@@ -58,7 +61,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Number, Value};
 
-use super::json::python_float_repr;
+use super::json::{non_finite_value, python_float_number};
 use super::CodecError;
 
 // Opcodes (names as in CPython's `pickle.py`).
@@ -261,8 +264,12 @@ impl<'a> Pickler<'a> {
     fn save_number(&mut self, n: &Number) -> Result<(), CodecError> {
         // With `arbitrary_precision` the text tells a Python int (no '.', 'e', 'E') from a float.
         let text = n.to_string();
-        if text.contains(['.', 'e', 'E']) {
-            let x: f64 = text.parse().map_err(|_| CodecError::Unencodable(format!("{text:?} is not a valid float")))?;
+        let non_finite = non_finite_value(&text);
+        if non_finite.is_some() || text.contains(['.', 'e', 'E']) {
+            let x: f64 = match non_finite {
+                Some(x) => x,
+                None => text.parse().map_err(|_| CodecError::Unencodable(format!("{text:?} is not a valid float")))?,
+            };
             let mut op = [BINFLOAT, 0, 0, 0, 0, 0, 0, 0, 0];
             op[1..].copy_from_slice(&x.to_be_bytes());
             self.write(&op);
@@ -592,7 +599,7 @@ impl Default for PickleLimits {
 /// - [`CodecError::UnsupportedPickle`]: a value a session cannot hold: any class or function reference,
 ///   call or object construction (named `module.name` when the pickle says, e.g. `datetime.datetime`), `set`,
 ///   `frozenset`, `bytes`, `bytearray`, out-of-band buffers, persistent ids, extension codes, Python 2 byte
-///   strings, NaN or infinite floats (`float (nan/inf)`), ints of more than 4300 digits, strings with lone
+///   strings, ints of more than 4300 digits, strings with lone
 ///   surrogates, a non-string dict key (`dict key of type int`), or a list or dict that contains itself.
 /// - [`CodecError::InvalidPickle`]: truncated input, unknown opcode, memo reference out of range, stack
 ///   underflow, missing `MARK`, an exceeded limit.
@@ -789,10 +796,9 @@ impl Unpickler<'_, '_> {
         self.push(item)
     }
 
+    /// A Python float; NaN and the infinities become the `NaN`/`Infinity`/`-Infinity` numbers that
+    /// [`super::json::from_python_json`] reads too, so they are written back unchanged.
     fn push_float(&mut self, x: f64) -> Result<(), CodecError> {
-        if !x.is_finite() {
-            return Err(unsupported("float (nan/inf)"));
-        }
         self.push(Item::Float(x))
     }
 
@@ -1213,9 +1219,8 @@ impl Builder<'_> {
                 Self::number(text)
             }
             Item::Float(x) => {
-                let text = python_float_repr(*x);
-                self.count(text.len())?;
-                Self::number(&text)
+                self.count(24)?;
+                python_float_number(*x).map(Value::Number).ok_or_else(|| invalid(format!("{x} is not a number")))
             }
             Item::Str(s) => {
                 self.count(s.len())?;
@@ -1400,15 +1405,27 @@ mod tests {
         );
     }
 
+    /// `pickle.dumps(json.loads('{"n":NaN,"i":Infinity,"m":-Infinity,"x":[1.5,NaN]}'), 5)` and the same with
+    /// protocol 0, made by CPython 3.11.
+    const NON_FINITE_P5: &str = "80059546000000000000007d94288c016e94477ff80000000000008c016994477ff000000000\
+        00008c016d9447fff00000000000008c0178945d9428473ff8000000000000477ff800000000000065752e";
+    const NON_FINITE_P0: &[u8] = b"(dp0\nVn\np1\nFnan\nsVi\np2\nFinf\nsVm\np3\nF-inf\nsVx\np4\n(lp5\nF1.5\naFnan\nas.";
+
     #[test]
-    fn nan_and_infinity_are_unsupported() {
-        for bits in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            let mut p = vec![PROTO, 4, EMPTY_DICT, SHORT_BINUNICODE, 1, b'x', BINFLOAT];
-            p.extend_from_slice(&bits.to_be_bytes());
-            p.extend_from_slice(&[SETITEM, STOP]);
-            assert_eq!(unsupported_type(load(&p)), "float (nan/inf)");
+    fn nan_and_infinity_round_trip_like_python() {
+        let json = br#"{"n":NaN,"i":Infinity,"m":-Infinity,"x":[1.5,NaN]}"#;
+        let map = crate::codec::json::from_python_json(json).unwrap();
+        assert_eq!(to_pickle(&map, 5).unwrap(), hex(NON_FINITE_P5));
+        for pickle in [hex(NON_FINITE_P5), NON_FINITE_P0.to_vec()] {
+            let read = load(&pickle).unwrap();
+            assert_eq!(crate::codec::json::object_to_python_json(&read).as_bytes(), json);
         }
-        assert_eq!(unsupported_type(load(b"(dVx\nFnan\ns.")), "float (nan/inf)");
+        for (x, literal) in [(f64::NAN, "NaN"), (f64::INFINITY, "Infinity"), (f64::NEG_INFINITY, "-Infinity")] {
+            let mut p = vec![PROTO, 4, EMPTY_DICT, SHORT_BINUNICODE, 1, b'x', BINFLOAT];
+            p.extend_from_slice(&x.to_be_bytes());
+            p.extend_from_slice(&[SETITEM, STOP]);
+            assert_eq!(crate::codec::json::object_to_python_json(&load(&p).unwrap()), format!(r#"{{"x":{literal}}}"#));
+        }
     }
 
     #[test]

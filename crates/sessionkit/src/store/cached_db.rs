@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{RawSession, SessionStore, UserSessionIndex};
+use super::{RawSession, SessionLister, SessionStore, UserSession, UserSessionIndex};
 use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
 
 /// A cache store in front of a database store.
@@ -25,12 +25,21 @@ pub struct CachedDbStore {
     cache: Arc<dyn SessionStore>,
     db: Arc<dyn SessionStore>,
     cache_failures: AtomicU64,
+    index: CachedDbIndex,
+}
+
+/// The cache's per-user index, with deletes that reach the database too.
+#[derive(Debug)]
+struct CachedDbIndex {
+    cache: Arc<dyn SessionStore>,
+    db: Arc<dyn SessionStore>,
 }
 
 impl CachedDbStore {
     /// `cache` in front of `db`.
     pub fn new(cache: Arc<dyn SessionStore>, db: Arc<dyn SessionStore>) -> Self {
-        CachedDbStore { cache, db, cache_failures: AtomicU64::new(0) }
+        let index = CachedDbIndex { cache: Arc::clone(&cache), db: Arc::clone(&db) };
+        CachedDbStore { cache, db, cache_failures: AtomicU64::new(0), index }
     }
 
     /// How many cache calls failed since the store was built (each one was logged; the database answered).
@@ -114,8 +123,72 @@ impl SessionStore for CachedDbStore {
         self.db.load_raw(key).await
     }
 
-    /// The cache's index, when it keeps one (Redis): every write passes through the cache.
+    /// The database's enumeration: the database holds every session (the cache only copies of some).
+    fn lister(&self) -> Option<&dyn SessionLister> {
+        self.db.lister()
+    }
+
+    /// The cache's index, when it keeps one (Redis): every write passes through the cache. Revoking a session
+    /// through it deletes the database row first, then the cached copy, so a revoked session cannot come back
+    /// from the database.
     fn user_index(&self) -> Option<&dyn UserSessionIndex> {
-        self.cache.user_index()
+        self.cache.user_index().map(|_| &self.index as &dyn UserSessionIndex)
+    }
+}
+
+impl CachedDbIndex {
+    fn cache_index(&self) -> Result<&dyn UserSessionIndex, StoreError> {
+        self.cache.user_index().ok_or_else(|| {
+            StoreError::from(crate::ConfigError::InvalidStoreUrl {
+                url: self.cache.describe(),
+                reason: "the cache keeps no per-user index".to_owned(),
+            })
+        })
+    }
+
+    /// Deletes the database rows of the given index entries; refuses when a key cannot be recovered, because
+    /// the cached copy alone would be revoked and the database would bring the session back.
+    async fn delete_rows(&self, entries: &[(String, Option<SessionKey>)]) -> Result<(), StoreError> {
+        for (id, key) in entries {
+            let Some(key) = key else {
+                return Err(StoreError::from(crate::ConfigError::InvalidStoreUrl {
+                    url: self.cache.describe(),
+                    reason: format!(
+                        "cannot revoke session {id} in the database: the cache hashes keys at rest; use a cached_db \
+                         cache without hashed_keys"
+                    ),
+                }));
+            };
+            self.db.delete(key).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserSessionIndex for CachedDbIndex {
+    async fn list(&self, user_id: &str) -> Result<Vec<UserSession>, StoreError> {
+        self.cache_index()?.list(user_id).await
+    }
+
+    async fn delete_one(&self, user_id: &str, session_id: &str) -> Result<bool, StoreError> {
+        let index = self.cache_index()?;
+        let entries: Vec<_> =
+            index.session_keys(user_id).await?.into_iter().filter(|(id, _)| id == session_id).collect();
+        self.delete_rows(&entries).await?;
+        index.delete_one(user_id, session_id).await
+    }
+
+    async fn delete_all(&self, user_id: &str, keep: Option<&SessionKey>) -> Result<u64, StoreError> {
+        let index = self.cache_index()?;
+        let keep_id = keep.map(super::user_index::session_id);
+        let entries: Vec<_> =
+            index.session_keys(user_id).await?.into_iter().filter(|(id, _)| Some(id) != keep_id.as_ref()).collect();
+        self.delete_rows(&entries).await?;
+        index.delete_all(user_id, keep).await
+    }
+
+    async fn session_keys(&self, user_id: &str) -> Result<Vec<(String, Option<SessionKey>)>, StoreError> {
+        self.cache_index()?.session_keys(user_id).await
     }
 }

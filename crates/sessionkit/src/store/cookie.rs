@@ -4,7 +4,8 @@
 //! Nothing is stored on the server, so, as in Django:
 //! - a session cannot be revoked: `delete`/`flush` only drop the cookie; a copied cookie stays valid until it
 //!   expires (`SESSION_COOKIE_AGE` after its last save, checked as `max_age` when read);
-//! - `exists` is always false, `clear_expired` has nothing to do;
+//! - `exists` is always false, `clear_expired` has nothing to do, and there is nothing to enumerate
+//!   ([`SessionStore::lister`] is `None`);
 //! - the data is readable by the client (signed, not encrypted).
 //!
 //! Stricter than Django: a session whose own `_session_expiry` has passed is not loaded (Django only checks

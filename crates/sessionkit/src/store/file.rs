@@ -52,8 +52,8 @@ use rand::Rng;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::{RawSession, SessionStore, SignedSessionCodec};
-use crate::codec::DecodeLimits;
+use super::{ListCursor, RawSession, SessionLister, SessionPage, SessionStore, SignedSessionCodec, StoredSession};
+use crate::codec::{CodecError, DecodeLimits};
 use crate::expiry::EXPIRY_KEY;
 use crate::{ChangeSet, ConfigError, Expiry, SessionKey, SessionRecord, Settings, StoreError};
 
@@ -480,6 +480,44 @@ impl Inner {
         }
     }
 
+    /// One page of session files: a single `read_dir` pass keeps the `page_size` smallest keys after `after`
+    /// (memory bounded by the page), then each of them is read. Files that vanish meanwhile are left out.
+    fn list_page(&self, after: Option<&str>, page_size: usize) -> Result<SessionPage, StoreError> {
+        let page_size = page_size.max(1);
+        let entries = fs::read_dir(&self.dir).map_err(|e| self.unavailable(e))?;
+        let mut keys: std::collections::BTreeSet<SessionKey> = std::collections::BTreeSet::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.unavailable(e))?;
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str() else { continue };
+            let EntryName::Session(key) = classify(&self.prefix, name) else { continue };
+            if after.is_some_and(|after| key.as_str() <= after) {
+                continue;
+            }
+            if keys.len() == page_size && keys.last().is_some_and(|last| key >= *last) {
+                continue;
+            }
+            keys.insert(key);
+            if keys.len() > page_size {
+                keys.pop_last();
+            }
+        }
+        let full = keys.len() == page_size;
+        let next = if full { keys.last().map(|k| ListCursor(k.as_str().to_owned())) } else { None };
+        let mut sessions = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.load_raw(&key) {
+                Ok(Some(raw)) => sessions.push(StoredSession { id: key.as_str().to_owned(), key: Some(key), raw }),
+                Ok(None) => {}
+                Err(StoreError::Corrupt(reason)) => {
+                    tracing::warn!(store = %self.describe, key = ?key, %reason, "session file not listed");
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(SessionPage { sessions, next })
+    }
+
     fn clear_expired(&self) -> Result<u64, StoreError> {
         let entries = fs::read_dir(&self.dir).map_err(|e| self.unavailable(e))?;
         let temp_cutoff = SystemTime::now().checked_sub(TEMP_FILE_MAX_AGE).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -659,6 +697,25 @@ impl SessionStore for FileStore {
         }
         let key = key.clone();
         self.blocking(move |inner| inner.load_raw(&key)).await
+    }
+
+    fn lister(&self) -> Option<&dyn SessionLister> {
+        Some(self)
+    }
+}
+
+/// Pages in key order, one directory pass per page; the cursor is the last key of a page. Expiry is Django's:
+/// `_session_expiry`, else the file's mtime plus `SESSION_COOKIE_AGE`.
+#[async_trait]
+impl SessionLister for FileStore {
+    async fn list_page(&self, cursor: Option<&ListCursor>, page_size: usize) -> Result<SessionPage, StoreError> {
+        let after = cursor.map(|c| c.0.clone());
+        self.blocking(move |inner| inner.list_page(after.as_deref(), page_size)).await
+    }
+
+    fn decode(&self, raw: &[u8]) -> Result<Map<String, Value>, CodecError> {
+        let token = std::str::from_utf8(raw).map_err(|_| CodecError::Malformed("session file is not ASCII"))?;
+        self.inner.codec.decode(token)
     }
 }
 

@@ -6,8 +6,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{RawSession, SessionStore};
+use super::{ListCursor, RawSession, SessionLister, SessionPage, SessionStore, StoredSession};
 use crate::codec::json::{from_python_json, object_to_python_json};
+use crate::codec::CodecError;
 use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
 
 #[derive(Debug, Clone)]
@@ -53,6 +54,44 @@ impl MemoryStore {
 
     fn entry_for(record: &SessionRecord) -> Entry {
         Entry { json: object_to_python_json(&record.data).into_bytes(), expires_at: record.expires_at }
+    }
+}
+
+/// Pages in key order: each page collects the `page_size` smallest keys after the cursor (the last key of the
+/// previous page), so memory stays bounded by the page while the lock is held for one pass over the map.
+#[async_trait]
+impl SessionLister for MemoryStore {
+    async fn list_page(&self, cursor: Option<&ListCursor>, page_size: usize) -> Result<SessionPage, StoreError> {
+        let page_size = page_size.max(1);
+        let after = cursor.map(|c| c.0.as_str());
+        let mut page: std::collections::BTreeMap<&str, StoredSession> = std::collections::BTreeMap::new();
+        let entries = self.entries();
+        for (key, entry) in entries.iter() {
+            if after.is_some_and(|after| key.as_str() <= after) {
+                continue;
+            }
+            if page.len() == page_size && page.last_key_value().is_some_and(|(last, _)| key.as_str() >= *last) {
+                continue;
+            }
+            let stored = StoredSession {
+                id: key.as_str().to_owned(),
+                key: Some(key.clone()),
+                raw: RawSession { bytes: entry.json.clone(), expires_at: Some(entry.expires_at) },
+            };
+            page.insert(key.as_str(), stored);
+            if page.len() > page_size {
+                page.pop_last();
+            }
+        }
+        let full = page.len() == page_size;
+        let sessions: Vec<StoredSession> = page.into_values().collect();
+        drop(entries);
+        let next = if full { sessions.last().map(|s| ListCursor(s.id.clone())) } else { None };
+        Ok(SessionPage { sessions, next })
+    }
+
+    fn decode(&self, raw: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, CodecError> {
+        from_python_json(raw)
     }
 }
 
@@ -114,5 +153,9 @@ impl SessionStore for MemoryStore {
 
     async fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError> {
         Ok(self.entries().get(key).map(|e| RawSession { bytes: e.json.clone(), expires_at: Some(e.expires_at) }))
+    }
+
+    fn lister(&self) -> Option<&dyn SessionLister> {
+        Some(self)
     }
 }

@@ -17,8 +17,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::codec::CodecError;
 use crate::{ChangeSet, ConfigError, SessionKey, SessionRecord, Settings, StoreError};
 
 pub mod cached_db;
@@ -52,6 +54,73 @@ pub struct RawSession {
     pub bytes: Vec<u8>,
     /// The expiry the store keeps next to the value, if it keeps one.
     pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Where a [`SessionLister`] enumeration continues: text the store made (a key, a `SCAN` cursor), opaque to callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor(pub String);
+
+/// One stored session, as a [`SessionLister`] reports it: expired ones included, data not yet decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// How the store names the session: its key, or the hex SHA-256 of the key when the store keeps keys hashed
+    /// at rest (Redis `hashed_keys=true`).
+    pub id: String,
+    /// The session key; `None` when the store keeps only a digest of it (then the session cannot be loaded or
+    /// copied by key).
+    pub key: Option<SessionKey>,
+    /// The stored value (as [`SessionStore::load_raw`] returns it) and the expiry the store keeps.
+    pub raw: RawSession,
+}
+
+impl StoredSession {
+    /// True when the session has expired at `now` (a session without a known expiry never has).
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.raw.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// One page of an enumeration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionPage {
+    /// The sessions of this page (possibly none, even when more pages follow: a Redis `SCAN` step may match no key).
+    pub sessions: Vec<StoredSession>,
+    /// Where the next page starts; `None` when the enumeration is complete.
+    pub next: Option<ListCursor>,
+}
+
+/// Enumeration of a store's sessions, for tools (`sessionkit list`, `count`, `stats`, `migrate`): bounded pages,
+/// never the whole store at once (SQL: keyset pages on `session_key`; Redis: `SCAN`, never `KEYS`; files: one
+/// directory pass per page).
+///
+/// Get it from [`SessionStore::lister`]. Sessions added or removed during an enumeration may or may not be
+/// reported; every session that exists throughout is reported at least once (exactly once except on Redis, whose
+/// `SCAN` may repeat a key when the keyspace is rehashed).
+#[async_trait]
+pub trait SessionLister: Send + Sync {
+    /// The page starting at `cursor` (`None`: the first page) of about `page_size` sessions (SQL, memory and file
+    /// stores give at most `page_size`; Redis passes it as `SCAN`'s `COUNT`, and a `hash` bucket is never split).
+    async fn list_page(&self, cursor: Option<&ListCursor>, page_size: usize) -> Result<SessionPage, StoreError>;
+
+    /// Decodes a stored value of this store (a [`StoredSession::raw`] or [`SessionStore::load_raw`] value) into
+    /// the session dict: what `load` would read, but with the reason when it cannot.
+    fn decode(&self, raw: &[u8]) -> Result<Map<String, Value>, CodecError>;
+
+    /// How many sessions are stored; with `valid_only`, only those that have not expired. The default pages
+    /// through [`SessionLister::list_page`]; stores override it when they can count in place.
+    async fn count(&self, valid_only: bool) -> Result<u64, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let mut total = 0;
+        let mut cursor = None;
+        loop {
+            let page = self.list_page(cursor.as_ref(), 1000).await?;
+            total += page.sessions.iter().filter(|s| !valid_only || !s.is_expired(now)).count() as u64;
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(total),
+            }
+        }
+    }
 }
 
 /// Where sessions live. Django's `SessionBase` storage contract, async.
@@ -100,6 +169,12 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// The per-user session index, if this store keeps one.
     fn user_index(&self) -> Option<&dyn UserSessionIndex> {
+        None
+    }
+
+    /// Enumeration of the stored sessions, if the store can list them. Every store that keeps sessions on the
+    /// server can; a store that keeps them in the browser (signed cookies) returns `None` (the default).
+    fn lister(&self) -> Option<&dyn SessionLister> {
         None
     }
 }

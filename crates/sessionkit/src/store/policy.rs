@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{RawSession, SessionStore, UserSessionIndex};
+use super::{RawSession, SessionLister, SessionStore, UserSessionIndex};
 use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
 
 /// The failure policy of a store.
@@ -84,5 +84,9 @@ impl SessionStore for TreatUnavailableAsEmpty {
 
     fn user_index(&self) -> Option<&dyn UserSessionIndex> {
         self.inner.user_index()
+    }
+
+    fn lister(&self) -> Option<&dyn SessionLister> {
+        self.inner.lister()
     }
 }

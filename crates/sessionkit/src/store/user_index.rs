@@ -63,4 +63,9 @@ pub trait UserSessionIndex: Send + Sync {
     /// Deletes all of the user's sessions except `keep` (the current one, for "log out other devices"), and
     /// returns how many were deleted.
     async fn delete_all(&self, user_id: &str, keep: Option<&SessionKey>) -> Result<u64, StoreError>;
+
+    /// The user's indexed sessions as `(session_id, key)` pairs, live or not. The key is `None` when the store
+    /// cannot recover it (keys hashed at rest). Stores layered on top of this one (`cached_db`) use it to delete
+    /// the same sessions from their other storage.
+    async fn session_keys(&self, user_id: &str) -> Result<Vec<(String, Option<SessionKey>)>, StoreError>;
 }

@@ -11,9 +11,9 @@ file next to the row's other resources).
 
 Then it answers one JSON command per stdin line with one JSON line on stdout:
     {"op": "setup"}                       -> {"version", "users": {"alice": "1", ...}}: migrates, creates users
-    {"op": "write", "data": {...}, "expiry": ISO}
+    {"op": "write", "data": {...} or "data_json": "{...}", "expiry": ISO}
                                           -> {"key", "expiry_date", "storage_expiry"}: Django's SessionStore saves
-    {"op": "read", "key": K}              -> {"found", "data", "expiry_date", "storage_expiry"}
+    {"op": "read", "key": K}              -> {"found", "data_json", "expiry_date", "storage_expiry"}
     {"op": "login", "username", "password"} -> {"key", "user_id"}: the test client logs in via django.contrib.auth
     {"op": "whoami", "key": K}            -> {"user_id"}: request.user of a request carrying the session cookie
     {"op": "set_password", "username", "password"} -> {}
@@ -117,7 +117,7 @@ def op_setup(_):
 
 def op_write(command):
     store = store_class()()
-    store.update(command["data"])
+    store.update(json.loads(command["data_json"]) if "data_json" in command else command["data"])
     if command.get("expiry"):
         store.set_expiry(datetime.datetime.fromisoformat(command["expiry"]))
     store.save()
@@ -130,7 +130,8 @@ def op_read(command):
     data = dict(store.items())
     return {
         "found": bool(data),
-        "data": data,
+        # The data as Django's JSONSerializer writes it (keeps NaN/Infinity, which a JSON reader may not take).
+        "data_json": json.dumps(data, separators=(",", ":")),
         "expiry_date": utc_iso(store.get_expiry_date()),
         "storage_expiry": storage_expiry(command["key"]),
     }
@@ -189,7 +190,12 @@ def main():
             reply = OPERATIONS[command["op"]](command)
         except Exception as exc:  # report and keep serving: one failed cell must not hide the others
             reply = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        sys.stdout.write(json.dumps(reply) + "\n")
+        # allow_nan=False: a NaN must only ever travel inside data_json, so the Rust side's JSON reader never sees it.
+        try:
+            line = json.dumps(reply, allow_nan=False)
+        except ValueError as exc:
+            line = json.dumps({"error": f"reply not JSON: {exc}"})
+        sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
 

@@ -235,6 +235,17 @@ impl UserSessionIndex for RedisStore {
         self.prune(user_id, &ids).await?;
         Ok(deleted)
     }
+
+    async fn session_keys(&self, user_id: &str) -> Result<Vec<(String, Option<SessionKey>)>, StoreError> {
+        let (members, details) = self.read_index(user_id).await?;
+        Ok(entries(members, details)
+            .into_iter()
+            .map(|entry| {
+                let key = entry.address().and_then(|address| self.key_of_address(&address));
+                (entry.id, key)
+            })
+            .collect())
+    }
 }
 
 /// Reads the session-write reply out of a `MULTI` result: `SET` answers OK or nil, the hash scripts 1 or 0.

@@ -29,8 +29,8 @@ use time::OffsetDateTime;
 use self::config::{Layout, RedisOptions};
 use self::connection::RedisConnection;
 use self::value::NativeCodec;
-use super::{redact_url, RawSession, SessionStore};
-use crate::codec::DecodeLimits;
+use super::{redact_url, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, StoredSession};
+use crate::codec::{CodecError, DecodeLimits};
 use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
 
 /// Sessions per bucket the `hash` layout's default bucket count is sized for.
@@ -264,6 +264,22 @@ impl RedisStore {
                 Address { key: self.bucket_key(self.bucket_of(&digest)), field: Some(field) }
             }
         }
+    }
+
+    /// The session key stored at `address`, the inverse of [`Self::address`]; `None` when keys are hashed at rest.
+    fn key_of_address(&self, address: &Address) -> Option<SessionKey> {
+        let text = match self.options.layout {
+            Layout::DjangoCache => {
+                let prefix = self.options.django.cache_key("");
+                address.key.strip_prefix(prefix.as_bytes())?.to_vec()
+            }
+            Layout::String if !self.options.hashed_keys => {
+                address.key.strip_prefix(format!("{}s:", self.options.prefix).as_bytes())?.to_vec()
+            }
+            Layout::Hash if !self.options.hashed_keys => address.field.clone()?,
+            Layout::String | Layout::Hash => return None,
+        };
+        SessionKey::parse(std::str::from_utf8(&text).ok()?).ok()
     }
 
     fn unavailable(&self, err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -526,9 +542,27 @@ impl RedisStore {
 
     /// One `SCAN … MATCH` page of this store's keys on `node` (the server, or one Cluster master).
     async fn scan_page(&self, node: Option<&(String, u16)>, cursor: u64) -> Result<(u64, Vec<Vec<u8>>), StoreError> {
-        let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(self.scan_pattern()).arg("COUNT").arg(1000).clone();
+        self.scan_match(node, cursor, &self.scan_pattern(), 1000).await
+    }
+
+    /// One `SCAN cursor MATCH pattern COUNT count` step on `node`.
+    async fn scan_match(
+        &self,
+        node: Option<&(String, u16)>,
+        cursor: u64,
+        pattern: &str,
+        count: usize,
+    ) -> Result<(u64, Vec<Vec<u8>>), StoreError> {
+        let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count.max(1)).clone();
         let reply = self.conn.query_node(node, scan).await?;
         redis::from_redis_value(reply).map_err(|e| self.unavailable(e))
+    }
+
+    /// The masters to scan, in a stable order (a list cursor names its node).
+    async fn sorted_scan_nodes(&self) -> Result<Vec<Option<(String, u16)>>, StoreError> {
+        let mut nodes = self.conn.scan_nodes().await?;
+        nodes.sort();
+        Ok(nodes)
     }
 
     /// Lists stored sessions with `SCAN` on every master (plus `HSCAN` per bucket for `hash`), never `KEYS`;
@@ -539,7 +573,13 @@ impl RedisStore {
             let mut cursor: u64 = 0;
             loop {
                 let (next, keys) = self.scan_page(node.as_ref(), cursor).await?;
-                for listed in self.describe_page(&keys).await? {
+                for stored in self.describe_page(&keys).await? {
+                    let listed = ListedSession {
+                        id: stored.id,
+                        key_is_hashed: self.options.hashed_keys,
+                        expires_at: stored.raw.expires_at,
+                        bytes: stored.raw.bytes.len(),
+                    };
                     if !visit(listed) {
                         return Ok(());
                     }
@@ -553,8 +593,14 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Turns one SCAN page of keys into listed sessions.
-    async fn describe_page(&self, keys: &[Vec<u8>]) -> Result<Vec<ListedSession>, StoreError> {
+    /// A listed session from its stored id and value.
+    fn stored(&self, id: String, bytes: Vec<u8>, expires_at: Option<OffsetDateTime>) -> StoredSession {
+        let key = if self.options.hashed_keys { None } else { SessionKey::parse(&id).ok() };
+        StoredSession { id, key, raw: RawSession { bytes, expires_at } }
+    }
+
+    /// Turns one SCAN page of keys into stored sessions (values included).
+    async fn describe_page(&self, keys: &[Vec<u8>]) -> Result<Vec<StoredSession>, StoreError> {
         let mut out = Vec::new();
         match self.options.layout {
             Layout::Hash => {
@@ -564,12 +610,8 @@ impl RedisStore {
                         let (next, items): (u64, Vec<FieldAndValue>) =
                             self.conn.query(redis::cmd("HSCAN").arg(bucket).arg(cursor).arg("COUNT").arg(500)).await?;
                         for (field, value) in items {
-                            out.push(ListedSession {
-                                id: stored_id(&field, self.options.hashed_keys),
-                                key_is_hashed: self.options.hashed_keys,
-                                expires_at: NativeCodec::peek_expiry(&value).ok(),
-                                bytes: value.len(),
-                            });
+                            let expires_at = NativeCodec::peek_expiry(&value).ok();
+                            out.push(self.stored(stored_id(&field, self.options.hashed_keys), value, expires_at));
                         }
                         if next == 0 {
                             break;
@@ -598,13 +640,7 @@ impl RedisStore {
                             .map(|ms| OffsetDateTime::now_utc() + time::Duration::milliseconds(*ms)),
                         _ => NativeCodec::peek_expiry(&value).ok(),
                     };
-                    let hashed = self.options.hashed_keys;
-                    out.push(ListedSession {
-                        id: String::from_utf8_lossy(suffix).into_owned(),
-                        key_is_hashed: hashed,
-                        expires_at,
-                        bytes: value.len(),
-                    });
+                    out.push(self.stored(String::from_utf8_lossy(suffix).into_owned(), value, expires_at));
                 }
             }
         }
@@ -633,6 +669,219 @@ impl RedisStore {
             }
         }
         Ok(total)
+    }
+}
+
+/// A list cursor: `<node>/<SCAN cursor>`, the node being `host:port` of a Cluster master or `server`.
+fn parse_list_cursor(cursor: &ListCursor) -> Option<(String, u64)> {
+    let (node, scan) = cursor.0.rsplit_once('/')?;
+    Some((node.to_owned(), scan.parse().ok()?))
+}
+
+fn node_name(node: Option<&(String, u16)>) -> String {
+    node.map_or_else(|| "server".to_owned(), |(host, port)| format!("{host}:{port}"))
+}
+
+/// `SCAN` on every master in turn (the cursor names the master and its `SCAN` cursor); for the `hash` layout each
+/// matched bucket is read whole with `HSCAN`, and `COUNT` is scaled down so a page holds about `page_size`
+/// sessions.
+#[async_trait]
+impl SessionLister for RedisStore {
+    async fn list_page(&self, cursor: Option<&ListCursor>, page_size: usize) -> Result<SessionPage, StoreError> {
+        let nodes = self.sorted_scan_nodes().await?;
+        let (index, scan_cursor) = match cursor {
+            None => (0, 0),
+            Some(cursor) => {
+                let bad = || {
+                    StoreError::Corrupt(format!(
+                        "list cursor {:?} does not name a node of {} (the Cluster changed?)",
+                        cursor.0, self.describe
+                    ))
+                };
+                let (node, scan) = parse_list_cursor(cursor).ok_or_else(bad)?;
+                let index = nodes.iter().position(|n| node_name(n.as_ref()) == node).ok_or_else(bad)?;
+                (index, scan)
+            }
+        };
+        let Some(node) = nodes.get(index) else { return Ok(SessionPage::default()) };
+        let count = match self.options.layout {
+            Layout::Hash => (page_size / TARGET_SESSIONS_PER_BUCKET as usize).max(1),
+            _ => page_size,
+        };
+        let (next, keys) = self.scan_match(node.as_ref(), scan_cursor, &self.scan_pattern(), count).await?;
+        let sessions = self.describe_page(&keys).await?;
+        let next = if next != 0 {
+            Some(ListCursor(format!("{}/{next}", node_name(node.as_ref()))))
+        } else {
+            nodes.get(index + 1).map(|n| ListCursor(format!("{}/0", node_name(n.as_ref()))))
+        };
+        Ok(SessionPage { sessions, next })
+    }
+
+    fn decode(&self, raw: &[u8]) -> Result<Map<String, Value>, CodecError> {
+        match self.options.layout {
+            Layout::DjangoCache => self.decode_django(raw),
+            Layout::String | Layout::Hash => self.native.decode(raw).map(|(data, _)| data),
+        }
+    }
+
+    /// `SCAN` counting (see [`RedisStore::count`]); keys of the `string` and `django-cache` layouts expire in Redis,
+    /// so they are all live. Live sessions of the `hash` layout are counted by reading each value's expiry.
+    async fn count(&self, valid_only: bool) -> Result<u64, StoreError> {
+        if !valid_only || self.options.layout != Layout::Hash {
+            return RedisStore::count(self).await;
+        }
+        let now = OffsetDateTime::now_utc();
+        let (mut total, mut cursor) = (0, None);
+        loop {
+            let page = self.list_page(cursor.as_ref(), 1000).await?;
+            total += page.sessions.iter().filter(|s| !s.is_expired(now)).count() as u64;
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(total),
+            }
+        }
+    }
+}
+
+/// What one Redis server says about itself, for diagnostics (`sessionkit doctor`).
+#[derive(Debug, Clone)]
+pub struct ServerReport {
+    /// The server: `host:port` of a Cluster master, else the store's description.
+    pub node: String,
+    /// `INFO server`, `INFO persistence` and `INFO memory` fields, e.g. `("redis_version", "7.0.15")`.
+    pub info: Vec<(String, String)>,
+    /// `CONFIG GET` answers, or why the server refused them (an ACL user without `+config`, a renamed command).
+    pub config: Result<Vec<(String, String)>, String>,
+}
+
+impl ServerReport {
+    /// An `INFO` field.
+    pub fn info(&self, name: &str) -> Option<&str> {
+        self.info.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// A `CONFIG GET` value (`None` when refused or unknown).
+    pub fn config(&self, name: &str) -> Option<&str> {
+        self.config.as_ref().ok()?.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// True when a store error is the server refusing a command (an error reply such as `NOPERM`), not a failure to
+/// reach it.
+fn is_refusal(err: &StoreError) -> Option<String> {
+    let StoreError::Unavailable { source, .. } = err else { return None };
+    let redis_err = source.downcast_ref::<redis::RedisError>()?;
+    if redis_err.is_io_error()
+        || redis_err.is_timeout()
+        || redis_err.is_connection_dropped()
+        || redis_err.is_connection_refusal()
+    {
+        return None;
+    }
+    Some(redis_err.to_string())
+}
+
+fn text_of(value: RedisValue) -> String {
+    match value {
+        RedisValue::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        RedisValue::VerbatimString { text, .. } => text,
+        RedisValue::SimpleString(text) => text,
+        _ => String::new(),
+    }
+}
+
+/// Diagnostics for tools (`sessionkit doctor`): they read, never write.
+impl RedisStore {
+    /// `INFO` (server, persistence, memory) and `CONFIG GET` of each of `config_names` on every master. A refused
+    /// `CONFIG` is reported in [`ServerReport::config`], not as an error; an unreachable server is an error.
+    pub async fn server_reports(&self, config_names: &[&str]) -> Result<Vec<ServerReport>, StoreError> {
+        let mut reports = Vec::new();
+        for node in self.sorted_scan_nodes().await? {
+            let mut info = Vec::new();
+            for section in ["server", "persistence", "memory"] {
+                let reply = self.conn.query_node(node.as_ref(), redis::cmd("INFO").arg(section).clone()).await?;
+                for line in text_of(reply).lines() {
+                    if let Some((k, v)) = line.trim_end().split_once(':') {
+                        info.push((k.to_owned(), v.to_owned()));
+                    }
+                }
+            }
+            let mut config = Ok(Vec::new());
+            for name in config_names {
+                let reply =
+                    self.conn.query_node(node.as_ref(), redis::cmd("CONFIG").arg("GET").arg(*name).clone()).await;
+                match reply {
+                    Ok(value) => {
+                        let flat: Vec<String> = redis::from_redis_value(value).unwrap_or_default();
+                        if let Ok(pairs) = config.as_mut() {
+                            pairs.extend(flat.chunks(2).filter_map(|c| Some((c.first()?.clone(), c.get(1)?.clone()))));
+                        }
+                    }
+                    Err(err) => match is_refusal(&err) {
+                        Some(reason) => {
+                            config = Err(reason);
+                            break;
+                        }
+                        None => return Err(err),
+                    },
+                }
+            }
+            let name = if node.is_some() { node_name(node.as_ref()) } else { self.describe.clone() };
+            reports.push(ServerReport { node: name, info, config });
+        }
+        Ok(reports)
+    }
+
+    /// Keys matching the glob `pattern`, found with `SCAN … MATCH pattern COUNT 1000` on every master, at most
+    /// `max_steps` `SCAN` calls per master and `max_keys` keys in all. Returns the keys and whether the scan was
+    /// complete (every master scanned to the end).
+    pub async fn sample_keys(
+        &self,
+        pattern: &str,
+        max_steps: u32,
+        max_keys: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
+        let mut found = Vec::new();
+        let mut complete = true;
+        for node in self.sorted_scan_nodes().await? {
+            let mut cursor = 0;
+            let mut steps = 0;
+            loop {
+                let (next, keys) = self.scan_match(node.as_ref(), cursor, pattern, 1000).await?;
+                steps += 1;
+                found.extend(keys);
+                if found.len() >= max_keys {
+                    found.truncate(max_keys);
+                    return Ok((found, false));
+                }
+                if next == 0 {
+                    break;
+                }
+                if steps >= max_steps {
+                    complete = false;
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok((found, complete))
+    }
+
+    /// `OBJECT ENCODING` and `HLEN` of up to `max_buckets` bucket hashes of the `hash` layout (found with `SCAN`):
+    /// `(key, encoding, fields)`. Buckets whose encoding is `hashtable` lost the listpack's memory gain.
+    pub async fn bucket_encodings(&self, max_buckets: usize) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let pattern = format!("{}*", glob_escape(&format!("{}h:", self.options.prefix)));
+        let (keys, _) = self.sample_keys(&pattern, 50, max_buckets).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let encoding: Option<String> = self.conn.query(redis::cmd("OBJECT").arg("ENCODING").arg(&key)).await?;
+            let len: u64 = self.conn.query(redis::cmd("HLEN").arg(&key)).await?;
+            if let Some(encoding) = encoding {
+                out.push((String::from_utf8_lossy(&key).into_owned(), encoding, len));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -783,6 +1032,10 @@ impl SessionStore for RedisStore {
 
     fn user_index(&self) -> Option<&dyn crate::store::UserSessionIndex> {
         self.options.user_index.then_some(self as &dyn crate::store::UserSessionIndex)
+    }
+
+    fn lister(&self) -> Option<&dyn SessionLister> {
+        Some(self)
     }
 
     async fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError> {

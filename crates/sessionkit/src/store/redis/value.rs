@@ -111,11 +111,11 @@ impl NativeCodec {
             }
             _ => return Err(CodecError::Malformed("unknown compression in sessionkit value")),
         };
-        match serde_json::from_slice::<Value>(&json) {
-            Ok(Value::Object(map)) => Ok((map, expires_at)),
-            Ok(_) => Err(CodecError::NotAnObject),
-            Err(e) => Err(CodecError::Json(e.to_string())),
-        }
+        // serde_json wrote these bytes; the Python-JSON reader also takes the `NaN`/`Infinity` numbers a session
+        // read from Django may hold (serde_json writes them as they are but cannot read them back).
+        let text = std::str::from_utf8(&json).map_err(|e| CodecError::Json(e.to_string()))?;
+        let map = crate::codec::json::parse_python_json_object(text)?;
+        Ok((map, expires_at))
     }
 }
 
@@ -219,6 +219,21 @@ mod tests {
         // Small values stay uncompressed.
         let small = codec(Compression::Zstd, 512).encode(&Map::new(), at);
         assert_eq!(small, [1, 0, 0x70, 0xdd, 0x55, 0x25, b'{', b'}']); // 1893553445 = 2030-01-02T03:04:05Z
+    }
+
+    #[test]
+    fn non_finite_floats_and_unicode_survive() {
+        let at = datetime!(2030-01-02 03:04:05 UTC);
+        let map =
+            crate::codec::json::from_python_json(br#"{"n":NaN,"i":[Infinity,-Infinity],"s":"\u00e4\ud83d\ude00"}"#)
+                .unwrap();
+        for compression in [Compression::None, Compression::Zstd] {
+            let (read, _) = codec(compression, 0).decode(&codec(compression, 0).encode(&map, at)).unwrap();
+            assert_eq!(
+                crate::codec::json::object_to_python_json(&read),
+                r#"{"n":NaN,"i":[Infinity,-Infinity],"s":"\u00e4\ud83d\ude00"}"#
+            );
+        }
     }
 
     #[test]

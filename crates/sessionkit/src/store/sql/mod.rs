@@ -23,7 +23,12 @@ use std::fmt;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{redact_url, RawSession, SessionStore, SignedSessionCodec};
+use serde_json::{Map, Value};
+
+use super::{
+    redact_url, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, SignedSessionCodec, StoredSession,
+};
+use crate::codec::CodecError;
 use crate::{ChangeSet, ConfigError, SessionKey, SessionRecord, Settings, StoreError};
 
 #[cfg(feature = "mysql")]
@@ -52,6 +57,11 @@ mod templates {
     /// A range condition on the indexed column alone: the database walks the `expire_date` index over the expired
     /// rows only (see docs/sql.md for each database's plan).
     pub const CLEAR_EXPIRED: &str = r#"DELETE FROM "django_session" WHERE "expire_date" < $1"#;
+    /// One keyset page: rows after the last key of the previous page, in key order, by the primary key's index.
+    /// The row limit is appended per call (`LIMIT n`).
+    pub const PAGE: &str = r#"SELECT "session_key", "session_data", "expire_date" FROM "django_session" WHERE "session_key" > $1 ORDER BY "session_key""#;
+    pub const COUNT_ALL: &str = r#"SELECT COUNT(*) FROM "django_session""#;
+    pub const COUNT_LIVE: &str = r#"SELECT COUNT(*) FROM "django_session" WHERE "expire_date" > $1"#;
 }
 
 /// One SQL database's side of the `db` store. Implemented by this crate's dialects only.
@@ -143,6 +153,13 @@ pub(crate) mod backend {
 
         /// True when the query returns a row.
         async fn fetch_exists<'q>(&self, sql: &'q str, args: &[Arg<'q>]) -> Result<bool, sqlx::Error>;
+
+        /// Fetches `(session_key, session_data, expire_date)` rows.
+        async fn fetch_rows<'q>(&self, sql: &'q str, args: &[Arg<'q>])
+            -> Result<Vec<(String, StoredRow)>, sqlx::Error>;
+
+        /// Runs a `SELECT COUNT(*)`.
+        async fn fetch_count<'q>(&self, sql: &'q str, args: &[Arg<'q>]) -> Result<i64, sqlx::Error>;
     }
 }
 
@@ -182,6 +199,9 @@ struct Statements {
     exists: String,
     delete: String,
     clear_expired: String,
+    page: String,
+    count_all: String,
+    count_live: String,
 }
 
 impl Statements {
@@ -194,6 +214,9 @@ impl Statements {
             exists: render::<D>(templates::EXISTS),
             delete: render::<D>(templates::DELETE),
             clear_expired: render::<D>(templates::CLEAR_EXPIRED),
+            page: render::<D>(templates::PAGE),
+            count_all: render::<D>(templates::COUNT_ALL),
+            count_live: render::<D>(templates::COUNT_LIVE),
         }
     }
 }
@@ -365,6 +388,50 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
         }
         let Some(row) = self.fetch_row(key, false).await? else { return Ok(None) };
         Ok(Some(RawSession { bytes: row.data.into_bytes(), expires_at: row.expire.ok() }))
+    }
+
+    fn lister(&self) -> Option<&dyn SessionLister> {
+        Some(self)
+    }
+}
+
+/// Keyset pagination on the primary key: one indexed query per page
+/// (`WHERE session_key > <last key> ORDER BY session_key LIMIT n`); the cursor is the last key of the page.
+#[async_trait]
+impl<D: Dialect> SessionLister for SqlStore<D> {
+    async fn list_page(&self, cursor: Option<&ListCursor>, page_size: usize) -> Result<SessionPage, StoreError> {
+        let page_size = page_size.clamp(1, 100_000);
+        let sql = format!("{} LIMIT {page_size}", self.sql.page);
+        let after = cursor.map_or("", |c| c.0.as_str());
+        let rows = self.dialect.fetch_rows(&sql, &[Arg::Text(after)]).await.map_err(|e| self.unavailable(e))?;
+        let full = rows.len() >= page_size;
+        let sessions: Vec<StoredSession> = rows
+            .into_iter()
+            .map(|(key, row)| StoredSession {
+                key: SessionKey::parse(&key).ok(),
+                id: key,
+                raw: RawSession { bytes: row.data.into_bytes(), expires_at: row.expire.ok() },
+            })
+            .collect();
+        let next = if full { sessions.last().map(|s| ListCursor(s.id.clone())) } else { None };
+        Ok(SessionPage { sessions, next })
+    }
+
+    fn decode(&self, raw: &[u8]) -> Result<Map<String, Value>, CodecError> {
+        let token = std::str::from_utf8(raw).map_err(|_| CodecError::Malformed("session_data is not ASCII"))?;
+        self.codec.decode(token)
+    }
+
+    /// `SELECT COUNT(*)`, with `expire_date > now` (by the `expire_date` index) for live sessions only.
+    async fn count(&self, valid_only: bool) -> Result<u64, StoreError> {
+        let now = [Arg::Time(OffsetDateTime::now_utc())];
+        let result = if valid_only {
+            self.dialect.fetch_count(&self.sql.count_live, &now).await
+        } else {
+            self.dialect.fetch_count(&self.sql.count_all, &[]).await
+        };
+        let n = result.map_err(|e| self.unavailable(e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 

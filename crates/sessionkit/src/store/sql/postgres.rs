@@ -159,6 +159,24 @@ impl Backend for PostgresDialect {
     async fn fetch_exists<'q>(&self, sql: &'q str, args: &[Arg<'q>]) -> Result<bool, sqlx::Error> {
         Ok(bind(sqlx::query(sql), args).fetch_optional(&self.pool).await?.is_some())
     }
+
+    async fn fetch_rows<'q>(&self, sql: &'q str, args: &[Arg<'q>]) -> Result<Vec<(String, StoredRow)>, sqlx::Error> {
+        let rows = bind(sqlx::query(sql), args).fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key: String = row.try_get(0)?;
+            let data: String = row.try_get(1)?;
+            let expire: OffsetDateTime = row.try_get(2)?;
+            let expire = Ok(expire);
+            out.push((key, StoredRow { data, expire }));
+        }
+        Ok(out)
+    }
+
+    async fn fetch_count<'q>(&self, sql: &'q str, args: &[Arg<'q>]) -> Result<i64, sqlx::Error> {
+        let row = bind(sqlx::query(sql), args).fetch_one(&self.pool).await?;
+        row.try_get(0)
+    }
 }
 
 #[cfg(test)]

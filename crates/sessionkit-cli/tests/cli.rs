@@ -1,0 +1,412 @@
+//! The `sessionkit` binary against real stores: SQLite, PostgreSQL, MariaDB, Redis (every layout, standalone and
+//! Cluster, servers started for the test), file, cached_db and cookie; sessions written by real Django; errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sessionkit::{open_store, Expiry, Session, Settings};
+use sessionkit_testsupport::databases::{Engine, TestDatabase};
+use sessionkit_testsupport::{cluster_url, shared_cluster, shared_standalone, Standalone};
+
+const SECRET: &str = "cli-test-secret";
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs the binary with SECRET_KEY set (unless `env` overrides it) and checks it never panics.
+fn sessionkit(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionkit"));
+    cmd.args(args).env("SECRET_KEY", SECRET).env_remove("SESSIONKIT_STORE").env_remove("SECRET_KEY_FALLBACKS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run sessionkit");
+    let output = Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !output.stderr.contains("panicked")
+            && !output.stderr.contains("backtrace")
+            && !output.stderr.contains("internal error"),
+        "{args:?}: {}",
+        output.stderr
+    );
+    output
+}
+
+/// Asserts one line on stderr and exit code `code`; returns the line.
+fn one_line_error(out: &Output, code: i32) -> String {
+    assert_eq!(out.code, code, "stdout: {} stderr: {}", out.stdout, out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {:?}", out.stderr);
+    assert!(lines[0].starts_with("sessionkit: error: "), "{}", lines[0]);
+    lines[0].to_owned()
+}
+
+fn unique() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("c{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Writes sessions through the library: users 1, 2, 2 (live) and one expired session. Returns the live keys.
+async fn seed(url: &str) -> Vec<String> {
+    let settings = Arc::new(Settings::with_secret_key(SECRET));
+    let store = open_store(url, &settings).await.unwrap();
+    let mut keys = Vec::new();
+    for (i, user) in ["1", "2", "2"].iter().enumerate() {
+        let mut s = Session::new(store.clone(), settings.clone(), None);
+        s.set("_auth_user_id", *user).await.unwrap();
+        s.set("n", i).await.unwrap();
+        s.save().await.unwrap();
+        keys.push(s.key().unwrap().to_string());
+    }
+    let mut s = Session::new(store.clone(), settings.clone(), None);
+    s.set("old", true).await.unwrap();
+    s.set_expiry(Expiry::Seconds(-60)).await.unwrap();
+    s.save().await.unwrap();
+    keys
+}
+
+/// Every command on one store.
+async fn every_command(url: &str, scratch: &Path) {
+    let keys = seed(url).await;
+    let store = ["--store", url];
+    let with = |args: &[&str]| -> Output { sessionkit(&[&store[..], args].concat(), &[]) };
+
+    let count = with(&["count", "--valid"]);
+    assert_eq!((count.code, count.stdout.trim()), (0, "3"), "{url}: {}", count.stderr);
+    let all: u64 = with(&["count"]).stdout.trim().parse().unwrap();
+    assert!((3..=4).contains(&all), "{url}: count {all}");
+
+    let listed = with(&["list", "--json", "--valid", "--page-size", "2"]).json();
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 3, "{url}: {listed}");
+    for key in &keys {
+        assert!(sessions.iter().any(|s| s["key"] == json!(key)), "{url}: {key} not listed");
+    }
+    let users = with(&["list", "--json", "--user", "2"]).json();
+    assert_eq!(users["listed"], json!(2), "{url}: {users}");
+    let table = with(&["list"]);
+    assert!(table.stdout.starts_with("KEY") && table.stdout.contains(&keys[0]), "{url}: {}", table.stdout);
+
+    let shown = with(&["show", &keys[1], "--json"]).json();
+    assert_eq!(shown["data"], json!({"_auth_user_id": "2", "n": 1}), "{url}: {shown}");
+    assert_eq!(shown["user"], json!("2"));
+    assert!(shown["bytes"].as_u64().unwrap() > 0);
+    let human = with(&["show", &keys[0]]);
+    assert!(human.stdout.contains("user:     1") && human.stdout.contains("\"n\": 0"), "{url}: {}", human.stdout);
+    let missing = with(&["show", "nosuchsessionkeyhere0000000000000"]);
+    one_line_error(&missing, 3);
+
+    let stats = with(&["stats", "--json"]).json();
+    assert_eq!(stats["valid"], json!(3), "{url}: {stats}");
+    assert_eq!(stats["logged_in"], json!(3), "{url}: {stats}");
+    assert!(stats["bytes_per_session"].as_f64().unwrap() > 0.0);
+
+    let cleared = with(&["clear-expired"]);
+    assert_eq!(
+        (cleared.code, cleared.stdout.as_str(), cleared.stderr.as_str()),
+        (0, "", ""),
+        "{url}: quiet under cron"
+    );
+    assert_eq!(with(&["count"]).stdout.trim(), "3", "{url}: the expired session is gone");
+
+    // Copy out to a fresh SQLite database, twice: the second run copies nothing.
+    let target = format!("sqlite://{}", scratch.join(format!("{}.sqlite3", unique())).display());
+    let dry = sessionkit(&["migrate", "--from", url, "--to", &target, "--dry-run", "--json"], &[]).json();
+    assert_eq!(dry["would_copy"], json!(3), "{url}: {dry}");
+    let first = sessionkit(&["migrate", "--from", url, "--to", &target, "--json"], &[]);
+    assert_eq!(first.code, 0, "{url}: {}", first.stderr);
+    let first = first.json();
+    assert_eq!((first["copied"].clone(), first["counts_verified"].clone()), (json!(3), json!(true)), "{url}: {first}");
+    let again = sessionkit(&["migrate", "--from", url, "--to", &target, "--json"], &[]).json();
+    assert_eq!((again["copied"].clone(), again["already_present"].clone()), (json!(0), json!(3)), "{url}: {again}");
+    let copied = sessionkit(&["--store", &target, "show", &keys[2], "--json"], &[]).json();
+    assert_eq!(copied["data"], json!({"_auth_user_id": "2", "n": 2}));
+    let (source_expiry, copied_expiry) = (shown_expiry(url, &keys[2]), parse_time(&copied["expires_at"]));
+    assert!((source_expiry - copied_expiry).abs() < time::Duration::seconds(2), "{url}: expiry kept");
+
+    let doctor = with(&["doctor", "--json"]);
+    assert!(doctor.code == 0 || doctor.code == 3, "{url}: {}", doctor.stderr);
+    assert!(doctor.json()["findings"].as_array().is_some_and(|f| !f.is_empty()));
+}
+
+fn parse_time(value: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(value.as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+fn shown_expiry(url: &str, key: &str) -> time::OffsetDateTime {
+    let shown = sessionkit(&["--store", url, "show", key, "--json"], &[]).json();
+    parse_time(&shown["expires_at"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_on_sqlite_file_and_cached_db() {
+    let dir = tempfile::tempdir().unwrap();
+    every_command(&format!("sqlite://{}", dir.path().join("db.sqlite3").display()), dir.path()).await;
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    every_command(&format!("file://{}", files.display()), dir.path()).await;
+    let cached = format!(
+        "cached_db:{}?key_prefix={}|sqlite://{}",
+        shared_standalone().url(),
+        unique(),
+        dir.path().join("cached.sqlite3").display()
+    );
+    every_command(&cached, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_on_postgres_and_mariadb() {
+    let dir = tempfile::tempdir().unwrap();
+    for engine in [Engine::Postgres, Engine::MySql] {
+        let db = TestDatabase::create(engine).await;
+        every_command(&db.url(), dir.path()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_on_redis_layouts_standalone_and_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let standalone = shared_standalone().url();
+    let cluster = cluster_url(shared_cluster());
+    for url in [
+        format!("{standalone}?layout=string&prefix={}:", unique()),
+        format!("{standalone}?layout=hash&buckets=8&prefix={}:", unique()),
+        format!("{standalone}?layout=django-cache&key_prefix={}", unique()),
+        format!("{cluster}?layout=string&prefix={}:", unique()),
+        format!("{cluster}?layout=hash&buckets=8&prefix={}:", unique()),
+    ] {
+        every_command(&url, dir.path()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_store_refuses_listing_and_show_decodes_a_cookie() {
+    for command in [&["list"][..], &["count"], &["stats"], &["migrate", "--from", "cookie:", "--to", "memory://"]] {
+        let out = sessionkit(&[&["--store", "cookie:"][..], command].concat(), &[]);
+        let line = one_line_error(&out, 1);
+        assert!(line.contains("signed_cookies store keeps sessions in browsers; there is nothing to list"), "{line}");
+    }
+    let settings = Settings::with_secret_key(SECRET);
+    let cookie = sessionkit::store::cookie::CookieStore::new(&settings).unwrap();
+    let mut data = serde_json::Map::new();
+    data.insert("_auth_user_id".into(), json!("9"));
+    let token = cookie.token(&data, time::OffsetDateTime::now_utc());
+    let shown = sessionkit(&["--store", "cookie:", "show", &token, "--json"], &[]).json();
+    assert_eq!(shown["data"], json!({"_auth_user_id": "9"}), "{shown}");
+    assert_eq!(shown["user"], json!("9"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_url_unreachable_store_and_wrong_secret_give_one_line() {
+    let line = one_line_error(&sessionkit(&["--store", "mongodb://x", "count"], &[]), 1);
+    assert!(line.contains("mongodb"), "{line}");
+    let port = sessionkit_testsupport::free_port().unwrap();
+    let line = one_line_error(&sessionkit(&["--store", &format!("redis://127.0.0.1:{port}"), "list"], &[]), 1);
+    assert!(line.contains("unavailable"), "{line}");
+    let line = one_line_error(&sessionkit(&["--store", "redis://127.0.0.1:notaport", "count"], &[]), 1);
+    assert!(line.contains("redis"), "{line}");
+    let line = one_line_error(&sessionkit(&["count"], &[]), 2);
+    assert!(line.contains("--store"), "{line}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+    let keys = seed(&url).await;
+    for command in [&["list"][..], &["show", &keys[0]], &["stats"], &["migrate", "--from", &url, "--to", "memory://"]] {
+        let args = [&["--store", &url][..], command].concat();
+        let line = one_line_error(&sessionkit(&args, &[("SECRET_KEY", "not-the-secret")]), 1);
+        assert!(line.contains("wrong secret"), "{command:?}: {line}");
+    }
+    let line = one_line_error(&sessionkit(&["--store", &url, "count"], &[("SECRET_KEY", "")]), 1);
+    assert!(line.contains("SECRET_KEY is empty"), "{line}");
+
+    // The secret file: SECRET_KEY first, fallbacks after; the rotated secret reads the old sessions.
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("new-secret\n{SECRET}\n")).unwrap();
+    let file_arg = secret_file.display().to_string();
+    let shown =
+        sessionkit(&["--store", &url, "--secret-file", &file_arg, "show", &keys[0], "--json"], &[("SECRET_KEY", "x")]);
+    assert_eq!(shown.json()["user"], json!("1"), "{}", shown.stderr);
+    let missing = sessionkit(&["--store", &url, "--secret-file", "/nonexistent/secret", "count"], &[]);
+    assert!(one_line_error(&missing, 1).contains("secret file"));
+}
+
+fn django(script_args: &[&str]) -> Option<Value> {
+    let python = sessionkit_testsupport::django_python()?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/django/write_session.py");
+    let out = Command::new(python).arg(script).args(script_args).output().expect("run python");
+    assert!(out.status.success(), "django failed: {}", String::from_utf8_lossy(&out.stderr));
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// `show` decodes sessions that real Django wrote: the cache engine through django-redis (pickle, zlib), one
+/// holding a pickled `datetime` (named, never executed), the db engine on SQLite, and a pre-3.1 legacy row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_decodes_sessions_written_by_django() {
+    let redis = Standalone::start().unwrap();
+    let location = redis.url();
+    let Some(written) = django(&[
+        "cache",
+        "--location",
+        &location,
+        "--compressor",
+        "zlib",
+        "--data",
+        r#"{"_auth_user_id": "5", "cart": [1, 2]}"#,
+    ]) else {
+        return;
+    };
+    let key = written["key"].as_str().unwrap();
+    // The store URL does not even name the compressor: show recognises zlib by its header.
+    let store = format!("{location}?layout=django-cache&client=django-redis");
+    let shown = sessionkit(&["--store", &store, "show", key, "--json"], &[]).json();
+    assert_eq!(shown["data"], json!({"_auth_user_id": "5", "cart": [1, 2]}), "{shown}");
+    assert_eq!(shown["format"], json!("pickle protocol 4 + zlib (django-redis COMPRESSOR)"));
+    let expires = shown["expires_at"].as_str().unwrap();
+    assert!(!shown["expired"].as_bool().unwrap() && expires.len() >= 20, "{shown}");
+
+    let with_datetime = django(&["cache", "--location", &location, "--datetime", "--data", r#"{"a": 1}"#]).unwrap();
+    let key = with_datetime["key"].as_str().unwrap();
+    let human = sessionkit(&["--store", &store, "show", key, "--raw"], &[]);
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    assert!(human.stdout.contains("datetime.datetime") && human.stdout.contains("never executes"), "{}", human.stdout);
+    assert!(human.stdout.contains("00000000  80 04 95"), "hex dump of the pickle: {}", human.stdout);
+    let shown = sessionkit(&["--store", &store, "show", key, "--json"], &[]).json();
+    assert_eq!(shown["unsupported_python_type"], json!("datetime.datetime"), "{shown}");
+
+    let stats = sessionkit(&["--store", &store, "stats", "--json"], &[]).json();
+    assert_eq!(stats["sessions"], json!(2), "{stats}");
+    assert_eq!(stats["encodings"]["pickle protocol 4"], json!(1), "{stats}");
+
+    // Django's db engine on SQLite (Django creates the table), plus a legacy row.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite3");
+    let path_arg = path.display().to_string();
+    let written = django(&["db", "--path", &path_arg, "--data", r#"{"_auth_user_id": "11", "lang": "fr"}"#]).unwrap();
+    let key = written["key"].as_str().unwrap();
+    let url = format!("sqlite://{path_arg}");
+    let shown = sessionkit(&["--store", &url, "show", key, "--json"], &[]).json();
+    assert_eq!(shown["data"], json!({"_auth_user_id": "11", "lang": "fr"}), "{shown}");
+    assert_eq!(shown["format"], json!("signed token"));
+    let legacy = django(&["legacy", "--path", &path_arg, "--data", r#"{"_auth_user_id": "12"}"#]).unwrap();
+    let key = legacy["key"].as_str().unwrap();
+    let shown = sessionkit(&["--store", &url, "show", key, "--json"], &[]).json();
+    assert_eq!(shown["format"], json!("legacy token (Django < 3.1)"), "{shown}");
+    assert_eq!(shown["data"], json!({"_auth_user_id": "12"}), "{shown}");
+
+    // Django's db.sqlite3 -> the Redis hash layout.
+    let target = format!("{location}?layout=hash&buckets=4");
+    let migrated = sessionkit(&["migrate", "--from", &url, "--to", &target, "--json"], &[]);
+    let report = migrated.json();
+    // The legacy row cannot be read by the store (legacy reading is off), so it is reported, not copied.
+    assert_eq!(report["copied"], json!(1), "{report}");
+    assert_eq!(report["failed"], json!(1), "{report}");
+    assert_eq!(migrated.code, 3, "sessions left behind give exit code 3");
+    assert!(report["problems"][0]["reason"].as_str().unwrap().contains("cannot decode"), "{report}");
+    let shown = sessionkit(&["--store", &target, "show", written["key"].as_str().unwrap(), "--json"], &[]).json();
+    assert_eq!(shown["data"], json!({"_auth_user_id": "11", "lang": "fr"}), "{shown}");
+    drop(redis);
+}
+
+/// A copy that meets different data under the same key reports a conflict and keeps the target's data unless
+/// --overwrite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_reports_conflicts_and_overwrites_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("sqlite://{}", dir.path().join("a.sqlite3").display());
+    let target = format!("{}?layout=string&prefix={}:", shared_standalone().url(), unique());
+    let keys = seed(&source).await;
+    let settings = Arc::new(Settings::with_secret_key(SECRET));
+    let store = open_store(&target, &settings).await.unwrap();
+    let record = sessionkit::SessionRecord {
+        key: sessionkit::SessionKey::parse(&keys[0]).unwrap(),
+        data: serde_json::from_value(json!({"other": "data"})).unwrap(),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    };
+    store.create(&record).await.unwrap();
+    let out = sessionkit(&["migrate", "--from", &source, "--to", &target], &[]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stdout.contains("conflicts (different data in target)  1"), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("not copied: {}", keys[0])), "{}", out.stdout);
+    let kept = sessionkit(&["--store", &target, "show", &keys[0], "--json"], &[]).json();
+    assert_eq!(kept["data"], json!({"other": "data"}));
+    let out = sessionkit(&["migrate", "--from", &source, "--to", &target, "--overwrite", "--json"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["overwritten"], json!(1));
+    let replaced = sessionkit(&["--store", &target, "show", &keys[0], "--json"], &[]).json();
+    assert_eq!(replaced["data"], json!({"_auth_user_id": "1", "n": 0}));
+}
+
+fn finding<'a>(report: &'a Value, check: &str) -> &'a Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == json!(check))
+        .unwrap_or_else(|| panic!("no {check} finding: {report}"))
+}
+
+/// doctor on a Redis set up to lose sessions: eviction, no persistence, small listpack limits, no HEXPIRE (Redis
+/// 7.0), a django-cache prefix mismatch; then the same as a user without CONFIG rights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_finds_what_loses_sessions_with_and_without_config_rights() {
+    let redis = Standalone::start().unwrap();
+    for args in [
+        &["CONFIG", "SET", "maxmemory", "100mb"][..],
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+        &["CONFIG", "SET", "hash-max-listpack-value", "64"],
+        &["SET", ":1:django.contrib.sessions.cacheabcdefgh12345678", "x"],
+    ] {
+        assert!(redis.server.command(args).unwrap().starts_with('+'), "{args:?}");
+    }
+    let port = redis.server.port();
+    let hash = format!("redis://127.0.0.1:{port}?layout=hash&buckets=4");
+    seed(&hash).await;
+    let out = sessionkit(&["--store", &hash, "doctor", "--json"], &[]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let report = out.json();
+    assert_eq!(finding(&report, "eviction")["severity"], json!("error"), "{report}");
+    assert!(finding(&report, "eviction")["fix"].as_str().unwrap().contains("noeviction"));
+    assert_eq!(finding(&report, "persistence")["severity"], json!("error"), "{report}");
+    assert_eq!(finding(&report, "HEXPIRE")["severity"], json!("warning"), "{report}");
+    assert_eq!(finding(&report, "listpack limits")["severity"], json!("warning"), "{report}");
+    assert_eq!(finding(&report, "django-cache prefix")["severity"], json!("info"), "{report}");
+    let human = sessionkit(&["--store", &hash, "doctor"], &[]);
+    assert!(human.stdout.contains("ERROR    eviction") && human.stdout.contains("why: "), "{}", human.stdout);
+
+    let cache = format!("redis://127.0.0.1:{port}?layout=django-cache&key_prefix=myapp&version=2");
+    let report = sessionkit(&["--store", &cache, "doctor", "--json"], &[]).json();
+    let prefix = finding(&report, "django-cache prefix");
+    assert_eq!(prefix["severity"], json!("error"), "{report}");
+    assert!(prefix["fix"].as_str().unwrap().contains("key_prefix=&version=1&engine=cache"), "{prefix}");
+
+    // An ACL user without CONFIG: eviction still found through INFO, persistence judged from INFO.
+    let reply = redis.server.command(&["ACL", "SETUSER", "app", "on", ">app-pw", "~*", "+@all", "-config"]).unwrap();
+    assert!(reply.starts_with("+OK"), "{reply}");
+    let limited = format!("redis://app:app-pw@127.0.0.1:{port}?layout=hash&buckets=4");
+    let out = sessionkit(&["--store", &limited, "doctor", "--json"], &[]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let report = out.json();
+    assert_eq!(finding(&report, "config")["severity"], json!("skipped"), "{report}");
+    assert_eq!(finding(&report, "eviction")["severity"], json!("error"), "{report}");
+    assert_eq!(finding(&report, "persistence")["severity"], json!("warning"), "{report}");
+    assert!(!report.to_string().contains("app-pw"), "no password in the report");
+    drop(redis);
+}

@@ -1,0 +1,81 @@
+"""Django 5.x's async session API and async views on sessionkit.django.redis."""
+
+import asyncio
+
+import django
+import pytest
+from django.contrib.sessions.backends.base import UpdateError
+from django.test import AsyncClient
+
+from sessionkit.django.redis import SessionStore
+
+# Django 4.2 has no async session API (aget, aset, asave, acycle_key, ... came in Django 5.0), so there is nothing
+# to call these tests with; on 4.2 async views use the session through the sync methods, as Django's own engines.
+pytestmark = pytest.mark.skipif(
+    django.VERSION < (5, 0), reason="the async session API (aget, aset, asave, ...) was added in Django 5.0"
+)
+
+
+async def test_async_session_api():
+    s = SessionStore()
+    await s.aset("a", 1)
+    await s.aupdate({"b": [1, 2]})
+    await s.asave()
+    key = s.session_key
+    assert key and await s.aexists(key)
+
+    loaded = SessionStore(key)
+    assert await loaded.aget("a") == 1 and await loaded.aitems() is not None
+    assert dict(await loaded.aitems()) == {"a": 1, "b": [1, 2]}
+    await loaded.aset_expiry(600)
+    await loaded.asave()
+    assert 595 <= await SessionStore(key).aget_expiry_age() <= 600
+
+    await loaded.acycle_key()
+    assert loaded.session_key != key and not await loaded.aexists(key)
+    assert await SessionStore(loaded.session_key).aget("b") == [1, 2]
+
+    await loaded.aflush()
+    assert loaded.session_key is None
+    await SessionStore.aclear_expired()
+
+
+async def test_async_save_of_a_deleted_session_is_an_update_error():
+    s = SessionStore()
+    await s.aset("x", 1)
+    await s.asave()
+    other = SessionStore(s.session_key)
+    await other.aget("x")
+    await SessionStore(s.session_key).adelete()
+    await other.aset("x", 2)
+    with pytest.raises(UpdateError):
+        await other.asave()
+
+
+async def test_many_concurrent_async_sessions_on_one_loop():
+    async def one(i):
+        s = SessionStore()
+        await s.aset("i", i)
+        await s.asave()
+        again = SessionStore(s.session_key)
+        return await again.aget("i")
+
+    assert await asyncio.gather(*(one(i) for i in range(200))) == list(range(200))
+
+
+@pytest.mark.django_db
+async def test_async_views_through_the_async_client():
+    client = AsyncClient()
+    assert (await client.get("/acounter/")).json() == {"n": 1}
+    assert (await client.get("/acounter/")).json() == {"n": 2}
+    key = client.cookies["sessionid"].value
+    assert (await client.get("/acycle/")).json() == {"n": 2}
+    assert client.cookies["sessionid"].value != key
+    assert (await client.get("/acounter/")).json() == {"n": 3}
+
+
+async def test_non_json_data_raises_in_async_save_too():
+    s = SessionStore()
+    await s.aset("x", object())
+    with pytest.raises(TypeError):
+        await s.asave()

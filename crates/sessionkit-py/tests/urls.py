@@ -1,0 +1,42 @@
+"""URLs of the test project: the real admin, plus small sync and async views that use the session."""
+
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import path
+
+from sessionkit.django import users
+
+
+def counter(request):
+    request.session["n"] = request.session.get("n", 0) + 1
+    return JsonResponse({"n": request.session["n"], "key": request.session.session_key})
+
+
+async def acounter(request):
+    n = await request.session.aget("n", 0) + 1
+    await request.session.aset("n", n)
+    return JsonResponse({"n": n})
+
+
+async def acycle(request):
+    await request.session.acycle_key()
+    return JsonResponse({"n": await request.session.aget("n")})
+
+
+def my_sessions(request):
+    users.record_client(request)
+    return JsonResponse({"sessions": [s.id for s in users.user_sessions(request.user, request) if not s.current]})
+
+
+def logout_others(request):
+    return JsonResponse({"deleted": users.logout_others(request)})
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("counter/", counter),
+    path("acounter/", acounter),
+    path("acycle/", acycle),
+    path("my-sessions/", my_sessions),
+    path("logout-others/", logout_others),
+]
