@@ -22,8 +22,17 @@ BASELINE = "django cache engine + django-redis 7.0"
 #: The string layout with per-thread connections off: every sync call hands its round trip to the shared Tokio
 #: runtime and back (the design before per-thread connections), same build, same process.
 SHARED_ONLY = "sessionkit.django.redis (layout string, THREAD_CONNECTIONS=0)"
+#: The default engine and layout.
+MAIN = "sessionkit.django.redis (layout string)"
 #: The string layout without the per-user index: what the index's scripts cost.
 NO_INDEX = "sessionkit.django.redis (layout string, USER_INDEX=False)"
+#: Column headings of the placement table.
+SHORT = {
+    MAIN: "sessionkit, string",
+    SHARED_ONLY: "sessionkit, string, `THREAD_CONNECTIONS=0`",
+    NO_INDEX: "sessionkit, string, `USER_INDEX=False`",
+    BASELINE: "django-redis",
+}
 MARK_START = "<!-- sessionkit-py:django-bench:start -->"
 MARK_END = "<!-- sessionkit-py:django-bench:end -->"
 
@@ -84,7 +93,7 @@ def engines(redis_url):
 
     sk = {"URL": redis_url}
     return [
-        ("sessionkit.django.redis (layout string)", sk_redis.SessionStore, {"SESSIONKIT": dict(sk, LAYOUT="string")}),
+        (MAIN, sk_redis.SessionStore, {"SESSIONKIT": dict(sk, LAYOUT="string")}),
         (
             SHARED_ONLY,
             sk_redis.SessionStore,
@@ -207,9 +216,9 @@ def breakdown(name, store_class, overrides, cycles):
     return elapsed / cycles * 1e6, timed.calls / cycles, timed.seconds / cycles * 1e6
 
 
-def round_trips(redis_url, client, calls):
+def round_trips(redis_url, client, calls=2000, batches=5):
     """µs per single round trip from Python: redis-py GET, and sessionkit ``Store.exists`` with its own per-thread
-    connection and with the shared runtime (THREAD_CONNECTIONS=0). Best of 3 runs each."""
+    connection and with the shared runtime (THREAD_CONNECTIONS=0). The three alternate in batches; median batch."""
     from sessionkit._native import Store
 
     own = Store.connect(redis_url)
@@ -218,21 +227,48 @@ def round_trips(redis_url, client, calls):
     key = own.create_new({"a": 1}, 600)
     cases = [
         ("redis-py `GET`", lambda: client.get("bench:k")),
-        ("sessionkit `Store.exists`, own connection", lambda: own.exists(key)),
-        ("sessionkit `Store.exists`, shared runtime", lambda: shared.exists(key)),
+        ("sessionkit, own connection", lambda: own.exists(key)),
+        ("sessionkit, shared runtime", lambda: shared.exists(key)),
     ]
-    results = []
-    for label, call in cases:
-        for _ in range(500):
-            call()
-        best = float("inf")
-        for _ in range(3):
+    times = {label: [] for label, _ in cases}
+    for _ in range(batches):
+        for label, call in cases:
+            for _ in range(200):
+                call()
             started = time.perf_counter()
             for _ in range(calls):
                 call()
-            best = min(best, (time.perf_counter() - started) / calls * 1e6)
-        results.append((label, best))
-    return results
+            times[label].append((time.perf_counter() - started) / calls * 1e6)
+    return {label: statistics.median(v) for label, v in times.items()}
+
+
+def placements(server):
+    """CPU placements of this (Python) thread and the redis-server: as the scheduler likes, both on one core, on
+    two cores. On a VM a round trip between two cores pays for waking an idle virtual CPU."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    found = [("as scheduled", None)]
+    if len(cpus) >= 2:
+        found += [("one core", (cpus[0], cpus[0])), ("two cores", (cpus[0], cpus[1]))]
+    return found
+
+
+class Pinned:
+    """Pins this thread and the redis-server to CPUs for a ``with`` block (no-op for ``None``)."""
+
+    def __init__(self, server, where):
+        self.server, self.where = server, where
+
+    def __enter__(self):
+        if self.where is not None:
+            self.saved = (os.sched_getaffinity(0), os.sched_getaffinity(self.server.process.pid))
+            os.sched_setaffinity(0, {self.where[0]})
+            os.sched_setaffinity(self.server.process.pid, {self.where[1]})
+        return self
+
+    def __exit__(self, *exc):
+        if self.where is not None:
+            os.sched_setaffinity(0, self.saved[0])
+            os.sched_setaffinity(self.server.process.pid, self.saved[1])
 
 
 def wait_for_quiet(limit, max_seconds, poll=30):
@@ -336,8 +372,19 @@ def main():
                 continue
             client.flushall()
             split.append((name, *breakdown(name, store_class, overrides, args.cycles)))
-        client.flushall()
-        trips = round_trips(server.url, client, 10000)
+        # The same per placement: single round trips, and cycles of the three engines that matter here.
+        placed = []
+        placed_engines = [e for e in all_engines if e[0] in (MAIN, SHARED_ONLY, NO_INDEX, BASELINE)]
+        for where_name, where in placements(server):
+            with Pinned(server, where):
+                client.flushall()
+                trips = round_trips(server.url, client)
+                rates = {name: [] for name, _, _ in placed_engines}
+                for _ in range(3):
+                    for name, store_class, overrides in placed_engines:
+                        client.flushall()
+                        rates[name].append(measure_round(store_class, overrides, client, 1000)[0])
+            placed.append((where_name, trips, {name: statistics.median(v) for name, v in rates.items()}))
         loads.append(os.getloadavg()[0])
         run_seconds = time.monotonic() - started_run
 
@@ -361,7 +408,8 @@ def main():
             waited = (f"waited {quiet[1]:.0f} s for the 1-minute load average to drop below {args.quiet_load}, "
                       "in vain (**not a quiet machine**)")
         load_text = (f"1-minute load average {loads[0]:.2f} at the start, {max(loads):.2f} at most (sampled after "
-                     f"each round), {loads[-1]:.2f} at the end ({waited}); 2 cores shared with other work, so "
+                     f"each round; the benchmark itself keeps about one core busy), {loads[-1]:.2f} at the end ({waited}); "
+                     "2 cores shared with other work, so "
                      "the numbers move between runs: compare rows of one run, not runs")
         lines = [
             MARK_START,
@@ -388,7 +436,7 @@ def main():
                 f"| {name} | {rate:,.0f} | {low:,.0f}–{high:,.0f} | {1e6 / rate:,.0f} | {redis_cmds} | "
                 f"{statistics.median(r):.2f}× | {min(r):.2f}–{max(r):.2f}× |"
             )
-        main_name = "sessionkit.django.redis (layout string)"
+        main_name = MAIN
         lines += [
             "",
             "¹ `total_commands_processed` per cycle; commands inside a script count too. Round trips per cycle: "
@@ -410,6 +458,16 @@ def main():
                 else "."
             ),
             "",
+            "By CPU placement (see *Placement* below): "
+            + "; ".join(
+                f"{where_name}: {rates[MAIN] / rates[BASELINE]:.2f}× "
+                f"(`THREAD_CONNECTIONS=0`: {rates[SHARED_ONLY] / rates[BASELINE]:.2f}×, "
+                f"`USER_INDEX=False`: {rates[NO_INDEX] / rates[BASELINE]:.2f}×)"
+                for where_name, _, rates in placed
+                if all(n in rates for n in (MAIN, SHARED_ONLY, NO_INDEX, BASELINE))
+            )
+            + ".",
+            "",
             "### Where the time goes",
             "",
             "One more round per engine, instrumented: the time inside the engine's store calls (sessionkit: the "
@@ -427,34 +485,59 @@ def main():
             )
         lines += [
             "",
-            "One round trip from Python, nothing else (best of 3 × 10,000 calls on the same server):",
+            "**Placement.** A round trip costs far more when the Python thread and redis-server run on different "
+            "cores (on this VM: waking an idle virtual CPU) than on one; the scheduler's choice changes between "
+            "and within runs, and it moves every row above. Here the same measurements with both pinned "
+            "(`sched_setaffinity`): one round trip from Python (median of 5 interleaved batches of 2,000 calls; "
+            "sessionkit: `Store.exists`), and cycles/s (median of 3 interleaved rounds of 1,000 cycles).",
             "",
-            "| call | µs |",
-            "|---|---:|",
+            "| placement | redis-py `GET` µs | sessionkit, own connection µs | sessionkit, shared runtime µs |",
+            "|---|---:|---:|---:|",
         ]
-        lines += [f"| {label} | {us:.1f} |" for label, us in trips]
-        trip = dict(trips)
-        own_name = "sessionkit.django.redis (layout string)"
+        for where_name, trips, _ in placed:
+            lines.append(
+                f"| {where_name} | {trips['redis-py `GET`']:.1f} | {trips['sessionkit, own connection']:.1f} | "
+                f"{trips['sessionkit, shared runtime']:.1f} |"
+            )
+        shown = [name for name, _, _ in placed_engines]
+        lines += [
+            "",
+            "| placement (cycles/s, vs django-redis) | " + " | ".join(SHORT.get(name, name) for name in shown) + " |",
+            "|---|" + "---:|" * len(shown),
+        ]
+        for where_name, _, rates in placed:
+            ref = rates[BASELINE]
+            lines.append(
+                f"| {where_name} | "
+                + " | ".join(f"{rates[name]:,.0f} ({rates[name] / ref:.2f}×)" for name in shown)
+                + " |"
+            )
+        lines += [
+            "",
+            "(Only this Python thread is pinned: with `THREAD_CONNECTIONS=0` the runtime's worker threads still run "
+            "where the scheduler puts them, as they would in a server.)",
+        ]
         split_by_name = {row[0]: row for row in split}
         lines += [
             "",
             "What this shows: a sessionkit cycle is three calls into Rust and little else, so its speed is the cost "
-            "of three Redis round trips (two of them run a small script that also keeps the per-user index). "
-            "With `THREAD_CONNECTIONS=0` every sync call `block_on`s the process-wide multi-thread Tokio runtime, "
-            "whose worker thread owns the connection: the command is handed to the worker and the reply handed "
-            "back, cross-thread wake-ups (futex, eventfd) and, on 2 cores, context switches on every round trip. "
-            "By default each Python thread has its own current-thread runtime and connection "
-            "(crates/sessionkit-py/src/local.rs): the calling thread writes the command, waits in `epoll` and "
-            "reads the reply itself, with the GIL released, as redis-py does on its blocking socket. One round "
-            f"trip then costs {trip['sessionkit `Store.exists`, own connection']:.1f} µs instead of "
-            f"{trip['sessionkit `Store.exists`, shared runtime']:.1f} µs (redis-py: "
-            f"{trip['redis-py `GET`']:.1f} µs)."
+            "of three Redis round trips, two of which run a script that also keeps the per-user index (18 of the "
+            "21 commands; `USER_INDEX=False` shows what that costs). With `THREAD_CONNECTIONS=0` every sync call "
+            "`block_on`s the process-wide multi-thread Tokio runtime, whose worker thread owns the connection: the "
+            "command is handed to the worker and the reply handed back, two cross-thread wake-ups (futex, eventfd) "
+            "per round trip. By default each Python thread has its own current-thread runtime and connection "
+            "(crates/sessionkit-py/src/local.rs): the calling thread writes the command, waits in `epoll` and reads "
+            "the reply itself, with the GIL released, as redis-py does on its blocking socket. The hand-off costs "
+            "most when the round trip itself is cheap (one core); when every round trip already pays a cross-core "
+            "wake-up, it adds less."
             + (
                 f" Django's cache engine with django-redis makes five round trips per cycle and spends "
                 f"{split_by_name[BASELINE][1] - split_by_name[BASELINE][3]:.0f} µs outside them (pickling, "
                 "django-redis' client layer, `SessionBase`); sessionkit spends "
-                f"{split_by_name[own_name][1] - split_by_name[own_name][3]:.0f} µs outside its calls."
-                if BASELINE in split_by_name and own_name in split_by_name
+                f"{split_by_name[MAIN][1] - split_by_name[MAIN][3]:.0f} µs outside its calls. The ratio therefore "
+                "grows as round trips get cheaper and shrinks towards 5/3 as they get dearer (a Redis on another "
+                "host)."
+                if BASELINE in split_by_name and MAIN in split_by_name
                 else ""
             ),
             "",
