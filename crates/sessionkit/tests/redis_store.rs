@@ -103,7 +103,7 @@ async fn user_index_on_cluster_hash_layout() {
     user_index_lists_prunes_and_revokes(cluster_url("layout=hash&buckets=8")).await;
 }
 
-/// The index keys of one user share a slot and expire with the sessions.
+/// The index keys of one user share a slot and expire after the sessions (their expiry plus `index_refresh`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_keys_share_a_slot_and_expire() {
     let url = cluster_url("layout=string");
@@ -122,7 +122,53 @@ async fn index_keys_share_a_slot_and_expire() {
         .find(|r| !r.starts_with("-MOVED"))
         .unwrap();
     let ttl: i64 = ttl_reply.trim_start_matches(':').trim().parse().unwrap();
-    assert!(ttl > 13 * 86_400_000 && ttl <= 14 * 86_400_000, "{ttl_reply}");
+    assert!(ttl > 14 * 86_400_000 && ttl <= 14 * 86_400_000 + 300_000, "{ttl_reply}");
+}
+
+/// Reads a user's index details hash as field → value.
+async fn index_details(url: &str, user: &str) -> std::collections::HashMap<String, String> {
+    let prefix = url.split("prefix=").nth(1).unwrap().split('&').next().unwrap();
+    let client = redis::Client::open(standalone().url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("HGETALL").arg(format!("{prefix}u:{{{user}}}:m")).query_async(&mut conn).await.unwrap()
+}
+
+/// Saves within the refresh window leave the index alone (one ZSCORE in the script); a change of user agent,
+/// or `index_refresh=0`, rewrites the entry; `list` reports each session's real expiry either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_within_the_refresh_window_skip_the_index() {
+    for (options, refreshed) in
+        [("layout=string", false), ("layout=hash&buckets=4", false), ("layout=string&index_refresh=0", true)]
+    {
+        let url = standalone_url(options);
+        let store = Arc::new(RedisStore::connect(&url).await.unwrap());
+        let key = login(&store, "55", "phone").await;
+        let seen = index_details(&url, "55").await[&format!("{}:s", session_id(&key))].clone();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        // An ordinary save: data changes, the index entry does not (unless index_refresh=0).
+        let mut s = Session::new(store.clone(), settings(), Some(key.clone()));
+        s.set("cart", 3).await.unwrap();
+        s.set_expiry(sessionkit::Expiry::Seconds(600)).await.unwrap();
+        s.save().await.unwrap();
+        let after = index_details(&url, "55").await[&format!("{}:s", session_id(&key))].clone();
+        assert_eq!(after != seen, refreshed, "{options}: last_seen {seen} -> {after}");
+        // The listed expiry is the session's own (10 minutes), not the index entry's score.
+        let listed = store.user_index().unwrap().list("55").await.unwrap();
+        let left = listed[0].expires_at - time::OffsetDateTime::now_utc();
+        assert!(left > time::Duration::seconds(590) && left <= time::Duration::seconds(600), "{options}: {left}");
+
+        // A new user agent is written at once.
+        let mut s = Session::new(store.clone(), settings(), Some(key.clone()));
+        s.set(USER_AGENT_KEY, "phone, updated").await.unwrap();
+        s.save().await.unwrap();
+        let listed = store.user_index().unwrap().list("55").await.unwrap();
+        assert_eq!(listed[0].user_agent.as_deref(), Some("phone, updated"), "{options}");
+
+        // A session deleted behind the index's back is not listed.
+        store.delete(&key).await.unwrap();
+        assert!(store.user_index().unwrap().list("55").await.unwrap().is_empty(), "{options}");
+    }
 }
 
 /// Keys hashed at rest: neither key names nor hash fields contain the session key.

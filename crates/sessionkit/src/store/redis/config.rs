@@ -21,6 +21,7 @@
 //! | `connect_timeout` | `5` | seconds to establish a connection |
 //! | `timeout` | `5` | seconds to wait for any reply (Django's common `SOCKET_TIMEOUT`) |
 //! | `user_index` | `true` | keep the per-user session index for sessions with `_auth_user_id` |
+//! | `index_refresh` | `300` | seconds: a save refreshes a session's index entry only when its expiry has moved past what the entry covers, at most once per this window (`0`: on every save); `last_seen` in the index has this precision |
 //! | `key_prefix` | empty | `django-cache`: Django's cache `KEY_PREFIX` |
 //! | `version` | `1` | `django-cache`: Django's cache `VERSION` |
 //! | `engine` | `cache` | `django-cache`: `cache` or `cached_db` (the key prefix Django's engine uses) |
@@ -167,6 +168,9 @@ pub struct RedisOptions {
     pub timeout: Duration,
     /// Maintain the per-user index.
     pub user_index: bool,
+    /// How far past a session's expiry its index entry is written, so that the saves within this window leave
+    /// the index alone (the save script checks the entry's score). Zero refreshes the entry on every save.
+    pub index_refresh: Duration,
     /// `django-cache` layout options.
     pub django: DjangoCacheOptions,
 }
@@ -197,6 +201,7 @@ impl RedisOptions {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(5),
             user_index: true,
+            index_refresh: Duration::from_secs(300),
             django: DjangoCacheOptions {
                 key_prefix: String::new(),
                 version: 1,
@@ -229,6 +234,13 @@ impl RedisOptions {
                 }
                 "user_index" => {
                     options.user_index = parse_bool(&value).ok_or_else(|| bad(format!("user_index={value:?}")))?
+                }
+                "index_refresh" => {
+                    let seconds: f64 = value.parse().map_err(|_| bad(format!("index_refresh={value:?}")))?;
+                    if !(seconds.is_finite() && (0.0..=86_400.0).contains(&seconds)) {
+                        return Err(bad(format!("index_refresh={value:?} is not between 0 and 86400 seconds")));
+                    }
+                    options.index_refresh = Duration::from_secs_f64(seconds);
                 }
                 "compression" => {
                     options.compression = match value.as_str() {

@@ -6,21 +6,28 @@
 //! - `<prefix>u:{U}:m`: a hash of details per member: `<id>:c` created, `<id>:s` last seen (ms), `<id>:k` the
 //!   Redis key of the session and `<id>:f` its hash field (`hash` layout), `<id>:a` user agent, `<id>:i` IP.
 //!
-//! Both get `PEXPIREAT` = the latest expiry of their members, so the index expires with the sessions.
+//! Both get `PEXPIREAT` = the latest score of their members, so the index expires after the sessions.
 //!
 //! **Cost of each call** (n = the user's sessions):
 //! - a save of a logged-in session: one script does the session write and, only if it succeeded, the index update
 //!   (one command, one round trip, atomic). In a Cluster the session and the index are in different slots: the
 //!   index is written first (one atomic round trip in the index's slot), then the session (a second round trip);
 //!   a failed session write leaves an entry that the next read prunes.
-//! - [`UserSessionIndex::list`]: 2 round trips (`ZRANGE`+`HGETALL`, then one existence check per entry,
-//!   pipelined), plus 1 when dead entries are pruned; O(n).
+//! - [`UserSessionIndex::list`]: 2 round trips (`ZRANGE`+`HGETALL`, then each entry's real expiry, pipelined:
+//!   `PTTL`, or `HGET` of a hash field), plus 1 when dead entries are pruned; O(n).
+//!
+//! **Refresh window.** An entry's score (and the index keys' expiry) is the session's expiry plus `index_refresh`
+//! (default 300 s). The save script rewrites the entry only when the session's new expiry passes that score, or
+//! when the login, user agent or IP changed; the other saves leave the index alone (one `ZSCORE` inside the
+//! script). So the index always outlives its sessions, `last_seen` is exact to within the window, and `list`
+//! reports each session's real expiry.
 //! - [`UserSessionIndex::delete_one`]: 2 round trips. [`UserSessionIndex::delete_all`]: 2 round trips, O(n).
 
 use async_trait::async_trait;
 use redis::Value as RedisValue;
 use time::OffsetDateTime;
 
+use super::value::NativeCodec;
 use super::{Address, RedisStore};
 use crate::store::user_index::{session_id, UserSession, UserSessionIndex, CLIENT_IP_KEY, USER_AGENT_KEY};
 use crate::{SessionKey, SessionRecord, StoreError};
@@ -40,7 +47,7 @@ impl RedisStore {
         let (index, details) = self.index_keys(user_id);
         let id = session_id(&record.key);
         let now_ms = now_ms();
-        let expiry_ms = Self::expiry_ms(record.expires_at);
+        let expiry_ms = self.index_score_ms(record.expires_at);
         let mut commands = Vec::with_capacity(8);
         commands.push(redis::cmd("ZADD").arg(&index).arg(expiry_ms).arg(&id).clone());
         commands.push(redis::cmd("ZREMRANGEBYSCORE").arg(&index).arg("-inf").arg(now_ms).clone());
@@ -62,6 +69,13 @@ impl RedisStore {
             commands.push(redis::cmd("PEXPIREAT").arg(key).arg(expiry_ms).arg("GT").clone());
         }
         commands
+    }
+
+    /// The score (and key expiry) of an index entry for a session expiring at `expires_at`: the expiry plus the
+    /// `index_refresh` window. It is an upper bound of the session's expiry while the saves within the window
+    /// skip the index; [`UserSessionIndex::list`] reads each session's real expiry.
+    pub(super) fn index_score_ms(&self, expires_at: OffsetDateTime) -> u64 {
+        Self::expiry_ms(expires_at).saturating_add(self.options.index_refresh.as_millis() as u64)
     }
 
     /// Members and details of a user's index (one round trip).
@@ -178,30 +192,41 @@ fn truncate(text: &str, max: usize) -> &str {
 impl UserSessionIndex for RedisStore {
     async fn list(&self, user_id: &str) -> Result<Vec<UserSession>, StoreError> {
         let (members, details) = self.read_index(user_id).await?;
-        let now = now_ms() as f64;
-        let (live, mut dead): (Vec<Entry>, Vec<Entry>) =
-            entries(members, details).into_iter().partition(|e| e.expires_ms > now && e.address().is_some());
-        // Sessions deleted without the index knowing (logout, flush, eviction): check they still exist.
-        let checks: Vec<redis::Cmd> = live
+        let now = OffsetDateTime::now_utc();
+        let now_ms = now_ms() as f64;
+        // A score is an upper bound of the session's expiry (see `index_score_ms`): below now, it is gone.
+        let (candidates, mut dead): (Vec<Entry>, Vec<Entry>) =
+            entries(members, details).into_iter().partition(|e| e.expires_ms > now_ms && e.address().is_some());
+        // The real expiry of each candidate, which also tells the sessions deleted without the index knowing
+        // (logout, flush, eviction): PTTL of a key, the expiry in a hash field's value.
+        let reads: Vec<redis::Cmd> = candidates
             .iter()
             .filter_map(Entry::address)
             .map(|address| match &address.field {
-                Some(field) => redis::cmd("HEXISTS").arg(&address.key).arg(field.as_slice()).clone(),
-                None => redis::cmd("EXISTS").arg(&address.key).clone(),
+                Some(field) => redis::cmd("HGET").arg(&address.key).arg(field.as_slice()).clone(),
+                None => redis::cmd("PTTL").arg(&address.key).clone(),
             })
             .collect();
-        let exists: Vec<i64> = self.per_key_commands(&checks).await?;
+        let replies: Vec<RedisValue> = self.per_key_commands(&reads).await?;
         let mut sessions = Vec::new();
-        for (entry, found) in live.into_iter().zip(exists.into_iter().chain(std::iter::repeat(0))) {
-            if found == 0 {
+        for (entry, reply) in candidates.into_iter().zip(replies.into_iter().map(Some).chain(std::iter::repeat(None))) {
+            let expires_at = match reply {
+                Some(RedisValue::BulkString(value)) => NativeCodec::peek_expiry(&value).ok(),
+                Some(RedisValue::Int(ms)) if ms >= 0 => Some(now + time::Duration::milliseconds(ms)),
+                // A key without a TTL (written by hand): it lives as long as its index entry says.
+                Some(RedisValue::Int(-1)) => {
+                    OffsetDateTime::from_unix_timestamp_nanos(entry.expires_ms as i128 * 1_000_000).ok()
+                }
+                _ => None,
+            };
+            let Some(expires_at) = expires_at.filter(|at| *at > now) else {
                 dead.push(entry);
                 continue;
-            }
+            };
             sessions.push(UserSession {
                 created: entry.time("c"),
                 last_seen: entry.time("s"),
-                expires_at: OffsetDateTime::from_unix_timestamp_nanos(entry.expires_ms as i128 * 1_000_000)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                expires_at,
                 user_agent: entry.text("a"),
                 ip: entry.text("i"),
                 id: entry.id,

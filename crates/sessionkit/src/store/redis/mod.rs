@@ -70,17 +70,21 @@ else
   if not redis.call('SET', KEYS[1], ARGV[3], ARGV[5], ARGV[6], condition) then return 0 end
 end
 local id = ARGV[9]
-redis.call('ZADD', KEYS[2], ARGV[4], id)
+if ARGV[14] ~= '1' then
+  local score = redis.call('ZSCORE', KEYS[2], id)
+  if score and tonumber(score) >= tonumber(ARGV[4]) then return 1 end
+end
+redis.call('ZADD', KEYS[2], ARGV[13], id)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[10])
 redis.call('HSETNX', KEYS[3], id .. ':c', ARGV[10])
 redis.call('HSET', KEYS[3], id .. ':s', ARGV[10], id .. ':k', KEYS[1])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], id .. ':f', ARGV[7]) end
 if ARGV[11] ~= '' then redis.call('HSET', KEYS[3], id .. ':a', ARGV[11]) end
 if ARGV[12] ~= '' then redis.call('HSET', KEYS[3], id .. ':i', ARGV[12]) end
-redis.call('PEXPIREAT', KEYS[2], ARGV[4], 'NX')
-redis.call('PEXPIREAT', KEYS[2], ARGV[4], 'GT')
-redis.call('PEXPIREAT', KEYS[3], ARGV[4], 'NX')
-redis.call('PEXPIREAT', KEYS[3], ARGV[4], 'GT')
+redis.call('PEXPIREAT', KEYS[2], ARGV[13], 'NX')
+redis.call('PEXPIREAT', KEYS[2], ARGV[13], 'GT')
+redis.call('PEXPIREAT', KEYS[3], ARGV[13], 'NX')
+redis.call('PEXPIREAT', KEYS[3], ARGV[13], 'GT')
 return 1";
 
 /// A Redis session store. Build it with [`RedisStore::connect`] or `open_store("redis://…")`.
@@ -359,7 +363,11 @@ impl RedisStore {
     }
 
     /// Writes a session (create or update) and reports whether the condition held (absent / present).
-    async fn write(&self, record: &SessionRecord, create: bool) -> Result<bool, StoreError> {
+    ///
+    /// For a logged-in session the index entry is written on create, when `refresh_index` says the entry's
+    /// details change (login, user agent, IP), or when the session's expiry has moved past the entry's score
+    /// (the score is the expiry plus `index_refresh`, so the saves within that window skip the index).
+    async fn write(&self, record: &SessionRecord, create: bool, refresh_index: bool) -> Result<bool, StoreError> {
         if !record.key.is_storage_safe() {
             return Err(StoreError::UnsafeKey);
         }
@@ -403,7 +411,9 @@ impl RedisStore {
                     .arg(crate::store::user_index::session_id(&record.key))
                     .arg(index::now_ms())
                     .arg(text(crate::store::user_index::USER_AGENT_KEY))
-                    .arg(text(crate::store::user_index::CLIENT_IP_KEY));
+                    .arg(text(crate::store::user_index::CLIENT_IP_KEY))
+                    .arg(self.index_score_ms(record.expires_at))
+                    .arg(if create || refresh_index || self.options.index_refresh.is_zero() { "1" } else { "0" });
                 let invocation = &invocation;
                 let done: i64 =
                     self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
@@ -974,15 +984,18 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        if self.write(record, true).await? {
+        if self.write(record, true, true).await? {
             Ok(())
         } else {
             Err(StoreError::KeyCollision)
         }
     }
 
-    async fn save(&self, record: &SessionRecord, _changes: &ChangeSet) -> Result<(), StoreError> {
-        if self.write(record, false).await? {
+    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<(), StoreError> {
+        use crate::store::user_index::{AUTH_USER_ID_KEY, CLIENT_IP_KEY, USER_AGENT_KEY};
+        let refresh_index = changes.cleared()
+            || [AUTH_USER_ID_KEY, USER_AGENT_KEY, CLIENT_IP_KEY].iter().any(|key| changes.get(key).is_some());
+        if self.write(record, false, refresh_index).await? {
             Ok(())
         } else {
             Err(StoreError::SessionVanished)
