@@ -1,8 +1,7 @@
 //! What every command shares: errors and exit codes, settings and secrets, opening stores, output helpers.
 
 use std::fmt;
-use std::io::IsTerminal;
-use std::path::Path;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,13 +77,14 @@ pub fn one_line(text: &str) -> String {
     text.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
-/// Django's settings from the environment, with SECRET_KEY and fallbacks from `secret_file` when given.
+/// Django's settings from the environment (the context's lookup), with SECRET_KEY and fallbacks from
+/// `--secret-file` when given.
 ///
 /// The file holds SECRET_KEY on its first non-empty line and one fallback per following non-empty line; lines
 /// starting with `#` are comments; a trailing `\r` is dropped. Nothing else is trimmed (a secret may contain spaces).
-pub fn load_settings(secret_file: Option<&Path>) -> Result<Settings, CliError> {
-    let mut settings = Settings::from_env()?;
-    if let Some(path) = secret_file {
+pub fn load_settings(ctx: &crate::Context<'_>) -> Result<Settings, CliError> {
+    let mut settings = Settings::from_lookup(ctx.lookup)?;
+    if let Some(path) = ctx.secret_file.as_deref() {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::new(format!("cannot read the secret file {}: {e}", path.display())))?;
         let mut lines = text
@@ -263,9 +263,9 @@ pub fn relative(at: OffsetDateTime, now: OffsetDateTime) -> String {
     }
 }
 
-/// A progress bar on stderr when stderr is a terminal (and `--json` is off); hidden otherwise.
-pub fn progress(total: Option<u64>, message: &str, enabled: bool) -> ProgressBar {
-    let visible = enabled && std::io::stderr().is_terminal();
+/// A progress bar on stderr when the environment allows them (stderr is a terminal, `--json` is off); hidden
+/// otherwise.
+pub fn progress(total: Option<u64>, message: &str, visible: bool) -> ProgressBar {
     let bar = match total {
         Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden()),
         None => ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()),
@@ -285,9 +285,14 @@ pub fn progress(total: Option<u64>, message: &str, enabled: bool) -> ProgressBar
     bar
 }
 
-/// Prints a JSON value on stdout.
-pub fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_owned()));
+/// Prints a JSON value on the command's output.
+pub fn print_json(out: &mut (dyn Write + Send), value: &serde_json::Value) -> Result<(), CliError> {
+    writeln!(out, "{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_owned())).map_err(write_failed)
+}
+
+/// A failed write of the command's output.
+pub fn write_failed(err: std::io::Error) -> CliError {
+    CliError::new(format!("cannot write the output: {err}"))
 }
 
 /// Left-aligned columns for people: every row padded to the widest cell of its column.

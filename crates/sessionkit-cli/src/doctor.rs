@@ -64,8 +64,8 @@ impl Finding {
 }
 
 /// Runs `doctor`.
-pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<u8, CliError> {
-    let settings = common::load_settings(ctx.secret_file.as_deref())?;
+pub async fn run(ctx: &mut Context<'_>, args: DoctorArgs) -> Result<u8, CliError> {
+    let settings = common::load_settings(ctx)?;
     let opened = common::open(ctx.store_url()?, &settings).await?;
     let describe = opened.store.describe();
     let mut findings = Vec::new();
@@ -86,19 +86,19 @@ pub async fn run(ctx: &Context, args: DoctorArgs) -> Result<u8, CliError> {
                        "why": f.why, "fix": f.fix})
             })
             .collect();
-        common::print_json(&json!({"store": describe, "problems": problems, "findings": items}));
+        common::print_json(ctx.out, &json!({"store": describe, "problems": problems, "findings": items}))?;
     } else {
-        println!("sessionkit doctor: {describe}");
+        outln!(ctx, "sessionkit doctor: {describe}");
         for f in &findings {
-            println!("{:<8} {}: {}", f.severity.label(), f.check, f.found);
+            outln!(ctx, "{:<8} {}: {}", f.severity.label(), f.check, f.found);
             if !f.why.is_empty() {
-                println!("         why: {}", f.why);
+                outln!(ctx, "         why: {}", f.why);
             }
             if !f.fix.is_empty() {
-                println!("         fix: {}", f.fix);
+                outln!(ctx, "         fix: {}", f.fix);
             }
         }
-        println!("{problems} problem(s) found");
+        outln!(ctx, "{problems} problem(s) found");
     }
     Ok(if problems > 0 { EXIT_FINDINGS } else { EXIT_OK })
 }

@@ -31,8 +31,8 @@ pub struct ListArgs {
 
 /// Runs `list`: pages through the store and prints each matching session as it comes (memory stays bounded by a
 /// page, however large the store).
-pub async fn run(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
-    let settings = common::load_settings(ctx.secret_file.as_deref())?;
+pub async fn run(ctx: &mut Context<'_>, args: ListArgs) -> Result<u8, CliError> {
+    let settings = common::load_settings(ctx)?;
     let opened = common::open(ctx.store_url()?, &settings).await?;
     let describe = opened.store.describe();
     let lister = common::lister_of(opened.store.as_ref())?;
@@ -40,9 +40,9 @@ pub async fn run(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
     let now = OffsetDateTime::now_utc();
     let limit = args.limit.unwrap_or(u64::MAX);
     let (mut shown, mut scanned, mut undecodable) = (0u64, 0u64, 0u64);
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if ctx.json {
+    let json = ctx.json;
+    let mut out = std::io::BufWriter::new(&mut *ctx.out);
+    if json {
         let _ = writeln!(out, "{{\"store\": {}, \"sessions\": [", Value::String(describe.clone()));
     } else {
         let _ = writeln!(out, "{:<40}  {:<10}  {:<23}  {:>8}  STATUS", "KEY", "USER", "EXPIRES", "BYTES");
@@ -67,7 +67,7 @@ pub async fn run(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
                 Some(key) => key.as_str().to_owned(),
                 None => format!("sha256:{}", session.id),
             };
-            let result = if ctx.json {
+            let result = if json {
                 let item = json!({
                     "key": session.key.as_ref().map(|k| k.as_str()),
                     "id": session.id,
@@ -114,7 +114,7 @@ pub async fn run(ctx: &Context, args: ListArgs) -> Result<u8, CliError> {
         }
         return Err(CliError::new(format!("cannot write the list: {err}")));
     }
-    if ctx.json {
+    if json {
         let _ = writeln!(out, "], \"listed\": {shown}, \"scanned\": {scanned}, \"undecodable\": {undecodable}}}");
     } else {
         let _ = writeln!(out, "{shown} session(s) listed ({scanned} scanned)");

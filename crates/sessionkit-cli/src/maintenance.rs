@@ -15,15 +15,15 @@ pub struct CountArgs {
 }
 
 /// Runs `count`.
-pub async fn count(ctx: &Context, args: CountArgs) -> Result<u8, CliError> {
-    let settings = common::load_settings(ctx.secret_file.as_deref())?;
+pub async fn count(ctx: &mut Context<'_>, args: CountArgs) -> Result<u8, CliError> {
+    let settings = common::load_settings(ctx)?;
     let opened = common::open(ctx.store_url()?, &settings).await?;
     let lister = common::lister_of(opened.store.as_ref())?;
     let n = lister.count(args.valid).await?;
     if ctx.json {
-        common::print_json(&json!({"store": opened.store.describe(), "count": n, "valid_only": args.valid}));
+        common::print_json(ctx.out, &json!({"store": opened.store.describe(), "count": n, "valid_only": args.valid}))?;
     } else {
-        println!("{n}");
+        outln!(ctx, "{n}");
     }
     Ok(EXIT_OK)
 }
@@ -38,8 +38,8 @@ pub struct ClearArgs {
 
 /// Runs `clear-expired`: the store's `clear_expired` (Django's `clearsessions`); the Redis `hash` layout's sweeper
 /// runs in bounded steps with a progress bar on a terminal.
-pub async fn clear_expired(ctx: &Context, args: ClearArgs) -> Result<u8, CliError> {
-    let settings = common::load_settings(ctx.secret_file.as_deref())?;
+pub async fn clear_expired(ctx: &mut Context<'_>, args: ClearArgs) -> Result<u8, CliError> {
+    let settings = common::load_settings(ctx)?;
     let opened = common::open(ctx.store_url()?, &settings).await?;
     let describe = opened.store.describe();
     let started = std::time::Instant::now();
@@ -48,7 +48,7 @@ pub async fn clear_expired(ctx: &Context, args: ClearArgs) -> Result<u8, CliErro
     let (removed, how) = match sweeper {
         Some(redis) => {
             let buckets = u64::from(redis.options().buckets);
-            let bar = common::progress(Some(buckets), "sweeping buckets", !ctx.json);
+            let bar = common::progress(Some(buckets), "sweeping buckets", ctx.progress);
             let step = 64;
             let mut removed = 0;
             loop {
@@ -63,7 +63,7 @@ pub async fn clear_expired(ctx: &Context, args: ClearArgs) -> Result<u8, CliErro
             (removed, "swept every bucket of the hash layout (Redis < 7.4 has no per-field expiry)")
         }
         None => {
-            let bar = common::progress(None, "clearing expired sessions", !ctx.json);
+            let bar = common::progress(None, "clearing expired sessions", ctx.progress);
             let removed = opened.store.clear_expired().await;
             bar.finish_and_clear();
             let how = match &opened.redis {
@@ -75,14 +75,21 @@ pub async fn clear_expired(ctx: &Context, args: ClearArgs) -> Result<u8, CliErro
         }
     };
     if ctx.json {
-        common::print_json(&json!({
-            "store": describe,
-            "removed": removed,
-            "how": how,
-            "seconds": started.elapsed().as_secs_f64(),
-        }));
+        common::print_json(
+            ctx.out,
+            &json!({
+                "store": describe,
+                "removed": removed,
+                "how": how,
+                "seconds": started.elapsed().as_secs_f64(),
+            }),
+        )?;
     } else if args.verbose {
-        println!("{describe}: removed {removed} expired session(s) in {:.1}s ({how})", started.elapsed().as_secs_f64());
+        outln!(
+            ctx,
+            "{describe}: removed {removed} expired session(s) in {:.1}s ({how})",
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(EXIT_OK)
 }

@@ -61,8 +61,8 @@ fn same_data(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
 }
 
 /// Runs `migrate`.
-pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8, CliError> {
-    let settings = common::load_settings(ctx.secret_file.as_deref())?;
+pub async fn run(ctx: &mut Context<'_>, args: MigrateArgs) -> Result<u8, CliError> {
+    let settings = common::load_settings(ctx)?;
     let source = common::open(&args.from, &settings).await?;
     let target = common::open(&args.to, &settings).await?;
     let (from, to) = (source.store.describe(), target.store.describe());
@@ -77,7 +77,7 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8, CliError> {
     let lister = common::lister_of(source.store.as_ref())?;
     common::check_secret(lister, &from, &settings).await?;
     let total = lister.count(false).await?;
-    let bar = common::progress(Some(total), if args.dry_run { "checking" } else { "copying" }, !ctx.json);
+    let bar = common::progress(Some(total), if args.dry_run { "checking" } else { "copying" }, ctx.progress);
     let mut tally = Tally::default();
     let mut cursor = None;
     loop {
@@ -108,24 +108,27 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8, CliError> {
     if ctx.json {
         let problems: Vec<Value> =
             tally.problems.iter().map(|(id, reason)| json!({"session": id, "reason": reason})).collect();
-        common::print_json(&json!({
-            "from": from,
-            "to": to,
-            "dry_run": args.dry_run,
-            "seen": tally.seen,
-            "copied": tally.copied,
-            "would_copy": tally.would_copy,
-            "already_present": tally.already_present,
-            "overwritten": tally.overwritten,
-            "conflicts": tally.conflicts,
-            "expired_skipped": tally.expired,
-            "failed": tally.failed,
-            "counts_verified": counts_verified,
-            "target_live_sessions": target_count,
-            "problems": problems,
-        }));
+        common::print_json(
+            ctx.out,
+            &json!({
+                "from": from,
+                "to": to,
+                "dry_run": args.dry_run,
+                "seen": tally.seen,
+                "copied": tally.copied,
+                "would_copy": tally.would_copy,
+                "already_present": tally.already_present,
+                "overwritten": tally.overwritten,
+                "conflicts": tally.conflicts,
+                "expired_skipped": tally.expired,
+                "failed": tally.failed,
+                "counts_verified": counts_verified,
+                "target_live_sessions": target_count,
+                "problems": problems,
+            }),
+        )?;
     } else {
-        println!("{} {from} -> {to}", if args.dry_run { "dry run:" } else { "migrated" });
+        outln!(ctx, "{} {from} -> {to}", if args.dry_run { "dry run:" } else { "migrated" });
         let mut rows = vec![vec!["sessions in source".to_owned(), tally.seen.to_string()]];
         if args.dry_run {
             rows.push(vec!["would be copied".to_owned(), tally.would_copy.to_string()]);
@@ -142,8 +145,9 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8, CliError> {
         if let Some(n) = target_count {
             rows.push(vec!["live sessions in target now".to_owned(), n.to_string()]);
         }
-        print!("{}", common::table(&["", "count"], &rows));
-        println!(
+        out!(ctx, "{}", common::table(&["", "count"], &rows));
+        outln!(
+            ctx,
             "{}",
             if counts_verified {
                 "counts verified: every source session is accounted for".to_owned()
@@ -152,10 +156,10 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> Result<u8, CliError> {
             }
         );
         for (id, reason) in &tally.problems {
-            println!("not copied: {id}: {reason}");
+            outln!(ctx, "not copied: {id}: {reason}");
         }
         if (tally.conflicts + tally.failed) as usize > tally.problems.len() {
-            println!("(first {} problems shown)", tally.problems.len());
+            outln!(ctx, "(first {} problems shown)", tally.problems.len());
         }
     }
     if !counts_verified {

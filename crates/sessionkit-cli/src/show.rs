@@ -20,10 +20,10 @@ pub struct ShowArgs {
 }
 
 /// Runs `show`.
-pub async fn run(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
+pub async fn run(ctx: &mut Context<'_>, args: ShowArgs) -> Result<u8, CliError> {
     let key = SessionKey::parse(args.key.trim())
         .map_err(|_| CliError::usage("not a session key: Django's keys have at least 8 characters"))?;
-    let settings = common::load_settings(ctx.secret_file.as_deref())?;
+    let settings = common::load_settings(ctx)?;
     let opened = common::open(ctx.store_url()?, &settings).await?;
     let describe = opened.store.describe();
     let Some(raw) = opened.store.load_raw(&key).await? else {
@@ -62,37 +62,39 @@ pub async fn run(ctx: &Context, args: ShowArgs) -> Result<u8, CliError> {
             out["raw_hex"] = Value::String(raw.bytes.iter().map(|b| format!("{b:02x}")).collect());
             out["raw_text"] = std::str::from_utf8(&raw.bytes).map_or(Value::Null, |t| Value::String(t.to_owned()));
         }
-        common::print_json(&out);
+        common::print_json(ctx.out, &out)?;
         return Ok(EXIT_OK);
     }
-    println!("key:      {}", key.as_str());
-    println!("store:    {describe}");
-    println!("format:   {}", decoded.format);
+    outln!(ctx, "key:      {}", key.as_str());
+    outln!(ctx, "store:    {describe}");
+    outln!(ctx, "format:   {}", decoded.format);
     match raw.expires_at {
-        Some(at) => println!(
+        Some(at) => outln!(
+            ctx,
             "expires:  {} ({}{})",
             common::human_time(at),
             common::relative(at, now),
             if expired { ", expired" } else { "" }
         ),
-        None => println!("expires:  unknown (no expiry stored)"),
+        None => outln!(ctx, "expires:  unknown (no expiry stored)"),
     }
-    println!("user:     {}", user.as_deref().unwrap_or("- (not logged in)"));
-    println!("size:     {} bytes", raw.bytes.len());
+    outln!(ctx, "user:     {}", user.as_deref().unwrap_or("- (not logged in)"));
+    outln!(ctx, "size:     {} bytes", raw.bytes.len());
     match &decoded.data {
         Ok(data) => {
             let text = serde_json::to_string_pretty(&Value::Object(data.clone())).unwrap_or_default();
-            println!("data:\n{text}");
+            outln!(ctx, "data:\n{text}");
         }
-        Err(CodecError::UnsupportedPickle { python_type }) => println!(
+        Err(CodecError::UnsupportedPickle { python_type }) => outln!(
+            ctx,
             "data:     not shown: the pickle holds a Python object of type {python_type}, which sessionkit never \
              executes (a session read by sessionkit holds JSON values only)"
         ),
-        Err(err) => println!("data:     cannot be decoded: {err}"),
+        Err(err) => outln!(ctx, "data:     cannot be decoded: {err}"),
     }
     if args.raw {
-        println!("raw:");
-        print!("{}", raw_dump(&raw.bytes));
+        outln!(ctx, "raw:");
+        out!(ctx, "{}", raw_dump(&raw.bytes));
     }
     Ok(EXIT_OK)
 }

@@ -29,8 +29,8 @@ fn class_label(i: usize) -> String {
 }
 
 /// Runs `stats`: one pass over every page.
-pub async fn run(ctx: &Context, args: StatsArgs) -> Result<u8, CliError> {
-    let settings = common::load_settings(ctx.secret_file.as_deref())?;
+pub async fn run(ctx: &mut Context<'_>, args: StatsArgs) -> Result<u8, CliError> {
+    let settings = common::load_settings(ctx)?;
     let opened = common::open(ctx.store_url()?, &settings).await?;
     let describe = opened.store.describe();
     let lister = common::lister_of(opened.store.as_ref())?;
@@ -62,7 +62,7 @@ pub async fn run(ctx: &Context, args: StatsArgs) -> Result<u8, CliError> {
     let (mut min, mut max) = (usize::MAX, 0usize);
     let mut classes = [0u64; SIZE_CLASSES.len()];
     let mut encodings: BTreeMap<String, u64> = BTreeMap::new();
-    let bar = common::progress(None, "reading sessions", !ctx.json);
+    let bar = common::progress(None, "reading sessions", ctx.progress);
     common::for_each_page(lister, args.page_size as usize, |page| {
         for session in page.sessions {
             let size = session.raw.bytes.len();
@@ -99,49 +99,53 @@ pub async fn run(ctx: &Context, args: StatsArgs) -> Result<u8, CliError> {
     if ctx.json {
         let distribution: Vec<_> =
             classes.iter().enumerate().map(|(i, n)| json!({"bytes": class_label(i), "sessions": n})).collect();
-        common::print_json(&json!({
-            "store": describe,
-            "layout": layout,
-            "sessions": count,
-            "valid": count - expired,
-            "expired": expired,
-            "logged_in": logged_in,
-            "undecodable": undecodable,
-            "total_bytes": total_bytes,
-            "bytes_per_session": mean,
-            "min_bytes": if count > 0 { min } else { 0 },
-            "max_bytes": max,
-            "size_distribution": distribution,
-            "encodings": encodings,
-            "redis_used_memory": server_memory,
-        }));
+        common::print_json(
+            ctx.out,
+            &json!({
+                "store": describe,
+                "layout": layout,
+                "sessions": count,
+                "valid": count - expired,
+                "expired": expired,
+                "logged_in": logged_in,
+                "undecodable": undecodable,
+                "total_bytes": total_bytes,
+                "bytes_per_session": mean,
+                "min_bytes": if count > 0 { min } else { 0 },
+                "max_bytes": max,
+                "size_distribution": distribution,
+                "encodings": encodings,
+                "redis_used_memory": server_memory,
+            }),
+        )?;
         return Ok(EXIT_OK);
     }
-    println!("store:              {describe}");
-    println!("layout:             {layout}");
-    println!("sessions:           {count} ({} valid, {expired} expired, {logged_in} logged in)", count - expired);
+    outln!(ctx, "store:              {describe}");
+    outln!(ctx, "layout:             {layout}");
+    outln!(ctx, "sessions:           {count} ({} valid, {expired} expired, {logged_in} logged in)", count - expired);
     if undecodable > 0 {
-        println!("undecodable:        {undecodable}");
+        outln!(ctx, "undecodable:        {undecodable}");
     }
-    println!(
+    outln!(
+        ctx,
         "stored bytes:       {total_bytes} ({mean:.0} bytes per session, min {}, max {max})",
         if count > 0 { min } else { 0 }
     );
     if let Some(used) = server_memory {
         let per = used.checked_div(count).map_or_else(String::new, |per| format!(", {per} per session"));
-        println!("redis used_memory:  {used} bytes (whole server{per})");
+        outln!(ctx, "redis used_memory:  {used} bytes (whole server{per})");
     }
-    println!("\nsize distribution (stored value bytes):");
+    outln!(ctx, "\nsize distribution (stored value bytes):");
     let rows: Vec<Vec<String>> = classes
         .iter()
         .enumerate()
         .filter(|(_, n)| **n > 0)
         .map(|(i, n)| vec![class_label(i), n.to_string(), bar_of(*n, count)])
         .collect();
-    print!("{}", common::table(&["bytes", "sessions", ""], &rows));
-    println!("\nencodings seen:");
+    out!(ctx, "{}", common::table(&["bytes", "sessions", ""], &rows));
+    outln!(ctx, "\nencodings seen:");
     let rows: Vec<Vec<String>> = encodings.iter().map(|(k, n)| vec![k.clone(), n.to_string()]).collect();
-    print!("{}", common::table(&["encoding", "sessions"], &rows));
+    out!(ctx, "{}", common::table(&["encoding", "sessions"], &rows));
     Ok(EXIT_OK)
 }
 

@@ -7,7 +7,8 @@
 //! and the Redis round trip. The sync session calls (`load`, `create`, `save`, …) run on the calling thread's own
 //! current-thread Tokio runtime and Redis connection ([`local`]), so a round trip involves no other thread; the
 //! `a…` variants return asyncio futures completed from a process-wide multi-thread runtime ([`bridge`]), which
-//! also runs the maintenance calls (listing, counting, the per-user index, `doctor`).
+//! also runs the maintenance calls (counting, the per-user index). `run_cli` runs one `sessionkit` command line
+//! (crates/sessionkit-cli, the code of the `sessionkit` binary) for `manage.py sessionkit`.
 //!
 //! Errors: an unreachable store raises `StoreUnavailable`, a bad URL `ConfigurationError`, other store failures
 //! `SessionkitError`; data that is not JSON raises `TypeError`/`ValueError` as `json.dumps` would. Nothing here
@@ -17,18 +18,19 @@
 
 mod bridge;
 mod convert;
-mod doctor;
 mod local;
 mod logbridge;
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use sessionkit::store::redis::config::{Layout, RedisOptions};
+use sessionkit::store::redis::config::Layout;
 use sessionkit::store::redis::RedisStore;
 use sessionkit::store::{SessionStore, TreatUnavailableAsEmpty, UserSessionIndex};
 use sessionkit::{ChangeSet, SessionKey, SessionRecord, StoreError};
@@ -163,11 +165,26 @@ impl Store {
     }
 }
 
+/// The changes of a save from Python when the engine cannot tell what changed: the keys the per-user index keeps
+/// (login, user agent, IP) count as changed whenever present, so the index entry is rewritten. The engines pass
+/// `index_changed=False` when those keys are as loaded, and the Redis store's `index_refresh` window then skips
+/// the index for saves within it.
+fn whole_session(record: &SessionRecord) -> ChangeSet {
+    use sessionkit::store::user_index::{AUTH_USER_ID_KEY, CLIENT_IP_KEY, USER_AGENT_KEY};
+    let mut data = sessionkit::SessionData::new();
+    for key in [AUTH_USER_ID_KEY, USER_AGENT_KEY, CLIENT_IP_KEY] {
+        if let Some(value) = record.data.get(key) {
+            data.insert(key, value.clone());
+        }
+    }
+    data.changes().clone()
+}
+
 /// Writes a session whether or not it is stored now (`cached_db` refilling its cache).
 async fn put(store: &dyn SessionStore, record: &SessionRecord, created: bool) -> Result<(), StoreError> {
-    let first = if created { store.create(record).await } else { store.save(record, &ChangeSet::default()).await };
+    let first = if created { store.create(record).await } else { store.save(record, &whole_session(record)).await };
     match first {
-        Err(StoreError::KeyCollision) => store.save(record, &ChangeSet::default()).await,
+        Err(StoreError::KeyCollision) => store.save(record, &whole_session(record)).await,
         Err(StoreError::SessionVanished) => match store.create(record).await {
             Err(StoreError::KeyCollision) => Ok(()),
             other => other,
@@ -298,11 +315,21 @@ impl Store {
         Ok(key.as_str().to_owned())
     }
 
-    /// Replaces a stored session; `False` if it no longer exists (it is never re-created).
-    fn save(&self, py: Python<'_>, key: &str, data: &Bound<'_, PyAny>, age: i64) -> PyResult<bool> {
+    /// Replaces a stored session; `False` if it no longer exists (it is never re-created). `index_changed=False`
+    /// says the login, user agent and IP are those loaded, so the Redis per-user index may skip this save.
+    #[pyo3(signature = (key, data, age, index_changed = true))]
+    fn save(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        data: &Bound<'_, PyAny>,
+        age: i64,
+        index_changed: bool,
+    ) -> PyResult<bool> {
         let record =
             SessionRecord { key: write_key(key)?, data: convert::dict_to_map(data)?, expires_at: expires_in(age) };
-        match self.run_session(py, |store| async move { store.save(&record, &ChangeSet::default()).await })? {
+        let changes = if index_changed { whole_session(&record) } else { ChangeSet::default() };
+        match self.run_session(py, |store| async move { store.save(&record, &changes).await })? {
             Ok(()) => Ok(true),
             Err(StoreError::SessionVanished) => Ok(false),
             Err(err) => Err(store_error(err)),
@@ -390,15 +417,24 @@ impl Store {
     }
 
     /// Async [`Store::save`].
-    fn asave<'py>(&self, py: Python<'py>, key: &str, data: &Bound<'_, PyAny>, age: i64) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (key, data, age, index_changed = true))]
+    fn asave<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        data: &Bound<'_, PyAny>,
+        age: i64,
+        index_changed: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let record =
             SessionRecord { key: write_key(key)?, data: convert::dict_to_map(data)?, expires_at: expires_in(age) };
+        let changes = if index_changed { whole_session(&record) } else { ChangeSet::default() };
         let store = self.store.clone();
         bridge::spawn(
             py,
             self.runtime,
             async move {
-                match store.save(&record, &ChangeSet::default()).await {
+                match store.save(&record, &changes).await {
                     Ok(()) => Ok(true),
                     Err(StoreError::SessionVanished) => Ok(false),
                     Err(err) => Err(err),
@@ -501,85 +537,10 @@ impl Store {
         self.run(py, index.delete_all(user_id, keep.as_ref()))?.map_err(store_error)
     }
 
-    /// Stored sessions (SCAN, never KEYS), up to `limit`: dicts with `id` (the key, or its SHA-256 when keys are
-    /// hashed at rest), `key_is_hashed`, `expires_at` (Unix seconds or `None`) and `bytes`.
-    #[pyo3(signature = (limit = None))]
-    fn list_sessions<'py>(&self, py: Python<'py>, limit: Option<usize>) -> PyResult<Bound<'py, PyList>> {
-        let limit = limit.unwrap_or(usize::MAX);
-        let mut found = Vec::new();
-        let redis = self.redis.clone();
-        let collected = &mut found;
-        self.run(py, async move {
-            redis
-                .list(|session| {
-                    if collected.len() >= limit {
-                        return false;
-                    }
-                    collected.push(session);
-                    collected.len() < limit
-                })
-                .await
-        })?
-        .map_err(store_error)?;
-        let list = PyList::empty(py);
-        for session in found {
-            let item = PyDict::new(py);
-            item.set_item("id", session.id)?;
-            item.set_item("key_is_hashed", session.key_is_hashed)?;
-            item.set_item("expires_at", session.expires_at.map(unix_seconds))?;
-            item.set_item("bytes", session.bytes)?;
-            list.append(item)?;
-        }
-        Ok(list)
-    }
-
     /// How many sessions are stored (SCAN; unswept expired `hash` fields count).
     fn count(&self, py: Python<'_>) -> PyResult<u64> {
         let redis = self.redis.clone();
         self.run(py, async move { redis.count().await })?.map_err(store_error)
-    }
-
-    /// One session as stored: `{"bytes": size of the stored value, "expires_at": Unix seconds or None, "data":
-    /// dict or None}`, or `None` when nothing is stored under `key`.
-    fn show<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(key) = parse_key(key) else { return Ok(None) };
-        let redis = self.redis.clone();
-        let (raw, record) = self
-            .run(py, async move {
-                let raw = redis.load_raw(&key).await?;
-                let record = redis.load(&key).await?;
-                Ok::<_, StoreError>((raw, record))
-            })?
-            .map_err(store_error)?;
-        let Some(raw) = raw else { return Ok(None) };
-        let item = PyDict::new(py);
-        item.set_item("bytes", raw.bytes.len())?;
-        item.set_item("expires_at", raw.expires_at.map(unix_seconds))?;
-        item.set_item("data", record.map(|r| convert::map_to_dict(py, &r.data)).transpose()?)?;
-        Ok(Some(item))
-    }
-
-    /// Server facts for `manage.py sessionkit stats` (standalone Redis): version, memory, clients, keyspace.
-    fn server_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let options: RedisOptions = self.redis.options().clone();
-        let stats = self.run(py, async move { doctor::server_stats(&options).await })?;
-        let item = PyDict::new(py);
-        match stats {
-            Ok(stats) => {
-                for (k, v) in stats {
-                    item.set_item(k, v)?;
-                }
-            }
-            Err(err) => item.set_item("error", err)?,
-        }
-        Ok(item)
-    }
-
-    /// The checks of `manage.py sessionkit doctor`: `(status, check, message)` tuples, status one of `ok`,
-    /// `warn`, `error`, `skip`.
-    fn doctor(&self, py: Python<'_>) -> PyResult<Vec<(&'static str, &'static str, String)>> {
-        let options: RedisOptions = self.redis.options().clone();
-        self.run(py, async move { doctor::doctor(&options).await })
     }
 }
 
@@ -589,12 +550,55 @@ fn session_id(key: &str) -> PyResult<String> {
     Ok(sessionkit::store::user_index::session_id(&write_key(key)?))
 }
 
+/// Runs one `sessionkit` command line (`argv[0]` is the program name shown in usage lines) with the code of the
+/// `sessionkit` binary, on the shared runtime with the GIL released, without progress bars. `store_url` is the
+/// store used when `argv` has no `--store`; `settings` holds Django's settings by name (SECRET_KEY,
+/// SECRET_KEY_FALLBACKS as a JSON list, SESSION_COOKIE_AGE, ...), read instead of the process environment.
+/// Returns `(exit code, stdout text, stderr text)`, exit codes as in docs/cli.md.
+#[pyfunction]
+#[pyo3(signature = (argv, store_url = None, settings = None))]
+fn run_cli(
+    py: Python<'_>,
+    argv: Vec<String>,
+    store_url: Option<String>,
+    settings: Option<HashMap<String, String>>,
+) -> PyResult<(u8, String, String)> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(SessionkitError::new_err("run_cli cannot run inside another sessionkit call"));
+    }
+    let runtime = runtime()?;
+    let settings = settings.unwrap_or_default();
+    let env = sessionkit_cli::Environment {
+        store: store_url,
+        settings_lookup: Box::new(move |name| settings.get(name).cloned()),
+        progress: false,
+    };
+    let (code, out, err) = py.detach(move || {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(sessionkit_cli::run(argv, &env, &mut out, &mut err))
+        }));
+        let code = ran.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".to_owned());
+            err.extend_from_slice(format!("sessionkit: internal error: {}\n", message.replace('\n', " ")).as_bytes());
+            sessionkit_cli::EXIT_ERROR
+        });
+        (code, out, err)
+    });
+    Ok((code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned()))
+}
+
 /// The extension module `sessionkit._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logbridge::install();
     m.add_class::<Store>()?;
     m.add_function(wrap_pyfunction!(session_id, m)?)?;
+    m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     let py = m.py();
     m.add("SessionkitError", py.get_type::<SessionkitError>())?;
     m.add("StoreUnavailable", py.get_type::<StoreUnavailable>())?;

@@ -1,6 +1,9 @@
 """Django settings of the sessionkit-py tests (pytest-django). SESSIONKIT's URL is set by conftest.py to a
 redis-server of the test run's own."""
 
+import os
+import tempfile
+
 SECRET_KEY = "sessionkit-py-tests"
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
@@ -34,7 +37,14 @@ TEMPLATES = [
         },
     }
 ]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+# A file, not ":memory:": `manage.py sessionkit` reads the django_session table through its own connection.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": ":memory:",
+        "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"sessionkit-py-tests-{os.getpid()}.sqlite3")},
+    }
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 SESSION_ENGINE = "sessionkit.django.redis"

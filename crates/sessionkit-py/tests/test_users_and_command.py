@@ -1,10 +1,14 @@
 """The per-user API (list, log out one / all / others) and ``manage.py sessionkit``."""
 
+import datetime
 import io
+import json
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 
 from sessionkit import session_id
 from sessionkit.django import users
@@ -52,39 +56,133 @@ def test_list_and_log_out_one_all_and_others(engine, alice):
     assert users.user_sessions(alice) == []
 
 
-def test_management_command(settings, alice):
+def sessionkit(*args):
+    """Runs ``manage.py sessionkit ARGS``; returns its stdout."""
+    out = io.StringIO()
+    call_command("sessionkit", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def failing(*args):
+    """Runs ``manage.py sessionkit ARGS`` expecting a CommandError; returns it and the stdout."""
+    out = io.StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command("sessionkit", *args, stdout=out, stderr=io.StringIO())
+    return raised.value, out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)  # committed rows: the command reads django_session on its own connection
+def test_management_command(engine, alice):
     client = logged_in_client("cli")
     key = client.cookies["sessionid"].value
-    out = io.StringIO()
-    call_command("sessionkit", "list", stdout=out)
-    assert key in out.getvalue() and "1 session(s) listed" in out.getvalue()
+    other = logged_in_client("cli-2").cookies["sessionid"].value
 
-    out = io.StringIO()
-    call_command("sessionkit", "show", key, stdout=out)
-    assert '"_auth_user_id": "%s"' % alice.pk in out.getvalue()
-    with pytest.raises(CommandError):
-        call_command("sessionkit", "show", "nosuchkey1234567", stdout=io.StringIO())
+    listed = json.loads(sessionkit("list", "--user", str(alice.pk), "--json"))
+    assert {s["key"] for s in listed["sessions"]} == {key, other}
+    assert all(s["user"] == str(alice.pk) and not s["expired"] for s in listed["sessions"])
+    assert listed["listed"] == 2
+    if engine == "sessionkit.django.cached_db":
+        assert listed["store"].startswith("cached_db:")  # the database rows, as `sessionkit --store cached_db:…`
+    # Options before the subcommand are the command's too; no session of another user.
+    assert json.loads(sessionkit("--json", "list", "--user", "999"))["sessions"] == []
+    table = sessionkit("list")
+    assert key in table and "2 session(s) listed" in table
 
-    out = io.StringIO()
-    call_command("sessionkit", "stats", stdout=out)
-    assert "sessions in Redis: 1" in out.getvalue() and "redis_version" in out.getvalue()
+    shown = sessionkit("show", key)
+    assert '"_auth_user_id": "%s"' % alice.pk in shown
+    assert "user:     %s" % alice.pk in shown
+    assert json.loads(sessionkit("show", key, "--json"))["data"]["_auth_user_id"] == str(alice.pk)
+    err, _ = failing("show", "nosuchkey1234567")
+    assert err.returncode == 3 and str(err).startswith("no session with this key in ")
 
-    out = io.StringIO()
-    call_command("sessionkit", "clear-expired", stdout=out)
-    assert "cleared expired sessions" in out.getvalue()
+    assert sessionkit("count") == "2\n"
+    stats = sessionkit("stats")
+    assert "sessions:           2 (2 valid, 0 expired, 2 logged in)" in stats
 
-    out = io.StringIO()
-    call_command("sessionkit", "doctor", stdout=out)
-    text = out.getvalue()
-    assert "[   ok] connection" in text
-    assert "persistence: neither RDB snapshots nor AOF" in text  # our test server runs without persistence
+    if engine == "sessionkit.django.cached_db":
+        # An expired row in django_session: listed, counted, then removed by clear-expired.
+        from django.contrib.sessions.backends.db import SessionStore as DBStore
+        from django.contrib.sessions.models import Session
 
-    settings.SESSIONKIT = {"URL": settings.SESSIONKIT["URL"], "LAYOUT": "hash"}
-    out = io.StringIO()
-    call_command("sessionkit", "doctor", stdout=out)
-    assert "HPEXPIREAT" in out.getvalue() or "[   ok] version" in out.getvalue()
-    assert "listpack" in out.getvalue()
+        Session.objects.create(
+            session_key="expiredsession12345678",
+            session_data=DBStore().encode({"old": True}),
+            expire_date=timezone.now() - datetime.timedelta(hours=1),
+        )
+        assert sessionkit("count") == "3\n"
+        assert json.loads(sessionkit("list", "--expired", "--json"))["listed"] == 1
+        cleared = sessionkit("clear-expired", "--verbose")
+        assert "removed 1 expired session(s)" in cleared
+        assert sessionkit("count") == "2\n"
+        assert not Session.objects.filter(session_key="expiredsession12345678").exists()
+    else:
+        cleared = sessionkit("clear-expired", "--verbose")
+        assert "removed 0 expired session(s)" in cleared and "Redis expires these keys itself" in cleared
+    assert sessionkit("clear-expired") == ""  # quiet without --verbose, for cron
+    assert client.get("/my-sessions/").status_code == 200  # live sessions untouched
 
+    # doctor, on the test's own redis-server (no persistence): findings are exit code 3, a CommandError.
+    err, report = failing("doctor")
+    assert err.returncode == 3
+    assert report.startswith("sessionkit doctor: redis://")
+    assert "ERROR    persistence: no persistence: save is empty and appendonly is no" in report
+    assert "problem(s) found" in report
+
+    # Usage errors are clap's, with exit code 2; --help is the command's own.
+    err, _ = failing("list", "--no-such-option")
+    assert err.returncode == 2 and "--no-such-option" in str(err)
+    assert "Usage: manage.py sessionkit" in sessionkit("--help")
+
+
+def test_management_command_needs_a_sessionkit_engine(settings):
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
     with pytest.raises(CommandError, match="not a sessionkit engine"):
         call_command("sessionkit", "list", stdout=io.StringIO())
+
+
+def test_database_url_of_django_settings(settings):
+    from django.db import connections
+
+    from sessionkit.django.management.commands.sessionkit import database_url
+
+    db = connections["default"].settings_dict
+    assert database_url() == "sqlite://" + db["NAME"] and db["NAME"].startswith("/")
+    saved = dict(db)
+    try:
+        db.update(ENGINE="django.db.backends.postgresql", NAME="app", USER="me@x", PASSWORD="p:w/d", HOST="db", PORT=5433)
+        assert database_url() == "postgres://me%40x:p%3Aw%2Fd@db:5433/app"
+        db.update(ENGINE="django.db.backends.mysql", USER="", PASSWORD="", HOST="", PORT="")
+        assert database_url() == "mysql://localhost/app"
+        db.update(ENGINE="django.db.backends.oracle")
+        with pytest.raises(CommandError, match="oracle"):
+            database_url()
+    finally:
+        db.clear()
+        db.update(saved)
+
+
+@pytest.mark.parametrize("refresh", [300, 0])
+def test_saves_within_the_refresh_window_leave_the_index_alone(settings, redis_client, alice, refresh):
+    """A save that changes neither the login nor the recorded client skips the per-user index (INDEX_REFRESH);
+    a new user agent is written at once; INDEX_REFRESH=0 rewrites the entry on every save."""
+    settings.SESSION_ENGINE = "sessionkit.django.redis"
+    settings.SESSIONKIT = {**settings.SESSIONKIT, "INDEX_REFRESH": refresh}
+    phone = logged_in_client("phone")
+    assert phone.get("/my-sessions/").status_code == 200  # records the user agent
+    details = f"sessionkit:u:{{{alice.pk}}}:m"
+    field = f"{session_id(phone.cookies['sessionid'].value)}:s"
+    seen = redis_client.hget(details, field)
+
+    from sessionkit.django.redis import SessionStore
+
+    time.sleep(0.01)
+    session = SessionStore(phone.cookies["sessionid"].value)
+    session["cart"] = [1, 2]
+    session.save()
+    assert (redis_client.hget(details, field) != seen) == (refresh == 0)
+    assert SessionStore(phone.cookies["sessionid"].value)["cart"] == [1, 2]
+
+    session = SessionStore(phone.cookies["sessionid"].value)
+    session["_sessionkit_ua"] = "phone, updated"
+    session.save()
+    assert [s.user_agent for s in users.user_sessions(alice)] == ["phone, updated"]

@@ -26,6 +26,7 @@ OPTION_NAMES = {
     "CONNECT_TIMEOUT": "connect_timeout",  # seconds, default 5
     "TIMEOUT": "timeout",  # seconds for any reply, default 5
     "USER_INDEX": "user_index",  # keep the per-user index, default True
+    "INDEX_REFRESH": "index_refresh",  # seconds: saves within this window leave the index entry alone, default 300
     "KEY_PREFIX": "key_prefix",  # django-cache layout: the Django cache's KEY_PREFIX
     "VERSION": "version",  # django-cache layout: the Django cache's VERSION
     "CACHE_ENGINE": "engine",  # django-cache layout: "cache" or "cached_db" key prefix

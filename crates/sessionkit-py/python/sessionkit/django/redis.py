@@ -28,6 +28,13 @@ def _unreachable(err):
     return False
 
 
+_INDEX_KEYS = ("_auth_user_id", "_sessionkit_ua", "_sessionkit_ip")
+
+
+def _index_fields(data):
+    return tuple(data.get(key) for key in _INDEX_KEYS)
+
+
 class SessionStore(SessionBase):
     """Django's ``SessionBase`` on sessionkit's Redis store. The session dict lives in Python (so every
     ``SessionBase`` method works unchanged); load and save cross into Rust once each."""
@@ -46,6 +53,7 @@ class SessionStore(SessionBase):
         if data is None:
             self._session_key = None
             return {}
+        self._loaded_index_fields = _index_fields(data)
         return data
 
     async def aload(self):
@@ -58,7 +66,13 @@ class SessionStore(SessionBase):
         if data is None:
             self._session_key = None
             return {}
+        self._loaded_index_fields = _index_fields(data)
         return data
+
+    def _index_changed(self, data):
+        """Whether the keys the per-user index keeps (login, user agent, IP) differ from what was loaded: only
+        then must the save rewrite the index entry at once (else Redis' ``INDEX_REFRESH`` window applies)."""
+        return getattr(self, "_loaded_index_fields", None) != _index_fields(data)
 
     def exists(self, session_key):
         return bool(session_key) and self._store().exists(session_key)
@@ -88,7 +102,7 @@ class SessionStore(SessionBase):
         if must_create:
             if not store.create(self.session_key, data, self.get_expiry_age()):
                 raise CreateError
-        elif not store.save(self.session_key, data, self.get_expiry_age()):
+        elif not store.save(self.session_key, data, self.get_expiry_age(), self._index_changed(data)):
             raise UpdateError
 
     async def asave(self, must_create=False):
@@ -102,7 +116,7 @@ class SessionStore(SessionBase):
         if must_create:
             if not await store.acreate(self.session_key, data, age):
                 raise CreateError
-        elif not await store.asave(self.session_key, data, age):
+        elif not await store.asave(self.session_key, data, age, self._index_changed(data)):
             raise UpdateError
 
     def delete(self, session_key=None):
