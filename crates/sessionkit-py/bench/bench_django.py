@@ -521,8 +521,9 @@ def main():
         lines += [
             "",
             "What this shows: a sessionkit cycle is three calls into Rust and little else, so its speed is the cost "
-            "of three Redis round trips, two of which run a script that also keeps the per-user index (18 of the "
-            "21 commands; `USER_INDEX=False` shows what that costs). With `THREAD_CONNECTIONS=0` every sync call "
+            "of three Redis round trips: create runs a script that writes the session and its per-user index entry, "
+            "save runs the same script, which stops after one `ZSCORE` because the entry still covers the session "
+            "(`INDEX_REFRESH`, docs/redis.md); `USER_INDEX=False` shows what the index still costs. With `THREAD_CONNECTIONS=0` every sync call "
             "`block_on`s the process-wide multi-thread Tokio runtime, whose worker thread owns the connection: the "
             "command is handed to the worker and the reply handed back, two cross-thread wake-ups (futex, eventfd) "
             "per round trip. By default each Python thread has its own current-thread runtime and connection "
