@@ -87,6 +87,21 @@ fn write_key(key: &str) -> PyResult<SessionKey> {
     parse_key(key).ok_or_else(|| PyValueError::new_err("a session key has at least 8 characters"))
 }
 
+/// The record of a session Python hands over: its key, its dict, and an expiry `age` seconds from now.
+fn record_from_python(key: &str, data: &Bound<'_, PyAny>, age: i64) -> PyResult<SessionRecord> {
+    Ok(SessionRecord { key: write_key(key)?, data: convert::dict_to_map(data)?, expires_at: expires_in(age) })
+}
+
+/// The changes of a save from Python: see [`whole_session`]; none when the engine says the login, user agent and
+/// IP are as loaded.
+fn save_changes(record: &SessionRecord, index_changed: bool) -> ChangeSet {
+    if index_changed {
+        whole_session(record)
+    } else {
+        ChangeSet::default()
+    }
+}
+
 /// `now + age` seconds (Django's `get_expiry_age()` at save time).
 fn expires_in(age: i64) -> OffsetDateTime {
     OffsetDateTime::now_utc().saturating_add(time::Duration::seconds(age))
@@ -298,8 +313,7 @@ impl Store {
 
     /// Stores a new session; `False` if `key` is taken. `age` = seconds until it expires.
     fn create(&self, py: Python<'_>, key: &str, data: &Bound<'_, PyAny>, age: i64) -> PyResult<bool> {
-        let record =
-            SessionRecord { key: write_key(key)?, data: convert::dict_to_map(data)?, expires_at: expires_in(age) };
+        let record = record_from_python(key, data, age)?;
         match self.run_session(py, |store| async move { store.create(&record).await })? {
             Ok(()) => Ok(true),
             Err(StoreError::KeyCollision) => Ok(false),
@@ -326,9 +340,8 @@ impl Store {
         age: i64,
         index_changed: bool,
     ) -> PyResult<bool> {
-        let record =
-            SessionRecord { key: write_key(key)?, data: convert::dict_to_map(data)?, expires_at: expires_in(age) };
-        let changes = if index_changed { whole_session(&record) } else { ChangeSet::default() };
+        let record = record_from_python(key, data, age)?;
+        let changes = save_changes(&record, index_changed);
         match self.run_session(py, |store| async move { store.save(&record, &changes).await })? {
             Ok(()) => Ok(true),
             Err(StoreError::SessionVanished) => Ok(false),
@@ -339,8 +352,7 @@ impl Store {
     /// Writes a session whether or not it exists (a cache refill); `created` says which to try first.
     #[pyo3(signature = (key, data, age, created = false))]
     fn put(&self, py: Python<'_>, key: &str, data: &Bound<'_, PyAny>, age: i64, created: bool) -> PyResult<()> {
-        let record =
-            SessionRecord { key: write_key(key)?, data: convert::dict_to_map(data)?, expires_at: expires_in(age) };
+        let record = record_from_python(key, data, age)?;
         self.run_session(py, |store| async move { put(store.as_ref(), &record, created).await })?.map_err(store_error)
     }
 
@@ -390,8 +402,7 @@ impl Store {
         data: &Bound<'_, PyAny>,
         age: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let record =
-            SessionRecord { key: write_key(key)?, data: convert::dict_to_map(data)?, expires_at: expires_in(age) };
+        let record = record_from_python(key, data, age)?;
         let store = self.store.clone();
         bridge::spawn(
             py,
@@ -426,9 +437,8 @@ impl Store {
         age: i64,
         index_changed: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let record =
-            SessionRecord { key: write_key(key)?, data: convert::dict_to_map(data)?, expires_at: expires_in(age) };
-        let changes = if index_changed { whole_session(&record) } else { ChangeSet::default() };
+        let record = record_from_python(key, data, age)?;
+        let changes = save_changes(&record, index_changed);
         let store = self.store.clone();
         bridge::spawn(
             py,
@@ -454,8 +464,7 @@ impl Store {
         age: i64,
         created: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let record =
-            SessionRecord { key: write_key(key)?, data: convert::dict_to_map(data)?, expires_at: expires_in(age) };
+        let record = record_from_python(key, data, age)?;
         let store = self.store.clone();
         bridge::spawn(py, self.runtime, async move { put(store.as_ref(), &record, created).await }, |py, ()| {
             Ok(none(py))

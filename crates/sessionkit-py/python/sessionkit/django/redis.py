@@ -50,11 +50,7 @@ class SessionStore(SessionBase):
             if not _unreachable(err):
                 raise
             data = None
-        if data is None:
-            self._session_key = None
-            return {}
-        self._loaded_index_fields = _index_fields(data)
-        return data
+        return self._loaded(data)
 
     async def aload(self):
         try:
@@ -63,6 +59,11 @@ class SessionStore(SessionBase):
             if not _unreachable(err):
                 raise
             data = None
+        return self._loaded(data)
+
+    def _loaded(self, data):
+        """The session dict of a load; nothing stored (or an unreachable store under the "empty" policy) is a new
+        session, as in Django."""
         if data is None:
             self._session_key = None
             return {}
