@@ -258,3 +258,39 @@ async fn revoking_a_users_sessions_reaches_the_database() {
     assert!(store.load(&keys[2]).await.unwrap().is_some(), "the current session stays");
     assert_eq!(index.list("77").await.unwrap().len(), 1);
 }
+
+/// The cache is disposable: a session whose cached copy was evicted (or never written) must still be listed
+/// and revoked, because its database row lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_finds_sessions_the_cache_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+    let db: Arc<dyn SessionStore> = Arc::new(SqliteStore::connect(&url, &settings()).await.unwrap());
+    let prefix = format!("evicted{}", std::process::id());
+    let cache_url = format!("{}?layout=django-cache&engine=cached_db&key_prefix={prefix}", shared_standalone().url());
+    let cache: Arc<dyn SessionStore> = Arc::new(RedisStore::connect(&cache_url).await.unwrap());
+    let store: Arc<dyn SessionStore> = Arc::new(CachedDbStore::new(cache.clone(), db.clone()));
+
+    let mut keys = Vec::new();
+    for device in ["victim", "attacker", "old laptop"] {
+        let mut session = Session::new(store.clone(), settings(), None);
+        session.set("_auth_user_id", "88").await.unwrap();
+        session.set("_sessionkit_ua", device).await.unwrap();
+        session.save().await.unwrap();
+        keys.push(session.key().cloned().unwrap());
+    }
+    // The cache loses two copies (eviction, a cache restart): only the database still has them.
+    cache.delete(&keys[1]).await.unwrap();
+    cache.delete(&keys[2]).await.unwrap();
+    let index = store.user_index().unwrap();
+    let listed = index.list("88").await.unwrap();
+    assert_eq!(listed.len(), 3, "listed from the database: {listed:?}");
+    assert!(listed.iter().any(|s| s.user_agent.as_deref() == Some("attacker")));
+
+    assert!(index.delete_one("88", &sessionkit::store::user_index::session_id(&keys[2])).await.unwrap());
+    assert!(db.load(&keys[2]).await.unwrap().is_none());
+    assert_eq!(index.delete_all("88", Some(&keys[0])).await.unwrap(), 1);
+    assert!(store.load(&keys[1]).await.unwrap().is_none(), "the attacker's session must be gone");
+    assert!(store.load(&keys[0]).await.unwrap().is_some(), "the current session stays");
+    assert_eq!(index.list("88").await.unwrap().len(), 1);
+}

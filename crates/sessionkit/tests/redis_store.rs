@@ -502,3 +502,22 @@ async fn list_reports_every_session_on_every_layout() {
         assert_eq!(seen, 5);
     }
 }
+
+/// Expired entries leave the index with their details (the details hash of an always-active user must not grow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_index_entries_take_their_details_with_them() {
+    let url = standalone_url("layout=string&index_refresh=0");
+    let store = Arc::new(RedisStore::connect(&url).await.unwrap());
+    for _ in 0..3 {
+        let mut s = Session::new(store.clone(), settings(), None);
+        s.set("_auth_user_id", "66").await.unwrap();
+        s.set(USER_AGENT_KEY, "short-lived").await.unwrap();
+        s.set_expiry(sessionkit::Expiry::Seconds(1)).await.unwrap();
+        s.save().await.unwrap();
+    }
+    assert_eq!(index_details(&url, "66").await.len(), 3 * 4, "created, seen, key, agent per session");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let key = login(&store, "66", "fresh").await;
+    let details = index_details(&url, "66").await;
+    assert!(details.keys().all(|field| field.starts_with(&session_id(&key))), "{details:?}");
+}

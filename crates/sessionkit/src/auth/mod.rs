@@ -64,6 +64,8 @@ pub const USER_ID_KEY: &str = "_auth_user_id";
 pub const BACKEND_KEY: &str = "_auth_user_backend";
 /// Session key holding the session auth hash (Django's `auth.HASH_SESSION_KEY`).
 pub const HASH_KEY: &str = "_auth_user_hash";
+/// Where Django keeps the CSRF token when `CSRF_USE_SESSIONS = True`; a login removes it (Django rotates it).
+pub const CSRF_SESSION_KEY: &str = "_csrftoken";
 /// Django's default authentication backend.
 pub const MODEL_BACKEND: &str = "django.contrib.auth.backends.ModelBackend";
 /// The `key_salt` of `AbstractBaseUser.get_session_auth_hash`.
@@ -236,6 +238,13 @@ impl DjangoAuth {
         if settings.secret_key.is_empty() {
             return Err(ConfigError::MissingSecretKey);
         }
+        if settings.secret_key_fallbacks.iter().any(SecretKey::is_empty) {
+            return Err(ConfigError::InvalidSetting {
+                name: "SECRET_KEY_FALLBACKS",
+                value: "an empty entry".to_owned(),
+                expected: "non-empty secrets (an empty one would let anyone compute a valid session auth hash)",
+            });
+        }
         Ok(DjangoAuth {
             secret: settings.secret_key.clone(),
             fallbacks: settings.secret_key_fallbacks.clone(),
@@ -261,30 +270,41 @@ impl DjangoAuth {
 
     /// Checks the login held in `data`, as Django's `get_user()` does, without changing anything.
     pub async fn verify(&self, data: &Map<String, Value>) -> Result<Verification, StoreError> {
+        Ok(self.check(data).await?.0)
+    }
+
+    /// [`DjangoAuth::verify`], plus the user record it was decided on (one lookup, so a rehash uses the same
+    /// password field the check used).
+    async fn check(&self, data: &Map<String, Value>) -> Result<(Verification, Option<AuthUser>), StoreError> {
         let Some(login) = DjangoLogin::from_data(data) else {
-            return Ok(Verification::Anonymous);
+            return Ok((Verification::Anonymous, None));
         };
         if !self.backends.contains(&login.backend) {
-            return Ok(Verification::Rejected(Rejection::UnknownBackend));
+            return Ok((Verification::Rejected(Rejection::UnknownBackend), None));
         }
         let Some(user) = self.users.find_user(&login.user_id).await? else {
-            return Ok(Verification::Rejected(Rejection::UnknownUser));
+            return Ok((Verification::Rejected(Rejection::UnknownUser), None));
         };
         if self.check_is_active && !user.is_active {
-            return Ok(Verification::Rejected(Rejection::Inactive));
+            return Ok((Verification::Rejected(Rejection::Inactive), None));
         }
         let verified = VerifiedUser { user_id: login.user_id, backend: login.backend };
         let stored = match login.hash.as_deref() {
-            None | Some("") => return Ok(Verification::Rejected(Rejection::MissingHash)),
+            None | Some("") => return Ok((Verification::Rejected(Rejection::MissingHash), None)),
             Some(hash) => hash,
         };
-        if constant_time_eq(stored, &session_auth_hash(&user.password, &self.secret)) {
-            return Ok(Verification::Verified(verified));
-        }
-        if self.fallbacks.iter().any(|secret| constant_time_eq(stored, &session_auth_hash(&user.password, secret))) {
-            return Ok(Verification::VerifiedWithFallback(verified));
-        }
-        Ok(Verification::Rejected(Rejection::HashMismatch))
+        let verification = if constant_time_eq(stored, &session_auth_hash(&user.password, &self.secret)) {
+            Verification::Verified(verified)
+        } else if self
+            .fallbacks
+            .iter()
+            .any(|secret| constant_time_eq(stored, &session_auth_hash(&user.password, secret)))
+        {
+            Verification::VerifiedWithFallback(verified)
+        } else {
+            Verification::Rejected(Rejection::HashMismatch)
+        };
+        Ok((verification, Some(user)))
     }
 
     /// Django's `get_user(request)` on a live session: the verified user, or `None` for anonymous.
@@ -294,14 +314,14 @@ impl DjangoAuth {
     /// current secret. The other rejections leave the session alone. Each rejection is logged at debug level
     /// on target `sessionkit::auth`.
     pub async fn current_user(&self, session: &mut Session) -> Result<Option<VerifiedUser>, SessionError> {
-        let verification = self.verify(session.data().await?.as_map()).await?;
+        let (verification, record) = self.check(session.data().await?.as_map()).await?;
         match verification {
             Verification::Anonymous => Ok(None),
             Verification::Verified(user) => Ok(Some(user)),
             Verification::VerifiedWithFallback(user) => {
-                let Some(record) = self.users.find_user(&user.user_id).await? else {
-                    return Ok(None);
-                };
+                // The password field the fallback hash was checked against, not a second read: a password
+                // changed in between must not be signed into this session.
+                let Some(record) = record else { return Ok(None) };
                 session.cycle_key().await?;
                 session.set(HASH_KEY, session_auth_hash(&record.password, &self.secret)).await?;
                 tracing::info!(target: "sessionkit::auth", user_id = %user.user_id, "session auth hash made with a fallback secret; rewritten with the current one");
@@ -321,7 +341,8 @@ impl DjangoAuth {
     ///
     /// As in Django, a session already logged in as another user (or with another hash) is flushed first, so
     /// no data leaks between users; otherwise the key is cycled (session fixation) and the data kept. Then
-    /// `_auth_user_id`, `_auth_user_backend` (`backend`, or [`MODEL_BACKEND`]) and `_auth_user_hash` are set.
+    /// `_auth_user_id`, `_auth_user_backend` (`backend`, or [`MODEL_BACKEND`]) and `_auth_user_hash` are set, and
+    /// a session-held CSRF token ([`CSRF_SESSION_KEY`]) is removed, as Django's `rotate_token` replaces it.
     /// Fails with [`SessionError::UnknownUser`] when the user does not exist.
     pub async fn log_in(
         &self,
@@ -343,6 +364,10 @@ impl DjangoAuth {
         } else {
             session.cycle_key().await?;
         }
+        // Django's login() ends with rotate_token(): with CSRF_USE_SESSIONS the token lives in the session, and a
+        // token planted before the login (session fixation) must not survive it. Django makes a new one when
+        // it next needs it. (A CSRF *cookie* is the application's to rotate.)
+        session.pop(CSRF_SESSION_KEY).await?;
         let backend = backend.unwrap_or(MODEL_BACKEND).to_owned();
         session.set(USER_ID_KEY, user_id).await?;
         session.set(BACKEND_KEY, &backend).await?;
@@ -472,6 +497,57 @@ mod tests {
         assert_eq!(auth.current_user(&mut after).await.unwrap(), None);
         assert!(after.is_empty());
         assert!(store.load(&rotated_key).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn empty_fallback_secrets_are_refused() {
+        let mut s = settings();
+        s.secret_key_fallbacks.push(SecretKey::from(""));
+        assert!(DjangoAuth::new(&s, Arc::new(StaticUsers::new())).is_err());
+    }
+
+    /// A user source whose password changes after the first lookup (a password change racing the request).
+    #[derive(Debug, Default)]
+    struct ChangingPassword {
+        lookups: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl UserSource for ChangingPassword {
+        async fn find_user(&self, _user_id: &str) -> Result<Option<AuthUser>, StoreError> {
+            let n = self.lookups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let password = if n == 0 { PASSWORD } else { "pbkdf2_sha256$changed" };
+            Ok(Some(AuthUser { password: password.to_owned(), is_active: true }))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fallback_rehash_uses_the_password_it_checked() {
+        let s = Arc::new(settings());
+        let store: Arc<dyn crate::SessionStore> = Arc::new(MemoryStore::new());
+        let users = Arc::new(ChangingPassword::default());
+        let auth = DjangoAuth::new(&s, users.clone()).unwrap();
+        let mut session = Session::new(store, s.clone(), None);
+        for (key, value) in login_data(Some(session_auth_hash(PASSWORD, &SecretKey::from("old-secret")))) {
+            session.set(&key, value).await.unwrap();
+        }
+        assert!(auth.current_user(&mut session).await.unwrap().is_some());
+        assert_eq!(users.lookups.load(std::sync::atomic::Ordering::SeqCst), 1, "one lookup per check");
+        // Rewritten for the password that was checked: after the change, the next request is logged out.
+        assert_eq!(session.get::<String>(HASH_KEY).await.unwrap(), Some(session_auth_hash(PASSWORD, &s.secret_key)));
+        assert!(auth.current_user(&mut session).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn logging_in_removes_a_session_held_csrf_token() {
+        let s = Arc::new(settings());
+        let store: Arc<dyn crate::SessionStore> = Arc::new(MemoryStore::new());
+        let mut session = Session::new(store, s, None);
+        session.set(CSRF_SESSION_KEY, "planted-before-login").await.unwrap();
+        session.set("cart", 1).await.unwrap();
+        auth(true).log_in(&mut session, "7", None).await.unwrap();
+        assert_eq!(session.get_value(CSRF_SESSION_KEY).await.unwrap(), None);
+        assert_eq!(session.get::<i64>("cart").await.unwrap(), Some(1));
     }
 
     #[tokio::test]

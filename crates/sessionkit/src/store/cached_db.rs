@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{RawSession, SessionLister, SessionStore, UserSession, UserSessionIndex};
+use super::user_index::{auth_user_id, session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
+use super::{RawSession, SessionLister, SessionStore, StoredSession, UserSession, UserSessionIndex};
 use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
 
 /// A cache store in front of a database store.
@@ -128,13 +129,16 @@ impl SessionStore for CachedDbStore {
         self.db.lister()
     }
 
-    /// The cache's index, when it keeps one (Redis): every write passes through the cache. Revoking a session
-    /// through it deletes the database row first, then the cached copy, so a revoked session cannot come back
-    /// from the database.
+    /// When the cache keeps an index (Redis): the database decides which sessions a user has (see
+    /// `CachedDbIndex`), and revoking deletes the database row first, then the cached copy, so a revoked session
+    /// cannot come back from the database.
     fn user_index(&self) -> Option<&dyn UserSessionIndex> {
         self.cache.user_index().map(|_| &self.index as &dyn UserSessionIndex)
     }
 }
+
+/// One of a user's sessions read from the database: key, stored form, decoded data.
+type UserRow = (SessionKey, StoredSession, serde_json::Map<String, serde_json::Value>);
 
 impl CachedDbIndex {
     fn cache_index(&self) -> Result<&dyn UserSessionIndex, StoreError> {
@@ -146,49 +150,100 @@ impl CachedDbIndex {
         })
     }
 
-    /// Deletes the database rows of the given index entries; refuses when a key cannot be recovered, because
-    /// the cached copy alone would be revoked and the database would bring the session back.
-    async fn delete_rows(&self, entries: &[(String, Option<SessionKey>)]) -> Result<(), StoreError> {
-        for (id, key) in entries {
-            let Some(key) = key else {
-                return Err(StoreError::from(crate::ConfigError::InvalidStoreUrl {
-                    url: self.cache.describe(),
-                    reason: format!(
-                        "cannot revoke session {id} in the database: the cache hashes keys at rest; use a cached_db \
-                         cache without hashed_keys"
-                    ),
-                }));
-            };
-            self.db.delete(key).await?;
+    /// The user's live sessions as the database holds them: key, stored form and decoded data. The cache's index cannot be
+    /// trusted to know them all (an evicted or never-written cache entry drops out of it while the row lives),
+    /// so revocation reads the truth: one pass over the database's sessions, page by page (O(all sessions)).
+    async fn user_rows(&self, user_id: &str) -> Result<Vec<UserRow>, StoreError> {
+        let lister = self.db.lister().ok_or_else(|| {
+            StoreError::from(crate::ConfigError::InvalidStoreUrl {
+                url: self.db.describe(),
+                reason: "the database store cannot list its sessions".to_owned(),
+            })
+        })?;
+        let now = time::OffsetDateTime::now_utc();
+        let mut found = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = lister.list_page(cursor.as_ref(), 500).await?;
+            for stored in page.sessions {
+                let Some(key) = stored.key.clone() else { continue };
+                if stored.is_expired(now) {
+                    continue;
+                }
+                let Ok(data) = lister.decode(&stored.raw.bytes) else { continue };
+                if auth_user_id(&data).as_deref() == Some(user_id) {
+                    found.push((key, stored, data));
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(found),
+            }
         }
-        Ok(())
+    }
+
+    /// Deletes sessions from the database, then from the cache (a cached copy must not outlive its row).
+    async fn revoke(&self, keys: &[SessionKey]) -> Result<u64, StoreError> {
+        for key in keys {
+            self.db.delete(key).await?;
+            self.cache.delete(key).await?;
+        }
+        Ok(keys.len() as u64)
     }
 }
 
+/// The per-user index of `cached_db`: details (created, last seen, client) come from the cache's index, which
+/// every write passes through; which sessions exist comes from the database, so an evicted or failed cache
+/// entry never hides a session from "log out other devices".
 #[async_trait]
 impl UserSessionIndex for CachedDbIndex {
     async fn list(&self, user_id: &str) -> Result<Vec<UserSession>, StoreError> {
-        self.cache_index()?.list(user_id).await
+        let details = self.cache_index()?.list(user_id).await?;
+        let mut sessions: Vec<UserSession> = self
+            .user_rows(user_id)
+            .await?
+            .into_iter()
+            .map(|(key, stored, data)| {
+                let id = session_id(&key);
+                let cached = details.iter().find(|d| d.id == id);
+                let text = |name: &str| data.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+                UserSession {
+                    created: cached.and_then(|d| d.created),
+                    last_seen: cached.and_then(|d| d.last_seen),
+                    expires_at: stored.raw.expires_at.unwrap_or_else(time::OffsetDateTime::now_utc),
+                    user_agent: text(USER_AGENT_KEY).or_else(|| cached.and_then(|d| d.user_agent.clone())),
+                    ip: text(CLIENT_IP_KEY).or_else(|| cached.and_then(|d| d.ip.clone())),
+                    id,
+                }
+            })
+            .collect();
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
+        Ok(sessions)
     }
 
-    async fn delete_one(&self, user_id: &str, session_id: &str) -> Result<bool, StoreError> {
-        let index = self.cache_index()?;
-        let entries: Vec<_> =
-            index.session_keys(user_id).await?.into_iter().filter(|(id, _)| id == session_id).collect();
-        self.delete_rows(&entries).await?;
-        index.delete_one(user_id, session_id).await
+    async fn delete_one(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
+        let keys: Vec<SessionKey> = self
+            .user_rows(user_id)
+            .await?
+            .into_iter()
+            .map(|(key, ..)| key)
+            .filter(|key| session_id(key) == id)
+            .collect();
+        let deleted = self.revoke(&keys).await?;
+        self.cache_index()?.delete_one(user_id, id).await?;
+        Ok(deleted > 0)
     }
 
     async fn delete_all(&self, user_id: &str, keep: Option<&SessionKey>) -> Result<u64, StoreError> {
-        let index = self.cache_index()?;
-        let keep_id = keep.map(super::user_index::session_id);
-        let entries: Vec<_> =
-            index.session_keys(user_id).await?.into_iter().filter(|(id, _)| Some(id) != keep_id.as_ref()).collect();
-        self.delete_rows(&entries).await?;
-        index.delete_all(user_id, keep).await
+        let keys: Vec<SessionKey> =
+            self.user_rows(user_id).await?.into_iter().map(|(key, ..)| key).filter(|key| Some(key) != keep).collect();
+        let deleted = self.revoke(&keys).await?;
+        // Also whatever the cache's index still names (copies whose rows are already gone).
+        self.cache_index()?.delete_all(user_id, keep).await?;
+        Ok(deleted)
     }
 
     async fn session_keys(&self, user_id: &str) -> Result<Vec<(String, Option<SessionKey>)>, StoreError> {
-        self.cache_index()?.session_keys(user_id).await
+        Ok(self.user_rows(user_id).await?.into_iter().map(|(key, ..)| (session_id(&key), Some(key))).collect())
     }
 }

@@ -75,6 +75,9 @@ if ARGV[14] ~= '1' then
   if score and tonumber(score) >= tonumber(ARGV[4]) then return 1 end
 end
 redis.call('ZADD', KEYS[2], ARGV[13], id)
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[10])) do
+  redis.call('HDEL', KEYS[3], dead .. ':c', dead .. ':s', dead .. ':k', dead .. ':f', dead .. ':a', dead .. ':i')
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[10])
 redis.call('HSETNX', KEYS[3], id .. ':c', ARGV[10])
 redis.call('HSET', KEYS[3], id .. ':s', ARGV[10], id .. ':k', KEYS[1])
@@ -377,15 +380,24 @@ impl RedisStore {
         match user {
             None => self.write_session(&address, &value, record.expires_at, create).await,
             Some(user) if self.conn.is_cluster() => {
-                // Different slots: the index first (atomic within its slot), then the session; an entry whose
-                // session write then fails is pruned when the index is next read.
+                // Different slots, two round trips. A create writes the session first: were the index first, a
+                // concurrent list/revoke could prune the entry before the session exists, and the live session
+                // would stay out of the index. A save writes the index first, so the entry always covers the
+                // session's new expiry; an entry whose session write then fails is pruned when next read.
                 let mut pipe = redis::pipe();
                 pipe.atomic();
                 for cmd in self.index_commands(&user, record, &address) {
                     pipe.add_command(cmd).ignore();
                 }
+                if create {
+                    let created = self.write_session(&address, &value, record.expires_at, true).await?;
+                    if created {
+                        let _: () = self.conn.query_pipeline(&pipe).await?;
+                    }
+                    return Ok(created);
+                }
                 let _: () = self.conn.query_pipeline(&pipe).await?;
-                self.write_session(&address, &value, record.expires_at, create).await
+                self.write_session(&address, &value, record.expires_at, false).await
             }
             Some(user) => {
                 // One script: the session write and, only if it succeeded, the index update. One command, atomic.
