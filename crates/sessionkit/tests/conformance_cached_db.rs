@@ -221,17 +221,33 @@ async fn urls_are_checked() {
     assert!(store.load(&key).await.unwrap().is_some());
 }
 
+/// Redis (django-cache layout, Django's cached_db keys, with the per-user index) in front of a fresh SQLite file.
+struct Revocation {
+    _dir: tempfile::TempDir,
+    db: Arc<dyn SessionStore>,
+    cache: Arc<dyn SessionStore>,
+    store: Arc<dyn SessionStore>,
+}
+
+impl Revocation {
+    async fn new(name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+        let db: Arc<dyn SessionStore> = Arc::new(SqliteStore::connect(&url, &settings()).await.unwrap());
+        let prefix = format!("{name}{}", std::process::id());
+        let cache_url =
+            format!("{}?layout=django-cache&engine=cached_db&key_prefix={prefix}", shared_standalone().url());
+        let cache: Arc<dyn SessionStore> = Arc::new(RedisStore::connect(&cache_url).await.unwrap());
+        let store: Arc<dyn SessionStore> = Arc::new(CachedDbStore::new(cache.clone(), db.clone()));
+        Revocation { _dir: dir, db, cache, store }
+    }
+}
+
 /// "Log out other devices" through cached_db deletes the database rows too: a revoked session must not come back
 /// from the database after its cached copy is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_users_sessions_reaches_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
-    let db: Arc<dyn SessionStore> = Arc::new(SqliteStore::connect(&url, &settings()).await.unwrap());
-    let prefix = format!("revoke{}", std::process::id());
-    let cache_url = format!("{}?layout=django-cache&engine=cached_db&key_prefix={prefix}", shared_standalone().url());
-    let cache = Arc::new(RedisStore::connect(&cache_url).await.unwrap());
-    let store: Arc<dyn SessionStore> = Arc::new(CachedDbStore::new(cache, db.clone()));
+    let Revocation { _dir, db, store, .. } = Revocation::new("revoke").await;
 
     let mut keys = Vec::new();
     for device in ["phone", "laptop", "tablet"] {
@@ -263,13 +279,7 @@ async fn revoking_a_users_sessions_reaches_the_database() {
 /// and revoked, because its database row lives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_finds_sessions_the_cache_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
-    let db: Arc<dyn SessionStore> = Arc::new(SqliteStore::connect(&url, &settings()).await.unwrap());
-    let prefix = format!("evicted{}", std::process::id());
-    let cache_url = format!("{}?layout=django-cache&engine=cached_db&key_prefix={prefix}", shared_standalone().url());
-    let cache: Arc<dyn SessionStore> = Arc::new(RedisStore::connect(&cache_url).await.unwrap());
-    let store: Arc<dyn SessionStore> = Arc::new(CachedDbStore::new(cache.clone(), db.clone()));
+    let Revocation { _dir, db, cache, store } = Revocation::new("evicted").await;
 
     let mut keys = Vec::new();
     for device in ["victim", "attacker", "old laptop"] {

@@ -69,6 +69,17 @@ def _text(value):
     return str(value)
 
 
+#: SESSION_ENGINE path -> the engine name ``get_store`` takes.
+ENGINES = {"sessionkit.django.redis": "redis", "sessionkit.django.cached_db": "cached_db"}
+
+
+def current_engine():
+    """The configured sessionkit engine (``"redis"`` or ``"cached_db"``), or None when SESSION_ENGINE is another."""
+    from django.conf import settings
+
+    return ENGINES.get(settings.SESSION_ENGINE)
+
+
 def store_url(options, engine="redis"):
     """The store URL for a SESSIONKIT dict. ``engine`` is ``redis`` or ``cached_db``: the cached_db engine's cache
     defaults to the ``django-cache`` layout with Django's ``cached_db`` keys (shared with Django's own engine)."""

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from sessionkit import session_id
-from sessionkit.conf import get_store
+from sessionkit.conf import current_engine, get_store
 
 #: Session keys under which ``record_client`` stores the user agent and IP address (the Rust core's names).
 USER_AGENT_KEY = "_sessionkit_ua"
@@ -38,12 +38,10 @@ class UserSession:
 
 
 def _engine():
-    engine = settings.SESSION_ENGINE
-    if engine == "sessionkit.django.redis":
-        return "redis"
-    if engine == "sessionkit.django.cached_db":
-        return "cached_db"
-    raise RuntimeError(f"sessionkit.django.users needs a sessionkit SESSION_ENGINE, not {engine!r}")
+    engine = current_engine()
+    if engine is None:
+        raise RuntimeError(f"sessionkit.django.users needs a sessionkit SESSION_ENGINE, not {settings.SESSION_ENGINE!r}")
+    return engine
 
 
 def _user_id(user):

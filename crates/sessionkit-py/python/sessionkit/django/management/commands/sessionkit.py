@@ -26,12 +26,10 @@ _VALUED_OPTIONS = {"--store", "--secret-file"}
 
 
 def _engine():
-    engine = settings.SESSION_ENGINE
-    if engine == "sessionkit.django.redis":
-        return "redis"
-    if engine == "sessionkit.django.cached_db":
-        return "cached_db"
-    raise CommandError(f"SESSION_ENGINE is {engine!r}, not a sessionkit engine")
+    engine = conf.current_engine()
+    if engine is None:
+        raise CommandError(f"SESSION_ENGINE is {settings.SESSION_ENGINE!r}, not a sessionkit engine")
+    return engine
 
 
 def _subcommand(args):
