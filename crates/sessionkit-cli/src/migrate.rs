@@ -198,8 +198,10 @@ async fn copy_one(
             return Ok(());
         }
     };
-    let expires_at =
-        session.raw.expires_at.unwrap_or_else(|| now + Duration::seconds(source.settings.cookie_age.max(1)));
+    let expires_at = session
+        .raw
+        .expires_at
+        .unwrap_or_else(|| now.saturating_add(Duration::seconds(source.settings.cookie_age.max(1))));
     let record = SessionRecord { key: key.clone(), data, expires_at };
     match target.store.load(&key).await? {
         Some(existing) if same_data(&existing.data, &record.data) => {
@@ -257,7 +259,7 @@ fn keep_file_expiry(record: &SessionRecord, target: &Opened) {
         return;
     }
     let Some(path) = file.path_for(&record.key) else { return };
-    let modified = record.expires_at - Duration::seconds(target.settings.cookie_age);
+    let modified = record.expires_at.saturating_sub(Duration::seconds(target.settings.cookie_age));
     let Ok(since_epoch) = std::time::Duration::try_from(modified - OffsetDateTime::UNIX_EPOCH) else { return };
     let when = std::time::UNIX_EPOCH + since_epoch;
     if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {

@@ -9,6 +9,9 @@
 //! | `GET /session` | the inspector: key, expiry, data, the stored form, the store |
 //! | `POST /session/expiry` | `set_expiry()`: default, browser close, or five minutes of inactivity |
 //! | `GET /django/whoami` | the verified Django user of the request ([`DjangoUser`]), when started with a Django database |
+//!
+//! Every POST must carry the session's CSRF token and come from this site (see [`crate::csrf`]); each form
+//! has the token in a hidden field.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -98,6 +101,7 @@ pub fn router_with_django_auth(
         .route("/django/whoami", get(django_whoami))
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(crate::csrf::require_csrf))
         .layer(layer)
 }
 
@@ -170,8 +174,9 @@ fn esc(text: &str) -> Cow<'_, str> {
 
 /// What the navigation bar says about the visitor.
 enum Nav<'a> {
-    /// The current user, if any (with a logout button, or a login link).
-    User(Option<&'a str>),
+    /// The current user, if any (with a logout button, or a login link), and the CSRF form field of the logout
+    /// button (empty when nobody is logged in).
+    User(Option<&'a str>, &'a str),
     /// No user information (error pages).
     Plain,
 }
@@ -179,12 +184,12 @@ enum Nav<'a> {
 /// The shared layout. `body` is HTML the caller built (and escaped); `title` is escaped here.
 fn page(title: &str, nav: Nav<'_>, body: &str) -> Html<String> {
     let who = match nav {
-        Nav::User(Some(name)) => format!(
+        Nav::User(Some(name), csrf) => format!(
             r#"<span>Logged in as <strong>{}</strong></span>
-      <form class="inline" method="post" action="/logout"><button type="submit">Log out</button></form>"#,
+      <form class="inline" method="post" action="/logout">{csrf}<button type="submit">Log out</button></form>"#,
             esc(name)
         ),
-        Nav::User(None) => r#"<span>Not logged in</span> <a href="/login">Log in</a>"#.to_owned(),
+        Nav::User(None, _) => r#"<span>Not logged in</span> <a href="/login">Log in</a>"#.to_owned(),
         Nav::Plain => String::new(),
     };
     let title = esc(title);
@@ -252,6 +257,15 @@ async fn current_user(session: &Session) -> Result<Option<String>, SessionError>
     }))
 }
 
+/// The CSRF form field of the navigation's logout button: only a logged-in visitor has one, so an anonymous
+/// page creates no token.
+async fn nav_csrf(session: &Session, user: Option<&str>) -> Result<String, SessionError> {
+    match user {
+        Some(_) => crate::csrf::form_field(session).await,
+        None => Ok(String::new()),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Handlers
 
@@ -275,7 +289,8 @@ async fn home(session: Session) -> Result<Html<String>, AppError> {
     <p class="note">Sessions use Django's format: a Django site with the same <code>SECRET_KEY</code> and database
     shares them.</p>"#
     );
-    Ok(page("Home", Nav::User(user.as_deref()), &body))
+    let csrf = nav_csrf(&session, user.as_deref()).await?;
+    Ok(page("Home", Nav::User(user.as_deref(), &csrf), &body))
 }
 
 /// The login form's fields.
@@ -285,7 +300,7 @@ struct LoginForm {
     password: String,
 }
 
-fn login_form(user: Option<&str>, error: Option<&str>, username: &str) -> Html<String> {
+fn login_form(user: Option<&str>, csrf: &str, error: Option<&str>, username: &str) -> Html<String> {
     let status = match user {
         Some(name) => format!(
             "<p>You are logged in as <strong>{}</strong>. Logging in again changes the session key.</p>",
@@ -305,6 +320,7 @@ fn login_form(user: Option<&str>, error: Option<&str>, username: &str) -> Html<S
         r#"    {status}
     {error}
     <form method="post" action="/login">
+      {csrf}
       <p><label>Username <input name="username" value="{username}" autocomplete="username" required></label></p>
       <p><label>Password <input name="password" type="password" autocomplete="current-password" required></label></p>
       <p><button type="submit">Log in</button></p>
@@ -313,19 +329,22 @@ fn login_form(user: Option<&str>, error: Option<&str>, username: &str) -> Html<S
     <ul>{users}</ul>"#,
         username = esc(username),
     );
-    page("Log in", Nav::User(user), &body)
+    page("Log in", Nav::User(user, csrf), &body)
 }
 
 async fn login_page(session: Session) -> Result<Html<String>, AppError> {
     let user = current_user(&session).await?;
-    Ok(login_form(user.as_deref(), None, ""))
+    let csrf = crate::csrf::form_field(&session).await?;
+    Ok(login_form(user.as_deref(), &csrf, None, ""))
 }
 
 async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Response, AppError> {
     let Some(user) = USERS.iter().find(|u| u.username == form.username && u.password == form.password) else {
         tracing::info!(username = ?form.username, "failed login");
         let current = current_user(&session).await?;
-        return Ok(login_form(current.as_deref(), Some("Wrong username or password."), &form.username).into_response());
+        let csrf = crate::csrf::form_field(&session).await?;
+        let page = login_form(current.as_deref(), &csrf, Some("Wrong username or password."), &form.username);
+        return Ok(page.into_response());
     };
     let mut core = session.lock().await;
     // As Django's login(): another user's session is not reused, and the key always changes (session fixation).
@@ -334,6 +353,8 @@ async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Response
         core.flush().await?;
     }
     core.cycle_key().await?;
+    // As Django's login() rotates the CSRF token: a token learnt before the login is worthless after it.
+    crate::csrf::rotate(&mut core).await?;
     core.set(AUTH_USER_ID_KEY, user.id).await?;
     core.set(AUTH_USER_BACKEND_KEY, MODEL_BACKEND).await?;
     tracing::info!(username = user.username, "logged in");
@@ -361,6 +382,7 @@ async fn load_cart(session: &Session) -> Result<Vec<(&'static Item, u64)>, Sessi
 async fn cart_page(session: Session) -> Result<Html<String>, AppError> {
     let cart = load_cart(&session).await?;
     let user = current_user(&session).await?;
+    let csrf = crate::csrf::form_field(&session).await?;
     let contents = if cart.is_empty() {
         "<p>Your cart is empty.</p>".to_owned()
     } else {
@@ -386,7 +408,7 @@ async fn cart_page(session: Session) -> Result<Html<String>, AppError> {
         .iter()
         .map(|item| {
             format!(
-                r#"<tr><td>{name}</td><td>{price}</td><td><form class="inline" method="post" action="/cart"><button name="add" value="{id}">Add</button> <button name="remove" value="{id}">Remove</button></form></td></tr>"#,
+                r#"<tr><td>{name}</td><td>{price}</td><td><form class="inline" method="post" action="/cart">{csrf}<button name="add" value="{id}">Add</button> <button name="remove" value="{id}">Remove</button></form></td></tr>"#,
                 name = esc(item.name),
                 price = format_price(item.price_cents),
                 id = esc(item.id),
@@ -400,7 +422,7 @@ async fn cart_page(session: Session) -> Result<Html<String>, AppError> {
     <table>{catalogue}</table>
     <p class="note">The cart is stored in the session under <code>cart</code> as <code>{{"item_id": quantity}}</code>.</p>"#
     );
-    Ok(page("Cart", Nav::User(user.as_deref()), &body))
+    Ok(page("Cart", Nav::User(user.as_deref(), &csrf), &body))
 }
 
 /// The cart form: one of `add` or `remove`, naming an item id.
@@ -477,6 +499,24 @@ async fn inspector(State(state): State<AppState>, session: Session) -> Result<Ht
     };
     // Django's get_expiry_date(): counted from now, i.e. the expiry the next save would store.
     let when = if key.is_some() { "Expiry if saved now" } else { "Would expire, if saved now" };
+    // The expiry form needs a CSRF token, which lives in the session: offered once there is a session, so that
+    // looking at the inspector never creates one.
+    let csrf = if key.is_some() { crate::csrf::form_field(&session).await? } else { String::new() };
+    let expiry_form = if key.is_some() {
+        format!(
+            r#"<form method="post" action="/session/expiry">
+      {csrf}
+      <p>Expiry:
+        <button name="expiry" value="default">Default</button>
+        <button name="expiry" value="browser-close">At browser close</button>
+        <button name="expiry" value="five-minutes">After 5 minutes of inactivity</button>
+      </p>
+    </form>"#
+        )
+    } else {
+        r#"<p class="note">The expiry can be changed once there is a session (visit <a href="/">Home</a>).</p>"#
+            .to_owned()
+    };
     let body = format!(
         r#"    <table>
       <tr><th>Session key</th><td>{key_html}</td></tr>
@@ -485,13 +525,7 @@ async fn inspector(State(state): State<AppState>, session: Session) -> Result<Ht
       <tr><th>Cookie</th><td><code>{cookie}</code>, max age {age} s</td></tr>
       <tr><th>Store</th><td><code id="store">{store}</code></td></tr>
     </table>
-    <form method="post" action="/session/expiry">
-      <p>Expiry:
-        <button name="expiry" value="default">Default</button>
-        <button name="expiry" value="browser-close">At browser close</button>
-        <button name="expiry" value="five-minutes">After 5 minutes of inactivity</button>
-      </p>
-    </form>
+    {expiry_form}
     <h2>Data, as the handler sees it</h2>
     <pre id="data">{data}</pre>
     <h2>Stored form, as the store keeps it</h2>
@@ -503,7 +537,7 @@ async fn inspector(State(state): State<AppState>, session: Session) -> Result<Ht
         store = esc(&state.store.describe()),
         data = esc(&data_json),
     );
-    Ok(page("Session inspector", Nav::User(user.as_deref()), &body))
+    Ok(page("Session inspector", Nav::User(user.as_deref(), &csrf), &body))
 }
 
 /// The expiry form's field.

@@ -1,6 +1,10 @@
 //! The demo app in-process (`tower::ServiceExt::oneshot`) over a `memory://` store.
 
-#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions: a panic is how a test fails")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions: a panic is how a test fails"
+)]
 
 use std::sync::Arc;
 
@@ -72,8 +76,23 @@ impl Demo {
         self.request("GET", uri, key, None).await
     }
 
+    /// POSTs `form` as a browser does after loading a page with a form: with the session's CSRF token (from the
+    /// login page's hidden field; loading it makes a session when there is none).
     async fn post(&self, uri: &str, key: Option<&str>, form: &str) -> Reply {
-        self.request("POST", uri, key, Some(form)).await
+        let (token, key) = self.csrf_token(key).await;
+        let form = if form.is_empty() {
+            format!("csrfmiddlewaretoken={token}")
+        } else {
+            format!("{form}&csrfmiddlewaretoken={token}")
+        };
+        self.request("POST", uri, Some(&key), Some(&form)).await
+    }
+
+    /// The masked CSRF token a page gives session `key` (or a new session), and that session's key.
+    async fn csrf_token(&self, key: Option<&str>) -> (String, String) {
+        let page = self.get("/login", key).await;
+        let key = page.new_key().or(key.map(str::to_owned)).expect("the form page has a session");
+        (csrf_field(&page.body).expect("the login page has a CSRF field"), key)
     }
 
     /// Visits `/` without a cookie and returns the new session's key.
@@ -92,6 +111,12 @@ impl Demo {
     async fn stored(&self, key: &str) -> Option<serde_json::Map<String, Value>> {
         self.store.load(&SessionKey::parse(key).unwrap()).await.unwrap().map(|record| record.data.into_iter().collect())
     }
+}
+
+/// The value of the first `csrfmiddlewaretoken` hidden field of a page.
+fn csrf_field(body: &str) -> Option<String> {
+    let start = body.find(r#"name="csrfmiddlewaretoken" value=""#)? + r#"name="csrfmiddlewaretoken" value=""#.len();
+    Some(body[start..].split('"').next()?.to_owned())
 }
 
 fn visits(body: &str) -> u64 {
@@ -188,7 +213,7 @@ async fn wrong_password_shows_the_error_and_writes_no_session() {
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.body.contains("Wrong username or password."));
     assert!(reply.set_cookies().is_empty(), "{:?}", reply.set_cookies());
-    assert_eq!(demo.stored(&key).await.unwrap().keys().collect::<Vec<_>>(), ["visits"]);
+    assert_eq!(demo.stored(&key).await.unwrap().keys().collect::<Vec<_>>(), ["visits", "_csrftoken"]);
 
     // What the visitor typed comes back escaped.
     let reply = demo.post("/login", None, "username=%3Cscript%3Ex%3C%2Fscript%3E&password=x").await;
@@ -212,9 +237,9 @@ async fn logout_deletes_the_session_and_its_cookie() {
     assert!(home.body.contains("Not logged in"));
     assert_eq!(visits(&home.body), 1);
 
-    // Logging out without a session is harmless and sets no cookie.
-    let reply = demo.post("/logout", None, "").await;
-    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    // Without a session there is no CSRF token, so a POST is refused (as Django's "CSRF cookie not set").
+    let reply = demo.request("POST", "/logout", None, Some("")).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
     assert!(reply.set_cookies().is_empty());
 }
 
@@ -223,7 +248,8 @@ async fn cart_add_and_remove() {
     let demo = Demo::new().await;
     let empty = demo.get("/cart", None).await;
     assert!(empty.body.contains("Your cart is empty."));
-    assert!(empty.set_cookies().is_empty(), "looking at the cart creates no session");
+    assert!(csrf_field(&empty.body).is_some(), "the cart's forms carry a CSRF token, kept in a new session");
+    assert!(empty.new_key().is_some());
 
     let added = demo.post("/cart", None, "add=coffee").await;
     assert_eq!(added.status, StatusCode::SEE_OTHER);
@@ -321,4 +347,88 @@ async fn expiry_can_be_set_to_browser_close_and_back() {
     assert!(reply.set_cookies()[0].contains("; Max-Age=300;"), "{:?}", reply.set_cookies());
     demo.post("/session/expiry", Some(&key), "expiry=default").await;
     assert!(!demo.stored(&key).await.unwrap().contains_key("_session_expiry"));
+}
+
+/// A POST with an `Origin` header, for the cross-site cases.
+async fn post_from(demo: &Demo, origin: &str, uri: &str, key: &str, form: &str) -> Reply {
+    let request = Request::post(uri)
+        .header(header::COOKIE, format!("sessionid={key}"))
+        .header(header::HOST, "demo.test")
+        .header(header::ORIGIN, origin)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .unwrap();
+    let response = demo.app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    Reply { status, headers, body: String::from_utf8(bytes.to_vec()).unwrap() }
+}
+
+/// Every unsafe request needs the session's CSRF token: without it (or with another session's) nothing happens.
+#[tokio::test]
+async fn posts_without_the_sessions_csrf_token_are_refused() {
+    let demo = Demo::new().await;
+    let key = demo.login(None, "username=alice&password=alice-password").await;
+    let (_, other_key) = demo.csrf_token(None).await;
+    let (others_token, _) = demo.csrf_token(Some(&other_key)).await;
+    for (uri, form) in [
+        ("/login", "username=bob&password=bob-password"),
+        ("/logout", ""),
+        ("/cart", "add=apple"),
+        ("/session/expiry", "expiry=browser-close"),
+    ] {
+        for token in ["", "csrfmiddlewaretoken=x", &format!("csrfmiddlewaretoken={others_token}")] {
+            let form = [form, token].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join("&");
+            let reply = demo.request("POST", uri, Some(&key), Some(&form)).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{uri} {form}");
+            assert!(reply.body.contains("CSRF verification failed"), "{}", reply.body);
+            assert!(reply.set_cookies().is_empty(), "{uri}: {:?}", reply.set_cookies());
+        }
+    }
+    let data = demo.stored(&key).await.expect("not logged out");
+    assert_eq!(data["_auth_user_id"], json!("1"), "not logged in as bob");
+    assert!(!data.contains_key("cart") && !data.contains_key("_session_expiry"), "{data:?}");
+    // The X-CSRFToken header works as the form field does.
+    let (token, _) = demo.csrf_token(Some(&key)).await;
+    let request = Request::post("/cart")
+        .header(header::COOKIE, format!("sessionid={key}"))
+        .header("x-csrftoken", token)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("add=apple"))
+        .unwrap();
+    assert_eq!(demo.app.clone().oneshot(request).await.unwrap().status(), StatusCode::SEE_OTHER);
+}
+
+/// Login CSRF: another site's form that logs the visitor into the attacker's account is refused by the `Origin`
+/// check even when it carries a valid token; the same form from this site works.
+#[tokio::test]
+async fn cross_site_posts_are_refused_by_origin() {
+    let demo = Demo::new().await;
+    let (token, key) = demo.csrf_token(None).await;
+    let form = format!("username=bob&password=bob-password&csrfmiddlewaretoken={token}");
+    for origin in ["https://evil.example", "null", "http://demo.test.evil.example"] {
+        let reply = post_from(&demo, origin, "/login", &key, &form).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{origin}");
+        assert!(reply.body.contains("Origin checking failed"), "{}", reply.body);
+    }
+    assert!(!demo.stored(&key).await.unwrap().contains_key("_auth_user_id"), "nobody was logged in");
+    let reply = post_from(&demo, "http://demo.test", "/login", &key, &form).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+}
+
+/// A login rotates the token (Django's `rotate_token`): a token learnt before the login is worthless after it.
+#[tokio::test]
+async fn login_rotates_the_csrf_token() {
+    let demo = Demo::new().await;
+    let (before, key) = demo.csrf_token(None).await;
+    let form = format!("username=alice&password=alice-password&csrfmiddlewaretoken={before}");
+    let login = demo.request("POST", "/login", Some(&key), Some(&form)).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    let key = login.new_key().unwrap();
+    let stale =
+        demo.request("POST", "/cart", Some(&key), Some(&format!("add=apple&csrfmiddlewaretoken={before}"))).await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    let fresh = demo.post("/cart", Some(&key), "add=apple").await;
+    assert_eq!(fresh.status, StatusCode::SEE_OTHER);
 }

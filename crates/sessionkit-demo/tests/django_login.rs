@@ -62,9 +62,17 @@ async fn a_django_login_is_recognised_by_the_rust_handler() {
     assert_eq!(body["django_user_id"], users["alice"]);
     assert_eq!(body["backend"], "django.contrib.auth.backends.ModelBackend");
 
-    // Logging out in the Rust app ends the session for Django too.
-    let (status, _) = get(&app, "POST", "/logout", &key).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
+    // Logging out in the Rust app ends the session for Django too (the logout button's form carries the CSRF
+    // token the demo keeps in the session).
+    let (_, home) = get(&app, "GET", "/", &key).await;
+    let marker = r#"name="csrfmiddlewaretoken" value=""#;
+    let token = home[home.find(marker).unwrap() + marker.len()..].split('"').next().unwrap().to_owned();
+    let request = Request::post("/logout")
+        .header(header::COOKIE, format!("sessionid={key}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("csrfmiddlewaretoken={token}")))
+        .unwrap();
+    assert_eq!(app.clone().oneshot(request).await.unwrap().status(), StatusCode::SEE_OTHER);
     let who = django.call(json!({"op": "whoami", "key": key})).unwrap();
     assert_eq!(who["user_id"], Value::Null, "Django still sees a user after the Rust logout");
 

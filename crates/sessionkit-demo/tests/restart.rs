@@ -140,6 +140,12 @@ fn http(port: u16, method: &str, path: &str, key: Option<&str>, form: Option<&st
     Reply { status, headers, body: body.to_owned() }
 }
 
+/// The value of the first `csrfmiddlewaretoken` hidden field of a page.
+fn csrf_field(body: &str) -> Option<String> {
+    let start = body.find(r#"name="csrfmiddlewaretoken" value=""#)? + r#"name="csrfmiddlewaretoken" value=""#.len();
+    Some(body[start..].split('"').next()?.to_owned())
+}
+
 #[test]
 fn a_login_survives_a_restart_on_the_same_sqlite_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,7 +155,10 @@ fn a_login_survives_a_restart_on_the_same_sqlite_file() {
     let home = first.request("GET", "/", None, None);
     assert_eq!(home.status, 200, "{}", home.body);
     let before = home.session_key().unwrap();
-    let login = first.request("POST", "/login", Some(&before), Some("username=alice&password=alice-password"));
+    let form_page = first.request("GET", "/login", Some(&before), None);
+    let token = csrf_field(&form_page.body).unwrap();
+    let form = format!("username=alice&password=alice-password&csrfmiddlewaretoken={token}");
+    let login = first.request("POST", "/login", Some(&before), Some(&form));
     assert_eq!(login.status, 303, "{}", login.body);
     assert_eq!(login.header("location"), Some("/"));
     let key = login.session_key().unwrap();
@@ -183,4 +192,33 @@ fn a_bad_store_url_is_a_clear_startup_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot open the session store") && stderr.contains("mongodb"), "{stderr}");
+}
+
+/// The store's password never reaches the startup line, the logs or the inspector page anonymous visitors see.
+#[test]
+fn the_store_password_is_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis_dir = tempfile::Builder::new().prefix("sessionkit-test-redis-").tempdir().unwrap();
+    let socket = redis_dir.path().join("redis.sock");
+    let args = ["--unixsocket".to_owned(), socket.display().to_string()];
+    let redis = sessionkit_testsupport::RedisProcess::start(redis_dir.path(), &args).unwrap();
+    // A password on this test's own server, once it answers.
+    redis.command(&["CONFIG", "SET", "requirepass", "hunter2-secret"]).unwrap();
+    // Over a Unix socket the password is a query parameter (`pass=`), where a URL parser sees no password.
+    for (store, shown) in [
+        (format!("redis://:hunter2-secret@127.0.0.1:{}/0?layout=string", redis.port()), ":***@127.0.0.1"),
+        (format!("unix://{}?pass=hunter2-secret&layout=hash", socket.display()), "pass=***"),
+    ] {
+        let server = Server::start(&store, dir.path(), "redacted");
+        let home = server.request("GET", "/", None, None);
+        assert_eq!(home.status, 200, "the store works with its password: {}", home.body);
+        let key = home.session_key().unwrap();
+        let inspector = server.request("GET", "/session", Some(&key), None);
+        assert!(inspector.body.contains(shown), "{}", inspector.body);
+        let log = server.log();
+        assert!(log.contains(shown), "{log}");
+        for text in [&inspector.body, &home.body, &log] {
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+    }
 }

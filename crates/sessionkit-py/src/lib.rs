@@ -102,9 +102,9 @@ fn save_changes(record: &SessionRecord, index_changed: bool) -> ChangeSet {
     }
 }
 
-/// `now + age` seconds (Django's `get_expiry_age()` at save time).
+/// `now + age` seconds (Django's `get_expiry_age()` at save time), clamped to what a store can keep.
 fn expires_in(age: i64) -> OffsetDateTime {
-    OffsetDateTime::now_utc().saturating_add(time::Duration::seconds(age))
+    sessionkit::expiry::clamp_storable(OffsetDateTime::now_utc().saturating_add(time::Duration::seconds(age)))
 }
 
 fn unix_seconds(at: OffsetDateTime) -> f64 {

@@ -19,14 +19,8 @@ pub fn session_cookie_header(settings: &Settings, value: &str, max_age: Option<i
         out.push_str(domain);
     }
     if let Some(age) = max_age {
-        let expires = if age >= 0 {
-            now.checked_add(Duration::from_secs(age.unsigned_abs()))
-        } else {
-            now.checked_sub(Duration::from_secs(age.unsigned_abs()))
-        }
-        .unwrap_or(now);
         out.push_str("; expires=");
-        out.push_str(&httpdate::fmt_http_date(expires));
+        out.push_str(&httpdate::fmt_http_date(cookie_expires(now, age)));
     }
     if settings.cookie_httponly {
         out.push_str("; HttpOnly");
@@ -39,6 +33,22 @@ pub fn session_cookie_header(settings: &Settings, value: &str, max_age: Option<i
         out.push_str("; Secure");
     }
     out
+}
+
+/// The last moment an HTTP date can name: 9999-12-31 23:59:59 UTC.
+const LAST_HTTP_DATE_SECS: u64 = 253_402_300_799;
+
+/// `now + age` as the cookie's `expires`, clamped to what an HTTP date can say (1970 to year 9999): an age set by
+/// a handler or stored in a session by another program may be anything, and formatting must not fail on it.
+fn cookie_expires(now: SystemTime, age: i64) -> SystemTime {
+    let first = SystemTime::UNIX_EPOCH;
+    let last = first + Duration::from_secs(LAST_HTTP_DATE_SECS);
+    let at = if age >= 0 {
+        now.checked_add(Duration::from_secs(age.unsigned_abs())).unwrap_or(last)
+    } else {
+        now.checked_sub(Duration::from_secs(age.unsigned_abs())).unwrap_or(first)
+    };
+    at.clamp(first, last)
 }
 
 /// The `Set-Cookie` value that deletes the session cookie, as Django's `HttpResponse.delete_cookie` writes it:
@@ -115,6 +125,20 @@ mod tests {
             session_cookie_header(&Settings::default(), "k", None, at(0)),
             "sessionid=k; HttpOnly; Path=/; SameSite=Lax"
         );
+    }
+
+    #[test]
+    fn expires_is_clamped_to_what_an_http_date_can_say() {
+        for (age, expires) in [
+            (300_000_000_000, "Fri, 31 Dec 9999 23:59:59 GMT"),
+            (i64::MAX, "Fri, 31 Dec 9999 23:59:59 GMT"),
+            (-3_000_000_000, "Thu, 01 Jan 1970 00:00:00 GMT"),
+            (i64::MIN, "Thu, 01 Jan 1970 00:00:00 GMT"),
+        ] {
+            let header = session_cookie_header(&Settings::default(), "k", Some(age), at(1_700_000_000));
+            assert!(header.contains(&format!("; expires={expires};")), "{header}");
+            assert!(header.contains(&format!("; Max-Age={age};")), "{header}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use http::header::{COOKIE, SET_COOKIE, VARY};
+use http::header::{SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use sessionkit::auth::DjangoAuth;
 use sessionkit::{SessionError, SessionStore, Settings, StoreError};
@@ -15,6 +15,7 @@ use tower_service::Service;
 
 use crate::cookie_header::{delete_cookie_header, session_cookie_header};
 use crate::extract::{failure_body, store_error_status, Session};
+use crate::request_cookie::session_cookie;
 
 /// Adds a lazily loaded [`Session`] to every request and saves it afterwards, as Django's middleware does.
 #[derive(Clone, Debug)]
@@ -76,12 +77,12 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let cookie = session_cookie_value(request.headers(), &self.settings.cookie_name);
-        let cookie_sent = cookie.is_some();
+        let cookie = session_cookie(request.headers(), &self.settings.cookie_name);
+        let cookie_sent = cookie.was_sent();
         let session = Session::new(sessionkit::Session::from_cookie(
             Arc::clone(&self.store),
             Arc::clone(&self.settings),
-            cookie.as_deref(),
+            cookie.value(),
         ));
         request.extensions_mut().insert(session.clone());
         if let Some(auth) = &self.django_auth {
@@ -97,21 +98,6 @@ where
             Ok(response)
         })
     }
-}
-
-/// The session cookie's value from all `Cookie` headers. As in Django's `parse_cookie`, the last occurrence of
-/// the name wins and surrounding double quotes are removed.
-fn session_cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    let mut found = None;
-    for header in headers.get_all(COOKIE) {
-        let Ok(text) = header.to_str() else { continue };
-        for cookie in cookie::Cookie::split_parse(text).flatten() {
-            if cookie.name() == name {
-                found = Some(cookie.value_trimmed().to_owned());
-            }
-        }
-    }
-    found
 }
 
 /// Django's `SessionMiddleware.process_response`.
@@ -201,18 +187,6 @@ fn patch_vary_cookie(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cookie_parsing_takes_the_last_occurrence_and_unquotes() {
-        let mut headers = HeaderMap::new();
-        headers.append(COOKIE, HeaderValue::from_static("a=1; sessionid=first; b=2"));
-        headers.append(COOKIE, HeaderValue::from_static("sessionid=\"second\""));
-        assert_eq!(session_cookie_value(&headers, "sessionid").as_deref(), Some("second"));
-        assert_eq!(session_cookie_value(&headers, "missing"), None);
-        let mut junk = HeaderMap::new();
-        junk.append(COOKIE, HeaderValue::from_static(";;;=;sessionid"));
-        assert_eq!(session_cookie_value(&junk, "sessionid"), None);
-    }
 
     #[test]
     fn vary_is_merged_like_patch_vary_headers() {

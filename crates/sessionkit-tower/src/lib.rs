@@ -33,6 +33,7 @@ mod auth;
 mod cookie_header;
 mod extract;
 mod layer;
+mod request_cookie;
 
 pub use auth::{DjangoUser, NotLoggedIn};
 pub use cookie_header::{delete_cookie_header, session_cookie_header};

@@ -334,13 +334,22 @@ async fn existing_vary_is_extended() {
     assert_eq!(headers.get(header::VARY).unwrap(), "Accept-Encoding, Cookie");
 }
 
+fn sqlite_settings() -> Settings {
+    Settings::with_secret_key("k")
+}
+
+/// A SQLite store in a fresh temporary directory (kept alive by the returned guard).
+async fn sqlite_store() -> (Arc<sessionkit::store::sqlite::SqliteStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.sqlite3").display());
+    let store = sessionkit::store::sqlite::SqliteStore::connect(&url, &sqlite_settings()).await.unwrap();
+    (Arc::new(store), dir)
+}
+
 #[tokio::test]
 async fn unreachable_store_is_a_503_not_an_empty_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = Settings::with_secret_key("k");
-    let url = format!("sqlite://{}", dir.path().join("s.sqlite3").display());
-    let sqlite = Arc::new(sessionkit::store::sqlite::SqliteStore::connect(&url, &settings).await.unwrap());
-    let app = Router::new().route("/count", get(count)).layer(SessionLayer::new(sqlite.clone(), settings));
+    let (sqlite, _dir) = sqlite_store().await;
+    let app = Router::new().route("/count", get(count)).layer(SessionLayer::new(sqlite.clone(), sqlite_settings()));
     let (_, headers, _) = send(&app, "/count", None).await;
     let cookie = cookie_pair(&headers);
     sqlite.pool().close().await; // the store is now unreachable
@@ -401,4 +410,105 @@ async fn log_out_other_devices_on_redis() {
     // The phone's cookie now starts a fresh, logged-out session.
     let (status, _, _) = send(&app, "/devices", Some(&phone)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Sends a request whose `Cookie` header is raw bytes (browsers send latin-1 and other non-UTF-8 cookies).
+async fn send_raw_cookie(app: &Router, path: &str, cookie: &[u8]) -> (StatusCode, HeaderMap, String) {
+    let value = http::HeaderValue::from_bytes(cookie).unwrap();
+    let request = Request::get(path).header(header::COOKIE, value).body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One byte that is not UTF-8 in another cookie (`theme=café` in latin-1) must not log the user out.
+#[tokio::test]
+async fn a_non_utf8_byte_in_another_cookie_keeps_the_session() {
+    let (_, app) = setup();
+    let (_, headers, _) = send(&app, "/count", None).await;
+    let pair = cookie_pair(&headers);
+    let mut header = pair.clone().into_bytes();
+    header.extend_from_slice(b"; theme=caf\xe9");
+    let (status, headers, body) = send_raw_cookie(&app, "/count", &header).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "2"), "the counter goes on");
+    assert_eq!(cookie_pair(&headers), pair, "the same key is sent back, not a new session");
+    // The bad byte first, the session cookie after it.
+    let mut header = b"theme=caf\xe9; ".to_vec();
+    header.extend_from_slice(pair.as_bytes());
+    let (_, headers, body) = send_raw_cookie(&app, "/count", &header).await;
+    assert_eq!(body, "3");
+    assert_eq!(cookie_pair(&headers), pair);
+}
+
+/// A session cookie whose own value is not ASCII is not a key: a new session, and no panic.
+#[tokio::test]
+async fn a_non_ascii_session_cookie_is_no_key() {
+    let (store, app) = setup();
+    let (status, headers, body) = send_raw_cookie(&app, "/count", b"sessionid=caf\xe9caf\xe9caf\xe9").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
+    assert_eq!(cookie_pair(&headers).len(), "sessionid=".len() + 32);
+    assert_eq!(store.loads(), 0, "nothing to look up");
+}
+
+async fn set_expiry_seconds(
+    session: Session,
+    axum::extract::Path(seconds): axum::extract::Path<i64>,
+) -> Result<&'static str, SessionFailure> {
+    session.set_expiry(Expiry::Seconds(seconds)).await?;
+    session.set("x", 1).await?;
+    Ok("ok")
+}
+
+/// `set_expiry` of absurd ages, and a stored `_session_expiry` far in the past, give a response with a cookie a
+/// browser can read (its `expires` clamped to what an HTTP date can say), never a panic.
+#[tokio::test]
+async fn extreme_expiries_never_panic() {
+    let store = Arc::new(CountingStore::default());
+    let app = Router::new()
+        .route("/expiry/{seconds}", get(set_expiry_seconds))
+        .route("/count", get(count))
+        .layer(SessionLayer::new(store.clone(), Settings::default()));
+    for seconds in [3_000_000_000_i64, -3_000_000_000, 300_000_000_000, i64::MAX, i64::MIN + 1] {
+        let (status, headers, _) = send(&app, &format!("/expiry/{seconds}"), None).await;
+        assert_eq!(status, StatusCode::OK, "set_expiry({seconds})");
+        let cookie = &set_cookies(&headers)[0];
+        assert!(cookie.contains(&format!("Max-Age={seconds}")), "{cookie}");
+        let expires = cookie.split("; ").find_map(|p| p.strip_prefix("expires=")).unwrap();
+        let at = httpdate::parse_http_date(expires).unwrap();
+        let year_9999 = std::time::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799);
+        assert!(at >= std::time::UNIX_EPOCH && at <= year_9999, "{cookie}");
+    }
+    // A session stored with a `_session_expiry` in year 1000 (written by another program).
+    let key = SessionKey::generate();
+    let mut data = serde_json::Map::new();
+    data.insert("_session_expiry".into(), "1000-01-01T00:00:00+00:00".into());
+    data.insert("n".into(), 1.into());
+    let expires_at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    store.create(&SessionRecord { key: key.clone(), data, expires_at }).await.unwrap();
+    let (status, headers, body) = send(&app, "/count", Some(&format!("sessionid={key}"))).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "2"));
+    assert!(set_cookies(&headers)[0].contains("expires=Thu, 01 Jan 1970 00:00:00 GMT"), "{:?}", set_cookies(&headers));
+}
+
+async fn clear_then_set(session: Session) -> Result<&'static str, SessionFailure> {
+    session.clear().await;
+    session.set("after-clear", true).await?;
+    Ok("ok")
+}
+
+/// `clear()` then a save under a cookie key the store does not know: Django answers 400 (`SessionInterrupted`),
+/// whether or not the key could address storage; never a 500.
+#[tokio::test]
+async fn clear_then_save_under_an_unknown_key_is_a_400() {
+    let (sqlite, _dir) = sqlite_store().await;
+    let app = Router::new().route("/clear", get(clear_then_set)).layer(SessionLayer::new(sqlite, sqlite_settings()));
+    for cookie in
+        ["sessionid=zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "sessionid=NOT-A-STORAGE-SAFE-KEY", "sessionid=AAAAAAAAAA"]
+    {
+        let (status, headers, body) = send(&app, "/clear", Some(cookie)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{cookie}: {body}");
+        assert!(set_cookies(&headers).is_empty(), "{cookie}");
+    }
 }

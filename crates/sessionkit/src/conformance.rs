@@ -311,6 +311,50 @@ pub async fn expiry_int_iso_and_browser_close(h: &dyn Harness) {
     assert_eq!(loaded.expiry().await.unwrap(), Expiry::Default);
 }
 
+/// Absurd expiries (`set_expiry` of ±3·10⁹ s, 3·10¹¹ s, the ends of `i64`) are stored without error or panic:
+/// far-future ones load with an expiry in year 9999 at most, past ones are expired.
+pub async fn extreme_expiries_are_stored(h: &dyn Harness) {
+    let store = h.store();
+    let now = OffsetDateTime::now_utc();
+    for seconds in [3_000_000_000_i64, 300_000_000_000, i64::MAX] {
+        let mut s = session(h, None);
+        s.set("far", seconds).await.unwrap();
+        s.set_expiry(Expiry::Seconds(seconds)).await.unwrap();
+        s.save().await.unwrap_or_else(|err| panic!("set_expiry({seconds}): {err}"));
+        let record = store.load(s.key().unwrap()).await.unwrap().expect("a far-future session loads");
+        // A signed cookie is good for SESSION_COOKIE_AGE after signing, whatever the session says; the Redis
+        // `string`/`hash` value keeps its expiry as 32-bit Unix seconds (until 2106).
+        let at_least =
+            if h.stateless() { Duration::seconds(h.settings().cookie_age - 5) } else { Duration::days(365 * 75) };
+        assert!(record.expires_at > now + at_least, "set_expiry({seconds}): {}", record.expires_at);
+        assert!(record.expires_at.year() <= 9999, "set_expiry({seconds}): {}", record.expires_at);
+        assert_eq!(record.data.get("far"), Some(&json!(seconds)));
+    }
+    for seconds in [-3_000_000_000_i64, i64::MIN + 1] {
+        let mut s = session(h, None);
+        s.set("past", seconds).await.unwrap();
+        s.set_expiry(Expiry::Seconds(seconds)).await.unwrap();
+        s.save().await.unwrap_or_else(|err| panic!("set_expiry({seconds}): {err}"));
+        assert!(store.load(s.key().unwrap()).await.unwrap().is_none(), "set_expiry({seconds}) is expired");
+    }
+}
+
+/// `clear()` and a save under a cookie key the store does not know, storage-safe or not: the session is gone, so
+/// the save is `SessionVanished` (Django's `SessionInterrupted`, a 400), never another error.
+pub async fn clear_then_save_under_an_unknown_key_is_vanished(h: &dyn Harness) {
+    if h.stateless() {
+        return skip(h, "a cookie session's key is its data; there is nothing to vanish");
+    }
+    let unknown = SessionKey::generate();
+    for cookie in [unknown.as_str(), "NOT-A-STORAGE-SAFE-KEY", "../../../etc/passwd", &"a".repeat(200)] {
+        let mut s = Session::from_cookie(h.store(), h.settings(), Some(cookie));
+        s.clear();
+        s.set("after", "clear").await.unwrap();
+        let err = s.save().await.unwrap_err();
+        assert!(matches!(err, SessionError::Store(StoreError::SessionVanished)), "{cookie:.20}: {err:?}");
+    }
+}
+
 /// An expired session is never loaded, and `clear_expired` removes exactly the expired ones.
 pub async fn expired_sessions_are_never_loaded_and_cleared(h: &dyn Harness) {
     let store = h.store();
@@ -446,7 +490,8 @@ macro_rules! conformance_suite {
             cycle_key_keeps_data_and_kills_old_key, concurrent_creates_never_collide, create_never_overwrites,
             save_of_deleted_session_is_an_error, unknown_or_malformed_keys_give_a_new_session,
             expiry_int_iso_and_browser_close, expired_sessions_are_never_loaded_and_cleared,
-            corrupt_data_gives_an_empty_session, exists_delete_and_raw, enumeration_lists_every_session);
+            corrupt_data_gives_an_empty_session, exists_delete_and_raw, enumeration_lists_every_session,
+            extreme_expiries_are_stored, clear_then_save_under_an_unknown_key_is_vanished);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -24,6 +24,11 @@ pub struct ChangeSet {
 }
 
 impl ChangeSet {
+    /// The changes of a request that cleared the whole session and set nothing.
+    pub fn everything_cleared() -> Self {
+        ChangeSet { cleared: true, keys: IndexMap::new() }
+    }
+
     /// True when nothing was changed.
     pub fn is_empty(&self) -> bool {
         !self.cleared && self.keys.is_empty()

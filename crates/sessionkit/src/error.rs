@@ -19,7 +19,8 @@ pub enum StoreError {
     #[error("the session was deleted before the request completed (for example by a logout in a concurrent request)")]
     SessionVanished,
     /// The key has characters other than `a-z0-9` or is longer than 64 characters, and this store puts keys
-    /// into file names, SQL or Redis keys. Loads treat such a key as "no session"; writes refuse it.
+    /// into file names, SQL or Redis keys. Loads treat such a key as "no session", saves as a vanished session
+    /// ([`StoreError::SessionVanished`], as for any unknown key); creates refuse it with this error.
     #[error("this store refuses session keys outside [a-z0-9] or longer than 64 characters")]
     UnsafeKey,
     /// The signed-cookies store cannot send the session: the cookie would exceed the 4093 bytes browsers keep
@@ -72,6 +73,13 @@ pub enum ConfigError {
     /// `SECRET_KEY` is empty but a store that signs data needs it.
     #[error("SECRET_KEY is empty: a store that signs session data needs it (set the SECRET_KEY environment variable or Settings::secret_key)")]
     MissingSecretKey,
+    /// `SECRET_KEY` is only whitespace, or `SECRET_KEY_FALLBACKS` has an empty or whitespace-only entry: anyone
+    /// could sign sessions that are then accepted.
+    #[error("{setting} has an empty or whitespace-only secret: anyone could sign sessions (and login hashes) that would be accepted; remove that entry or set a real secret")]
+    BlankSecret {
+        /// `SECRET_KEY` or `SECRET_KEY_FALLBACKS`.
+        setting: &'static str,
+    },
     /// The store URL cannot be parsed or names no known store.
     #[error("invalid store URL {url:?}: {reason}")]
     InvalidStoreUrl {

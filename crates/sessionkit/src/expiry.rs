@@ -107,6 +107,18 @@ impl Expiry {
     }
 }
 
+/// The latest expiry a store keeps: 9999-12-31 23:59:59 UTC, the last whole second Python's `datetime`, SQL
+/// `DATETIME` columns and HTTP dates can all say.
+const LAST_STORABLE_UNIX_SECONDS: i64 = 253_402_300_799;
+
+/// `at` clamped to what every store and cookie can say: from the Unix epoch (a session expiring then is long
+/// expired) to 9999-12-31 23:59:59 UTC. An expiry comes from the handler (`set_expiry`) or from stored data, so
+/// any value must be storable, never an error or a panic in a store.
+pub fn clamp_storable(at: OffsetDateTime) -> OffsetDateTime {
+    let last = OffsetDateTime::from_unix_timestamp(LAST_STORABLE_UNIX_SECONDS).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    at.clamp(OffsetDateTime::UNIX_EPOCH, last)
+}
+
 /// Parses a datetime as Python's `datetime.fromisoformat` does for the strings Django writes
 /// (`2030-01-02T03:04:05+00:00`, with `.ffffff` when microseconds are non-zero). A string without an offset
 /// (written by Django with `USE_TZ = False`) is taken as UTC.
@@ -209,6 +221,16 @@ mod tests {
         assert_eq!(Expiry::Seconds(-10).date(now, AGE), now - Duration::seconds(10));
         let at = datetime!(2030-01-02 03:04:05 UTC);
         assert_eq!(Expiry::At(at).date(now, AGE), at);
+    }
+
+    #[test]
+    fn expiries_are_clamped_to_what_stores_can_keep() {
+        let now = datetime!(2026-01-01 00:00:00 UTC);
+        assert_eq!(clamp_storable(Expiry::Seconds(300_000_000_000).date(now, AGE)), datetime!(9999-12-31 23:59:59 UTC));
+        assert_eq!(clamp_storable(Expiry::Seconds(i64::MAX).date(now, AGE)), datetime!(9999-12-31 23:59:59 UTC));
+        assert_eq!(clamp_storable(Expiry::Seconds(-3_000_000_000).date(now, AGE)), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(clamp_storable(Expiry::Seconds(i64::MIN).date(now, AGE)), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(clamp_storable(now), now);
     }
 
     #[test]

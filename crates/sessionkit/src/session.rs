@@ -63,6 +63,12 @@ enum State {
     Failed(StoreError),
 }
 
+/// Django's `get_expiry_date()` for a save now, clamped to what every store can keep (see
+/// [`crate::expiry::clamp_storable`]).
+fn storable_expiry(data: &SessionData, cookie_age: i64) -> OffsetDateTime {
+    crate::expiry::clamp_storable(Expiry::from_value(data.get(EXPIRY_KEY)).date(OffsetDateTime::now_utc(), cookie_age))
+}
+
 /// One request's view of a session, with Django's semantics:
 ///
 /// - Nothing is loaded until the data is first touched; then it is loaded once.
@@ -293,7 +299,7 @@ impl Session {
         let cookie_age = self.settings.cookie_age;
         let store = Arc::clone(&self.store);
         let data = self.loaded().await?;
-        let expires_at = Expiry::from_value(data.get(EXPIRY_KEY)).date(OffsetDateTime::now_utc(), cookie_age);
+        let expires_at = storable_expiry(data, cookie_age);
         // Hand the map to the store without copying it, then put it back.
         let record = SessionRecord { key, data: data.take_map(), expires_at };
         let result = store.save(&record, data.changes()).await.and_then(|()| store.issue_key(&record));
@@ -316,7 +322,7 @@ impl Session {
         let cookie_age = self.settings.cookie_age;
         let store = Arc::clone(&self.store);
         let State::Loaded(data) = &mut self.state else { unreachable!("set above") };
-        let expires_at = Expiry::from_value(data.get(EXPIRY_KEY)).date(OffsetDateTime::now_utc(), cookie_age);
+        let expires_at = storable_expiry(data, cookie_age);
         let mut record = SessionRecord { key: SessionKey::generate(), data: data.take_map(), expires_at };
         let mut outcome = Err(StoreError::KeyCollision);
         for _ in 0..MAX_CREATE_ATTEMPTS {

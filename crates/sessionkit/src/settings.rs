@@ -159,6 +159,7 @@ impl Settings {
         if let Some(v) = lookup("SESSIONKIT_ACCEPT_LEGACY_FORMAT") {
             s.accept_legacy_format = parse_bool("SESSIONKIT_ACCEPT_LEGACY_FORMAT", v)?;
         }
+        crate::secret::check_not_blank(&s.secret_key, &s.secret_key_fallbacks)?;
         Ok(s)
     }
 }
@@ -283,5 +284,28 @@ mod tests {
         assert!(matches!(err, ConfigError::InvalidSetting { name: "SESSIONKIT_ACCEPT_LEGACY_FORMAT", .. }));
         let err = from(&[("SECRET_KEY_FALLBACKS", "[not json")]).unwrap_err();
         assert!(!err.to_string().contains("not json"), "secrets are not echoed");
+    }
+
+    #[test]
+    fn blank_secrets_are_refused() {
+        for (name, value) in [
+            ("SECRET_KEY_FALLBACKS", r#"[""]"#),
+            ("SECRET_KEY_FALLBACKS", r#"["old", "  "]"#),
+            ("SECRET_KEY_FALLBACKS", "old, \t ,new"),
+            ("SECRET_KEY", "   "),
+        ] {
+            let err = from(&[("SECRET_KEY", "real"), (name, value)]).unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError::BlankSecret {
+                    setting: if name == "SECRET_KEY" { "SECRET_KEY" } else { "SECRET_KEY_FALLBACKS" }
+                }
+            );
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        // An unset (empty) SECRET_KEY stays allowed here; the stores that sign refuse it.
+        assert!(from(&[("SECRET_KEY", "")]).unwrap().secret_key.is_empty());
+        let ok = Settings { secret_key_fallbacks: vec![SecretKey::from("old")], ..Settings::with_secret_key("k") };
+        assert!(crate::secret::check_secrets(&ok.secret_key, &ok.secret_key_fallbacks).is_ok());
     }
 }

@@ -304,3 +304,120 @@ async fn revocation_finds_sessions_the_cache_lost() {
     assert!(store.load(&keys[0]).await.unwrap().is_some(), "the current session stays");
     assert_eq!(index.list("88").await.unwrap().len(), 1);
 }
+
+/// A database store whose next load can be held after it has read (the slow request of the race): it signals
+/// `read` once it has its answer, then waits for `release` before returning it.
+#[derive(Debug)]
+struct HeldLoads {
+    inner: Arc<dyn SessionStore>,
+    gate: std::sync::Mutex<Option<(Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>)>>,
+}
+
+impl HeldLoads {
+    /// Holds the next load; returns the (read, release) pair.
+    fn hold_next(&self) -> (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>) {
+        let pair = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+        *self.gate.lock().unwrap() = Some(pair.clone());
+        pair
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for HeldLoads {
+    fn describe(&self) -> String {
+        format!("held+{}", self.inner.describe())
+    }
+    async fn load(&self, key: &SessionKey) -> Result<Option<sessionkit::SessionRecord>, StoreError> {
+        let result = self.inner.load(key).await;
+        let gate = self.gate.lock().unwrap().take();
+        if let Some((read, release)) = gate {
+            read.notify_one();
+            release.notified().await;
+        }
+        result
+    }
+    async fn create(&self, record: &sessionkit::SessionRecord) -> Result<(), StoreError> {
+        self.inner.create(record).await
+    }
+    async fn save(
+        &self,
+        record: &sessionkit::SessionRecord,
+        changes: &sessionkit::ChangeSet,
+    ) -> Result<(), StoreError> {
+        self.inner.save(record, changes).await
+    }
+    async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.inner.exists(key).await
+    }
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn clear_expired(&self) -> Result<u64, StoreError> {
+        self.inner.clear_expired().await
+    }
+    async fn load_raw(&self, key: &SessionKey) -> Result<Option<sessionkit::store::RawSession>, StoreError> {
+        self.inner.load_raw(key).await
+    }
+}
+
+/// The delayed-load race: a load reads the database, a logout then deletes the session everywhere, and only
+/// then does the load refill the cache. The logged-out session must not come back from the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refill_cannot_resurrect_a_logged_out_session() {
+    let redis_cache = || async {
+        let url = format!(
+            "{}?layout=django-cache&engine=cached_db&key_prefix=resurrect{}x{}",
+            shared_standalone().url(),
+            std::process::id(),
+            unique()
+        );
+        Arc::new(RedisStore::connect(&url).await.unwrap()) as Arc<dyn SessionStore>
+    };
+    for cache in [Arc::new(MemoryStore::new()) as Arc<dyn SessionStore>, redis_cache().await] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+        let sqlite: Arc<dyn SessionStore> = Arc::new(SqliteStore::connect(&url, &settings()).await.unwrap());
+        let db = Arc::new(HeldLoads { inner: sqlite, gate: std::sync::Mutex::new(None) });
+        let store = Arc::new(CachedDbStore::new(cache.clone(), db.clone()));
+        let key = save_new(store.clone(), "logged in").await;
+        cache.delete(&key).await.unwrap(); // evicted: the next load reads the database
+
+        let (read, release) = db.hold_next();
+        let slow = tokio::spawn({
+            let store = store.clone();
+            let key = key.clone();
+            async move { store.load(&key).await }
+        });
+        read.notified().await; // the slow load has read the database
+        store.delete(&key).await.unwrap(); // the logout, completed
+        release.notify_one();
+        let slow_result = slow.await.unwrap().unwrap();
+        assert!(slow_result.is_some(), "the slow load read the session before the logout");
+
+        assert!(store.load(&key).await.unwrap().is_none(), "{}: the logout was undone", cache.describe());
+        let live_copy = cache.load(&key).await.unwrap().filter(|r| !r.data.is_empty());
+        assert!(live_copy.is_none(), "{}: the cache serves the logged-out session", cache.describe());
+        let mut session = Session::new(store.clone(), settings(), Some(key.clone()));
+        assert_eq!(session.len().await.unwrap(), 0);
+        assert!(session.key().is_none(), "the cookie's key is no session");
+    }
+}
+
+/// A session read from the database is put back into the cache only when the cache has no entry for it, and
+/// a session that was logged out leaves nothing a later load would trust.
+#[tokio::test]
+async fn refills_never_overwrite_and_deletes_leave_a_tombstone() {
+    let cache = Arc::new(MemoryStore::new());
+    let h = CachedDbHarness::new(cache.clone()).await;
+    let key = save_new(h.store.clone(), "first").await;
+    cache.delete(&key).await.unwrap();
+    assert_eq!(h.store.load(&key).await.unwrap().unwrap().data["v"], "first");
+    assert_eq!(cache.load(&key).await.unwrap().unwrap().data["v"], "first", "refilled after a miss");
+    h.store.delete(&key).await.unwrap();
+    let tombstone = cache.load(&key).await.unwrap().expect("a delete leaves a tombstone");
+    assert!(tombstone.data.is_empty());
+    let left = tombstone.expires_at - time::OffsetDateTime::now_utc();
+    assert!(left <= time::Duration::seconds(sessionkit::store::cached_db::TOMBSTONE_SECONDS), "{left}");
+    assert!(h.store.load(&key).await.unwrap().is_none());
+    assert!(!h.store.exists(&key).await.unwrap());
+}

@@ -178,7 +178,7 @@ async fn hostile_keys_never_touch_the_filesystem() {
         store.delete(&key).await.unwrap();
         let rec = record(&key, object(json!({"evil": true})));
         assert!(matches!(store.create(&rec).await, Err(StoreError::UnsafeKey)), "{what:?}");
-        assert!(matches!(store.save(&rec, &ChangeSet::default()).await, Err(StoreError::UnsafeKey)), "{what:?}");
+        assert!(matches!(store.save(&rec, &ChangeSet::default()).await, Err(StoreError::SessionVanished)), "{what:?}");
     }
     assert_eq!(store.clear_expired().await.unwrap(), 0);
     assert_eq!(names_in(root.path()), BTreeSet::from(["sessions".to_owned()]));

@@ -475,6 +475,50 @@ mod cache {
 
 // --------------------------------------------------------------------------------------------- legacy format
 
+/// 16 MiB of `LONG4` ints of 1780 bytes each (4287 digits, just under the 4300 Python converts): each costs a
+/// quadratic conversion to decimal text, so the reader stops at its big-int budget instead of working for seconds.
+#[test]
+fn pickle_of_big_ints_stops_at_the_big_int_budget() {
+    let mut long = vec![0x8b];
+    long.extend_from_slice(&1780u32.to_le_bytes());
+    long.extend(std::iter::repeat_n(0x7f, 1780));
+    let mut pickle = vec![0x80, 4];
+    while pickle.len() + long.len() < 16 * MIB - 1 {
+        pickle.extend_from_slice(&long);
+    }
+    pickle.push(b'.');
+    let err = from_pickle(&pickle, &PickleLimits::default()).unwrap_err();
+    assert!(matches!(err, CodecError::WorkLimit { limit: 4096, .. }), "{err}");
+    // Within the budget, big ints still read exactly (2^8000 - 1 has 2409 digits).
+    let mut one = vec![0x80, 4, b'}', 0x8c, 1, b'n', 0x8b];
+    one.extend_from_slice(&1001u32.to_le_bytes());
+    one.extend(std::iter::repeat_n(0xff, 1000));
+    one.extend_from_slice(&[0x00, b's', b'.']);
+    let data = from_pickle(&one, &PickleLimits::default()).unwrap();
+    assert_eq!(data["n"].to_string().len(), 2409);
+}
+
+/// 16 MiB of `MARK`: every mark counts against `max_items`, so the mark stack cannot grow to 128 MiB.
+#[test]
+fn pickle_of_marks_stops_at_max_items() {
+    let mut pickle = vec![0x80, 4];
+    pickle.resize(16 * MIB - 1, b'(');
+    pickle.push(b'.');
+    let err = from_pickle(&pickle, &PickleLimits::default()).unwrap_err();
+    assert!(matches!(&err, CodecError::InvalidPickle(m) if m.contains("max_items")), "{err}");
+}
+
+/// A pickle whose root is not a dict says so without talking about JSON.
+#[test]
+fn pickle_of_a_list_is_not_a_session() {
+    // pickle.dumps([1], protocol=4)
+    let err = from_pickle(&hex("80049506000000000000005d944b01612e"), &PickleLimits::default()).unwrap_err();
+    assert!(matches!(err, CodecError::NotAnObject));
+    let text = err.to_string();
+    assert!(!text.contains("JSON:") && !text.contains("valid JSON"), "{text}");
+    assert!(text.contains("not a dict"), "{text}");
+}
+
 #[test]
 fn legacy_garbage() {
     let secret = SecretKey::from(SECRET);

@@ -125,6 +125,31 @@ async fn index_keys_share_a_slot_and_expire() {
     assert!(ttl > 14 * 86_400_000 && ttl <= 14 * 86_400_000 + 300_000, "{ttl_reply}");
 }
 
+/// User ids with `{` or `}` (or empty) still get index keys in one slot: a login saves (no CrossSlot error),
+/// the index lists and revokes the user's sessions, and distinct ids keep distinct indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_ids_with_braces_keep_their_index_on_cluster() {
+    for layout in ["string", "hash&buckets=8"] {
+        let store = Arc::new(RedisStore::connect(&cluster_url(&format!("layout={layout}"))).await.unwrap());
+        let index = store.user_index().unwrap();
+        let ids = ["}x", "{}x}", "}", "{", "a{b}c", "{{}}", "x}{y"];
+        let mut keys = Vec::new();
+        for id in ids {
+            keys.push(login(&store, id, "ua").await);
+            keys.push(login(&store, id, "ua 2").await);
+        }
+        for (n, id) in ids.iter().enumerate() {
+            let listed = index.list(id).await.unwrap();
+            assert_eq!(listed.len(), 2, "user id {id:?} ({layout})");
+            assert!(listed.iter().any(|s| s.id == session_id(&keys[2 * n])), "user id {id:?}");
+        }
+        assert_eq!(index.delete_all("}x", Some(&keys[0])).await.unwrap(), 1);
+        assert!(store.load(&keys[1]).await.unwrap().is_none());
+        assert!(store.load(&keys[0]).await.unwrap().is_some());
+        assert_eq!(index.list("{}x}").await.unwrap().len(), 2, "another id is untouched");
+    }
+}
+
 /// Reads a user's index details hash as field → value.
 async fn index_details(url: &str, user: &str) -> std::collections::HashMap<String, String> {
     let prefix = url.split("prefix=").nth(1).unwrap().split('&').next().unwrap();
@@ -520,4 +545,27 @@ async fn expired_index_entries_take_their_details_with_them() {
     let key = login(&store, "66", "fresh").await;
     let details = index_details(&url, "66").await;
     assert!(details.keys().all(|field| field.starts_with(&session_id(&key))), "{details:?}");
+}
+
+/// A small stored value that is costly to decode (a pickled 1500-byte int: over what a decode on the async worker
+/// may convert) is decoded in full elsewhere and loads exactly; a large value (32 KiB) loads too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costly_values_are_decoded_off_the_worker_and_load_whole() {
+    let store = RedisStore::connect(&standalone_url("layout=django-cache")).await.unwrap();
+    let key = SessionKey::generate();
+    // {"n": 2**12000 - 1}: LONG4 of 1501 bytes (1500 of 0xff and a 0x00 sign byte), protocol 4.
+    let mut pickle = vec![0x80, 4, b'}', 0x8c, 1, b'n', 0x8b];
+    pickle.extend_from_slice(&1501u32.to_le_bytes());
+    pickle.extend(std::iter::repeat_n(0xff, 1500));
+    pickle.extend_from_slice(&[0x00, b's', b'.']);
+    store.put_raw(&key, &pickle, 60_000).await.unwrap();
+    let record = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(record.data["n"].to_string().len(), 3613, "2**12000 - 1 has 3613 digits");
+
+    let native = Arc::new(RedisStore::connect(&standalone_url("layout=string")).await.unwrap());
+    let mut s = Session::new(native.clone(), settings(), None);
+    s.set("text", "x".repeat(32 * 1024)).await.unwrap();
+    s.save().await.unwrap();
+    let stored = native.load(s.key().unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.data["text"].as_str().unwrap().len(), 32 * 1024);
 }

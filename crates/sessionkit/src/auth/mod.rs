@@ -235,16 +235,7 @@ impl DjangoAuth {
     /// A bridge using `settings.secret_key` (and fallbacks), accepting logins by Django's `ModelBackend`, with
     /// users from `users`.
     pub fn new(settings: &Settings, users: Arc<dyn UserSource>) -> Result<Self, ConfigError> {
-        if settings.secret_key.is_empty() {
-            return Err(ConfigError::MissingSecretKey);
-        }
-        if settings.secret_key_fallbacks.iter().any(SecretKey::is_empty) {
-            return Err(ConfigError::InvalidSetting {
-                name: "SECRET_KEY_FALLBACKS",
-                value: "an empty entry".to_owned(),
-                expected: "non-empty secrets (an empty one would let anyone compute a valid session auth hash)",
-            });
-        }
+        crate::secret::check_secrets(&settings.secret_key, &settings.secret_key_fallbacks)?;
         Ok(DjangoAuth {
             secret: settings.secret_key.clone(),
             fallbacks: settings.secret_key_fallbacks.clone(),

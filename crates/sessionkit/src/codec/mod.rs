@@ -64,8 +64,9 @@ pub enum CodecError {
     #[error("the payload is not valid JSON: {0}")]
     Json(String),
 
-    /// The payload is valid JSON but not a JSON object, so it cannot be a session.
-    #[error("the payload is valid JSON but not a JSON object")]
+    /// The data decodes (as JSON, pickle or msgpack) to something other than a dict / JSON object, so it cannot
+    /// be a session.
+    #[error("the data decodes to a value that is not a dict (a JSON object), so it cannot be a session")]
     NotAnObject,
 
     /// The pickle holds a value that a session (a JSON-shaped dict) cannot hold, such as a `datetime.datetime`,
@@ -75,6 +76,16 @@ pub enum CodecError {
     UnsupportedPickle {
         /// The Python type, e.g. `datetime.datetime`, `set`, `bytes`, `dict key of type int`.
         python_type: String,
+    },
+
+    /// Decoding would take more work than allowed, e.g. more big-int bytes than
+    /// [`pickle::PickleLimits::max_big_int_bytes`] (their conversion to decimal costs quadratic time).
+    #[error("decoding stopped at the limit of {limit} {what}")]
+    WorkLimit {
+        /// What was counted, e.g. `bytes of big ints (max_big_int_bytes)`.
+        what: &'static str,
+        /// The limit that was reached.
+        limit: usize,
     },
 
     /// The data is not a valid pickle (truncated, unknown opcode, memo reference out of range, ...) or exceeds

@@ -490,6 +490,13 @@ fn encode_long(negative: bool, magnitude_le: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The length of a two's complement little-endian int without its sign-extension bytes (trailing `0x00` of a
+/// positive number, trailing `0xff` of a negative one).
+fn significant_len(bytes: &[u8]) -> usize {
+    let fill = if bytes.last().is_some_and(|&b| b & 0x80 != 0) { 0xff } else { 0x00 };
+    bytes.iter().rposition(|&b| b != fill).map_or(0, |at| at + 1)
+}
+
 /// Two's complement little-endian bytes (as `LONG1`/`LONG4` carry them) to decimal text, or `None` if the
 /// number has more than 4300 digits.
 fn decode_long(bytes: &[u8]) -> Option<String> {
@@ -571,6 +578,11 @@ pub struct PickleLimits {
     /// Largest total size of the strings and numbers in the result, in bytes, counting every copy of a shared
     /// string. Default: 64 MiB.
     pub max_output_bytes: usize,
+    /// Most bytes, in all, of the ints longer than 8 bytes (`LONG1`/`LONG4`). Turning such an int into decimal
+    /// text costs time quadratic in its length, so this bounds the work of a pickle made of big ints (16 MiB of
+    /// `LONG4` would otherwise take seconds). Default: 4096 bytes, about 9 800 decimal digits in all; a session
+    /// holding more than that in big ints is not one Django writes.
+    pub max_big_int_bytes: usize,
 }
 
 impl Default for PickleLimits {
@@ -581,6 +593,7 @@ impl Default for PickleLimits {
             max_memo_entries: 1 << 20,
             max_items: 1_000_000,
             max_output_bytes: 64 * 1024 * 1024,
+            max_big_int_bytes: 4096,
         }
     }
 }
@@ -604,6 +617,8 @@ impl Default for PickleLimits {
 /// - [`CodecError::InvalidPickle`]: truncated input, unknown opcode, memo reference out of range, stack
 ///   underflow, missing `MARK`, an exceeded limit.
 /// - [`CodecError::TooLarge`]: the input is longer than [`PickleLimits::max_input_bytes`].
+/// - [`CodecError::WorkLimit`]: the ints longer than 8 bytes add up to more than
+///   [`PickleLimits::max_big_int_bytes`].
 /// - [`CodecError::NotAnObject`]: the pickled object is not a dict.
 pub fn from_pickle(bytes: &[u8], limits: &PickleLimits) -> Result<Map<String, Value>, CodecError> {
     if bytes.len() > limits.max_input_bytes {
@@ -617,6 +632,7 @@ pub fn from_pickle(bytes: &[u8], limits: &PickleLimits) -> Result<Map<String, Va
         memo: HashMap::new(),
         nodes: Vec::new(),
         pushed: 0,
+        big_int_bytes: 0,
     };
     let root = unpickler.run()?;
     let Item::Node(id) = root else {
@@ -719,7 +735,10 @@ struct Unpickler<'a, 'l> {
     marks: Vec<usize>,
     memo: HashMap<u64, Item>,
     nodes: Vec<Node>,
+    /// Values pushed (and marks set) so far, bounded by `max_items`.
     pushed: usize,
+    /// Significant bytes of the big ints read so far, bounded by `max_big_int_bytes`.
+    big_int_bytes: usize,
 }
 
 fn unsupported(python_type: impl Into<String>) -> CodecError {
@@ -742,11 +761,17 @@ fn global_name(module: &str, name: &str) -> String {
 
 impl Unpickler<'_, '_> {
     fn push(&mut self, item: Item) -> Result<(), CodecError> {
+        self.count_pushed()?;
+        self.stack.push(item);
+        Ok(())
+    }
+
+    /// Counts a value or a mark against `max_items` (marks take memory too: 16 MiB of `MARK` is 16 M marks).
+    fn count_pushed(&mut self) -> Result<(), CodecError> {
         self.pushed += 1;
         if self.pushed > self.limits.max_items {
-            return Err(invalid(format!("more than {} values (max_items)", self.limits.max_items)));
+            return Err(invalid(format!("more than {} values and marks (max_items)", self.limits.max_items)));
         }
-        self.stack.push(item);
         Ok(())
     }
 
@@ -803,6 +828,16 @@ impl Unpickler<'_, '_> {
     }
 
     fn push_long(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        let significant = significant_len(bytes);
+        if significant > 8 {
+            self.big_int_bytes = self.big_int_bytes.saturating_add(significant);
+            if self.big_int_bytes > self.limits.max_big_int_bytes {
+                return Err(CodecError::WorkLimit {
+                    what: "bytes of big ints (max_big_int_bytes)",
+                    limit: self.limits.max_big_int_bytes,
+                });
+            }
+        }
         let text = decode_long(bytes).ok_or_else(|| unsupported(format!("int (more than {MAX_INT_DIGITS} digits)")))?;
         self.push_int_text(&text)
     }
@@ -933,7 +968,10 @@ impl Unpickler<'_, '_> {
                     }
                 }
                 STOP => return self.pop("STOP"),
-                MARK => self.marks.push(self.stack.len()),
+                MARK => {
+                    self.count_pushed()?;
+                    self.marks.push(self.stack.len());
+                }
                 POP => {
                     if self.stack.len() > self.floor() {
                         self.stack.pop();

@@ -7,14 +7,30 @@
 //! - a failing **database** is an error, never a silently new session;
 //! - a cache that cannot *delete* is an error too: a stale cached copy would keep a logged-out session alive.
 //!
+//! **A refill never outlives a delete.** A load that read the database just before a concurrent logout would,
+//! in Django, put the session back into the cache after the logout deleted it, and reads would succeed until the
+//! cache entry expired. Here:
+//! - a delete leaves a short *tombstone* in the cache instead of nothing: an entry with empty data that expires
+//!   after [`TOMBSTONE_SECONDS`];
+//! - a refill only *creates* a cache entry (never overwrites one), so it fails on the tombstone;
+//! - a cached entry with empty data (a tombstone, or a session that really is empty) is not trusted: the
+//!   database answers, and the entry is not refilled;
+//! - a load whose database read took longer than [`REFILL_DEADLINE_SECONDS`] does not refill at all, so the
+//!   tombstone is still there whenever a refill can arrive.
+//!
+//! Django's own `cached_db` engine sharing the cache reads a tombstone as an empty session under the old key for
+//! those seconds (not logged in, as after the logout; a write there answers 400 as for any deleted session).
+//!
 //! URL: `cached_db:CACHE_URL|DB_URL`, e.g. `cached_db:redis://127.0.0.1:6379/0|postgres://app@db/app` or
 //! `cached_db:memory://|sqlite://db.sqlite3`. A Redis cache URL without `layout=` gets
 //! `layout=django-cache&engine=cached_db`, the keys Django's own `cached_db` engine uses.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use super::user_index::{auth_user_id, session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
 use super::{RawSession, SessionLister, SessionStore, StoredSession, UserSession, UserSessionIndex};
@@ -54,6 +70,15 @@ impl CachedDbStore {
             "session cache failed; the database answers");
     }
 
+    /// Puts a session read from the database into the cache, unless the cache has an entry for it (a tombstone
+    /// left by a concurrent delete, or a copy a concurrent write made). Failures are logged and counted.
+    async fn refill(&self, record: &SessionRecord) {
+        match self.cache.create(record).await {
+            Ok(()) | Err(StoreError::KeyCollision) => {}
+            Err(err) => self.cache_failed("refill", &err),
+        }
+    }
+
     /// Writes `record` to the cache whether or not the cache still has it; failures are logged and counted.
     async fn put_in_cache(&self, record: &SessionRecord, changes: &ChangeSet) {
         let result = match self.cache.save(record, changes).await {
@@ -77,14 +102,22 @@ impl SessionStore for CachedDbStore {
     }
 
     async fn load(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError> {
-        match self.cache.load(key).await {
-            Ok(Some(record)) => return Ok(Some(record)),
-            Ok(None) => {}
-            Err(err) => self.cache_failed("load", &err),
-        }
+        let cache_has_entry = match self.cache.load(key).await {
+            Ok(Some(record)) if !record.data.is_empty() => return Ok(Some(record)),
+            // A tombstone (or a session that really is empty): the database decides, and nothing is refilled.
+            Ok(Some(_)) => true,
+            Ok(None) => false,
+            Err(err) => {
+                self.cache_failed("load", &err);
+                false
+            }
+        };
+        let started = Instant::now();
         let record = self.db.load(key).await?;
         if let Some(record) = &record {
-            self.put_in_cache(record, &ChangeSet::default()).await;
+            if !cache_has_entry && started.elapsed() < Duration::from_secs(REFILL_DEADLINE_SECONDS) {
+                self.refill(record).await;
+            }
         }
         Ok(record)
     }
@@ -109,7 +142,7 @@ impl SessionStore for CachedDbStore {
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
         self.db.delete(key).await?;
         // Not tolerated: a cached copy would keep serving a session the user logged out of.
-        self.cache.delete(key).await
+        bury(self.cache.as_ref(), key).await
     }
 
     async fn clear_expired(&self) -> Result<u64, StoreError> {
@@ -134,6 +167,41 @@ impl SessionStore for CachedDbStore {
     /// cannot come back from the database.
     fn user_index(&self) -> Option<&dyn UserSessionIndex> {
         self.cache.user_index().map(|_| &self.index as &dyn UserSessionIndex)
+    }
+}
+
+/// How long a deleted session's tombstone stays in the cache: far longer than a refill can take to arrive (see
+/// [`REFILL_DEADLINE_SECONDS`]), short enough that the key costs nothing afterwards.
+pub const TOMBSTONE_SECONDS: i64 = 60;
+
+/// A load whose database read took longer than this does not refill the cache: the tombstone of a delete that
+/// happened meanwhile might have expired by the time the refill arrives. Above any store timeout in use.
+pub const REFILL_DEADLINE_SECONDS: u64 = 10;
+
+/// Replaces the cached copy of a deleted session with a tombstone (empty data, [`TOMBSTONE_SECONDS`]), so a
+/// refill from a database read made before the delete cannot put the session back. One round trip when the
+/// session was cached (an update) or not (a create); a refill racing in between makes it try again.
+async fn bury(cache: &dyn SessionStore, key: &SessionKey) -> Result<(), StoreError> {
+    let tombstone = SessionRecord {
+        key: key.clone(),
+        data: serde_json::Map::new(),
+        expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(TOMBSTONE_SECONDS),
+    };
+    let changes = ChangeSet::everything_cleared();
+    let mut outcome = Err(StoreError::KeyCollision);
+    for _ in 0..3 {
+        outcome = match cache.save(&tombstone, &changes).await {
+            Err(StoreError::SessionVanished) => cache.create(&tombstone).await,
+            other => other,
+        };
+        if !matches!(outcome, Err(StoreError::KeyCollision)) {
+            break;
+        }
+    }
+    match outcome {
+        // A cache that refuses the key (an unsafe key: such a session cannot be cached either) has nothing to bury.
+        Err(StoreError::UnsafeKey) => Ok(()),
+        other => other,
     }
 }
 
@@ -182,11 +250,12 @@ impl CachedDbIndex {
         }
     }
 
-    /// Deletes sessions from the database, then from the cache (a cached copy must not outlive its row).
+    /// Deletes sessions from the database, then replaces their cached copies with tombstones (a cached copy must
+    /// not outlive its row).
     async fn revoke(&self, keys: &[SessionKey]) -> Result<u64, StoreError> {
         for key in keys {
             self.db.delete(key).await?;
-            self.cache.delete(key).await?;
+            bury(self.cache.as_ref(), key).await?;
         }
         Ok(keys.len() as u64)
     }

@@ -35,9 +35,7 @@ pub struct CookieStore {
 impl CookieStore {
     /// A store signing with `settings.secret_key` (reading also with the fallbacks).
     pub fn new(settings: &Settings) -> Result<Self, ConfigError> {
-        if settings.secret_key.is_empty() {
-            return Err(ConfigError::MissingSecretKey);
-        }
+        crate::secret::check_secrets(&settings.secret_key, &settings.secret_key_fallbacks)?;
         Ok(CookieStore {
             signer: Signer::new(
                 SIGNED_COOKIES_SALT,
@@ -77,7 +75,7 @@ impl SessionStore for CookieStore {
             token_timestamp(token).and_then(|ts| OffsetDateTime::from_unix_timestamp(ts).ok()).unwrap_or(now);
         let expires_at = Expiry::from_value(data.get(crate::expiry::EXPIRY_KEY)).date(signed_at, self.cookie_age);
         // The cookie itself is only good for SESSION_COOKIE_AGE after signing, whatever the session says.
-        let expires_at = expires_at.min(signed_at + time::Duration::seconds(self.cookie_age));
+        let expires_at = expires_at.min(signed_at.saturating_add(time::Duration::seconds(self.cookie_age)));
         if expires_at <= now {
             return Ok(None);
         }

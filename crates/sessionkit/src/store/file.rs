@@ -662,7 +662,8 @@ impl SessionStore for FileStore {
 
     async fn save(&self, record: &SessionRecord, _changes: &ChangeSet) -> Result<(), StoreError> {
         if !record.key.is_storage_safe() {
-            return Err(StoreError::UnsafeKey);
+            // No session can be stored under such a key, so there is none to update.
+            return Err(StoreError::SessionVanished);
         }
         let token = self.inner.codec.encode(&record.data, OffsetDateTime::now_utc());
         let key = record.key.clone();

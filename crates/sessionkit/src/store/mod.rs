@@ -29,7 +29,10 @@ pub mod cookie;
 pub mod file;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(any(feature = "redis", feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod offload;
 pub mod policy;
+mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod signed_data;
@@ -44,6 +47,7 @@ pub use sql::sqlite;
 pub mod user_index;
 
 pub use policy::{FailurePolicy, TreatUnavailableAsEmpty};
+pub use redact::redact_url;
 pub use signed_data::SignedSessionCodec;
 pub use user_index::{UserSession, UserSessionIndex};
 
@@ -315,17 +319,6 @@ fn supported_schemes() -> Vec<&'static str> {
     schemes
 }
 
-/// A URL with any password replaced by `***`, for messages.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,11 +330,5 @@ mod tests {
         assert!(matches!(err, StoreError::Config(ConfigError::InvalidStoreUrl { .. })));
         assert!(text.contains("mongodb") && text.contains("memory://"), "{text}");
         assert!(open_store("no-scheme-at-all", &Settings::default()).await.is_err());
-    }
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact_url("redis://user:hunter2@host:6379/0"), "redis://user:***@host:6379/0");
-        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

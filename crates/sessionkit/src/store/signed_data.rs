@@ -24,9 +24,7 @@ impl SignedSessionCodec {
     /// A codec with `settings.secret_key` (and fallbacks) and the salt of Django's built-in backends; it also
     /// reads the pre-3.1 format when `settings.accept_legacy_format` is set.
     pub fn new(settings: &Settings) -> Result<Self, ConfigError> {
-        if settings.secret_key.is_empty() {
-            return Err(ConfigError::MissingSecretKey);
-        }
+        crate::secret::check_secrets(&settings.secret_key, &settings.secret_key_fallbacks)?;
         Ok(SignedSessionCodec {
             signer: Signer::new(SESSION_SALT, settings.secret_key.clone(), settings.secret_key_fallbacks.clone()),
             limits: DecodeLimits::default(),
@@ -59,9 +57,14 @@ impl SignedSessionCodec {
     /// does. If that fails too, the error returned is the legacy decoder's when the text cannot be a current
     /// token (it has no `:`, which standard base64 never contains), else the current format's.
     pub fn decode(&self, token: &str) -> Result<Map<String, Value>, CodecError> {
-        let result = self.signer.unsign_object(token, None, OffsetDateTime::now_utc().unix_timestamp(), &self.limits);
+        self.decode_within(token, &self.limits)
+    }
+
+    /// [`Self::decode`] within `limits` instead of the codec's own.
+    pub(crate) fn decode_within(&self, token: &str, limits: &DecodeLimits) -> Result<Map<String, Value>, CodecError> {
+        let result = self.signer.unsign_object(token, None, OffsetDateTime::now_utc().unix_timestamp(), limits);
         match result {
-            Err(err) if self.accept_legacy => match self.legacy.decode(token, &self.limits) {
+            Err(err) if self.accept_legacy => match self.legacy.decode(token, limits) {
                 Ok(data) => Ok(data),
                 Err(legacy_err) if !token.contains(':') => Err(legacy_err),
                 Err(_) => Err(err),
@@ -73,14 +76,20 @@ impl SignedSessionCodec {
     /// Decodes a stored token; on any failure logs and returns empty data, as Django does (a bad signature is
     /// logged as "Session data corrupted", like Django's `django.security.SuspiciousSession` warning).
     pub fn decode_or_empty(&self, token: &str, key: &SessionKey, store: &str) -> Map<String, Value> {
-        match self.decode(token) {
-            Ok(data) => data,
-            Err(err) => {
-                tracing::warn!(target: "sessionkit::corrupt", store, key = ?key, error = %err, "Session data corrupted; using an empty session");
-                Map::new()
-            }
-        }
+        self.decode(token).unwrap_or_else(|err| corrupt_to_empty(&err, key, store))
     }
+
+    /// The codec's limits.
+    pub(crate) fn limits(&self) -> &DecodeLimits {
+        &self.limits
+    }
+}
+
+/// What a store loads when its data does not decode: an empty session, and a log line on target
+/// `sessionkit::corrupt` (as Django's "Session data corrupted" warning).
+pub(crate) fn corrupt_to_empty(err: &CodecError, key: &SessionKey, store: &str) -> Map<String, Value> {
+    tracing::warn!(target: "sessionkit::corrupt", store, key = ?key, error = %err, "Session data corrupted; using an empty session");
+    Map::new()
 }
 
 #[cfg(test)]

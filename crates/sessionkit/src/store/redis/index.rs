@@ -1,6 +1,8 @@
 //! The per-user session index of the Redis store.
 //!
-//! For user `U` (Django's `_auth_user_id`) two keys share the hash tag `{U}`, so they live in one Cluster slot:
+//! For user `U` (Django's `_auth_user_id`) two keys share the hash tag `{U}`, so they live in one Cluster slot
+//! (an id with `{` or `}` in it, or an empty one, is tagged `{~sha256:<hex of the id>}` instead, see
+//! `index_hash_tag`):
 //!
 //! - `<prefix>u:{U}`: a sorted set, member = [`session_id`] of each session, score = its expiry (ms);
 //! - `<prefix>u:{U}:m`: a hash of details per member: `<id>:c` created, `<id>:s` last seen (ms), `<id>:k` the
@@ -25,6 +27,7 @@
 
 use async_trait::async_trait;
 use redis::Value as RedisValue;
+use sha2::Digest;
 use time::OffsetDateTime;
 
 use super::value::NativeCodec;
@@ -35,9 +38,21 @@ use crate::{SessionKey, SessionRecord, StoreError};
 /// Detail fields kept per member in the `:m` hash.
 const DETAIL_SUFFIXES: [&str; 6] = ["c", "s", "k", "f", "a", "i"];
 
+/// The hash tag of a user's index keys: the user id itself when Redis Cluster reads it back whole (no `{` or `}`,
+/// not empty), else `~sha256:` and the hex SHA-256 of the id. A `}` in the id would end the tag early (`u:{}x}` and
+/// `u:{}x}:m` hash to different slots) and a `{` could start it elsewhere; the digest form has neither. A plain id
+/// never starts with `~sha256:` followed by a digest another id has, so different ids never share keys.
+fn index_hash_tag(user_id: &str) -> std::borrow::Cow<'_, str> {
+    if !user_id.is_empty() && !user_id.contains(['{', '}']) {
+        return user_id.into();
+    }
+    let digest: String = sha2::Sha256::digest(user_id.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    format!("~sha256:{digest}").into()
+}
+
 impl RedisStore {
     pub(super) fn index_keys(&self, user_id: &str) -> (String, String) {
-        let index = format!("{}u:{{{user_id}}}", self.options.prefix);
+        let index = format!("{}u:{{{}}}", self.options.prefix, index_hash_tag(user_id));
         let details = format!("{index}:m");
         (index, details)
     }
@@ -212,7 +227,7 @@ impl UserSessionIndex for RedisStore {
         for (entry, reply) in candidates.into_iter().zip(replies.into_iter().map(Some).chain(std::iter::repeat(None))) {
             let expires_at = match reply {
                 Some(RedisValue::BulkString(value)) => NativeCodec::peek_expiry(&value).ok(),
-                Some(RedisValue::Int(ms)) if ms >= 0 => Some(now + time::Duration::milliseconds(ms)),
+                Some(RedisValue::Int(ms)) if ms >= 0 => Some(now.saturating_add(time::Duration::milliseconds(ms))),
                 // A key without a TTL (written by hand): it lives as long as its index entry says.
                 Some(RedisValue::Int(-1)) => {
                     OffsetDateTime::from_unix_timestamp_nanos(entry.expires_ms as i128 * 1_000_000).ok()

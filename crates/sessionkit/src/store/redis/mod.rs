@@ -50,6 +50,24 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[4] == '1' then redis.call('HPEXPIREAT', KEYS[1], ARGV[3], 'FIELDS', 1, ARGV[1]) end
 return 1";
 
+/// Deletes the given fields of a bucket whose value is still expired: reads each value's header (byte 1 format
+/// version 1, bytes 3-6 the expiry in Unix seconds, big-endian; see [`value`]) and deletes the field only when that
+/// expiry is at or before ARGV[1]. A field refreshed since the sweeper read it is kept.
+/// KEYS[1] bucket; ARGV[1] now (Unix seconds); ARGV[2..] fields.
+const HASH_SWEEP_DELETE: &str = r"
+local now = tonumber(ARGV[1])
+local removed = 0
+for i = 2, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if v and #v >= 6 and string.byte(v, 1) == 1 then
+    local b3, b4, b5, b6 = string.byte(v, 3, 6)
+    if ((b3 * 256 + b4) * 256 + b5) * 256 + b6 <= now then
+      removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
+    end
+  end
+end
+return removed";
+
 /// Writes a session and, only if that succeeded, records it in its user's index (standalone and Sentinel, where
 /// all keys are reachable from one script).
 /// KEYS: session key or bucket, user index, user details.
@@ -102,6 +120,7 @@ pub struct RedisStore {
     hash_create: redis::Script,
     hash_update: redis::Script,
     indexed_write: redis::Script,
+    hash_sweep_delete: redis::Script,
     sweep_next_bucket: AtomicU32,
     describe: String,
 }
@@ -168,6 +187,7 @@ impl RedisStore {
             hash_create: redis::Script::new(HASH_CREATE),
             hash_update: redis::Script::new(HASH_UPDATE),
             indexed_write: redis::Script::new(INDEXED_WRITE),
+            hash_sweep_delete: redis::Script::new(HASH_SWEEP_DELETE),
             sweep_next_bucket: AtomicU32::new(0),
             describe,
             options,
@@ -322,6 +342,19 @@ impl RedisStore {
         self.django.decode(bytes)
     }
 
+    /// [`Self::decode_django`] off the async worker when the value is large (see `store::offload`).
+    async fn decode_django_off_worker(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<Result<Map<String, Value>, crate::codec::CodecError>, StoreError> {
+        #[cfg(feature = "django-cache")]
+        {
+            super::offload::decode_off_worker(&self.describe, &self.django, bytes).await
+        }
+        #[cfg(not(feature = "django-cache"))]
+        Ok(self.decode_django(&bytes))
+    }
+
     #[cfg(not(feature = "django-cache"))]
     fn decode_django(&self, _bytes: &[u8]) -> Result<Map<String, Value>, crate::codec::CodecError> {
         Err(crate::codec::CodecError::Malformed("the django-cache layout needs the django-cache feature"))
@@ -372,7 +405,8 @@ impl RedisStore {
     /// (the score is the expiry plus `index_refresh`, so the saves within that window skip the index).
     async fn write(&self, record: &SessionRecord, create: bool, refresh_index: bool) -> Result<bool, StoreError> {
         if !record.key.is_storage_safe() {
-            return Err(StoreError::UnsafeKey);
+            // No session can be stored under such a key: a create is refused, a save finds none to update.
+            return if create { Err(StoreError::UnsafeKey) } else { Ok(false) };
         }
         let value = self.encode(record)?;
         let address = self.address(&record.key);
@@ -513,6 +547,10 @@ impl RedisStore {
     /// One step of the `hash` layout's sweeper: scans up to `max_buckets` buckets from where the last step stopped
     /// and deletes expired fields. Returns `(removed, wrapped)`: `wrapped` is true when the step reached the last
     /// bucket, i.e. a full pass has completed. Work per step is bounded by `max_buckets` × the bucket size.
+    ///
+    /// Each bucket is read with `HSCAN`, then its expired fields are deleted by a script that reads each field
+    /// again and deletes it only if the value *now* stored is expired: a save that refreshed a field between the
+    /// scan and the delete keeps it.
     pub async fn sweep_step(&self, max_buckets: u32) -> Result<(u64, bool), StoreError> {
         let buckets = self.options.buckets;
         let start = self.sweep_next_bucket.load(Ordering::Relaxed) % buckets;
@@ -521,28 +559,54 @@ impl RedisStore {
         let mut removed = 0;
         for bucket in start..end {
             let key = self.bucket_key(bucket);
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, items): (u64, Vec<FieldAndValue>) =
-                    self.conn.query(redis::cmd("HSCAN").arg(&key).arg(cursor).arg("COUNT").arg(500)).await?;
-                let expired: Vec<&Vec<u8>> = items
-                    .iter()
-                    .filter(|(_, value)| NativeCodec::peek_expiry(value).is_ok_and(|at| at <= now))
-                    .map(|(field, _)| field)
-                    .collect();
-                if !expired.is_empty() {
-                    let n: u64 = self.conn.query(redis::cmd("HDEL").arg(&key).arg(expired)).await?;
-                    removed += n;
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+            let expired = self.expired_fields(&key, now).await?;
+            removed += self.delete_fields_if_expired(&key, &expired, now).await?;
         }
         let wrapped = end >= buckets;
         self.sweep_next_bucket.store(if wrapped { 0 } else { end }, Ordering::Relaxed);
         Ok((removed, wrapped))
+    }
+
+    /// The fields of a bucket whose stored value had expired at `now` when `HSCAN` read it.
+    async fn expired_fields(&self, bucket: &[u8], now: OffsetDateTime) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut expired = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, items): (u64, Vec<FieldAndValue>) =
+                self.conn.query(redis::cmd("HSCAN").arg(bucket).arg(cursor).arg("COUNT").arg(500)).await?;
+            expired.extend(
+                items
+                    .into_iter()
+                    .filter(|(_, value)| NativeCodec::peek_expiry(value).is_ok_and(|at| at <= now))
+                    .map(|(field, _)| field),
+            );
+            if next == 0 {
+                return Ok(expired);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Deletes those of `fields` whose value, read again inside one script, is still expired at `now`; returns how
+    /// many were deleted. Sent in chunks so one script never runs long.
+    async fn delete_fields_if_expired(
+        &self,
+        bucket: &[u8],
+        fields: &[Vec<u8>],
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for chunk in fields.chunks(256) {
+            let mut invocation = self.hash_sweep_delete.prepare_invoke();
+            invocation.key(bucket).arg(now.unix_timestamp());
+            for field in chunk {
+                invocation.arg(field.as_slice());
+            }
+            let invocation = &invocation;
+            let n: u64 = self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+            removed += n;
+        }
+        Ok(removed)
     }
 
     /// What every key of this store's sessions starts with (bucket keys for `hash`).
@@ -659,7 +723,7 @@ impl RedisStore {
                         Layout::DjangoCache => ttls
                             .get(i)
                             .filter(|ms| **ms >= 0)
-                            .map(|ms| OffsetDateTime::now_utc() + time::Duration::milliseconds(*ms)),
+                            .map(|ms| OffsetDateTime::now_utc().saturating_add(time::Duration::milliseconds(*ms))),
                         _ => NativeCodec::peek_expiry(&value).ok(),
                     };
                     out.push(self.stored(String::from_utf8_lossy(suffix).into_owned(), value, expires_at));
@@ -972,22 +1036,24 @@ impl SessionStore for RedisStore {
         let (data, expires_at) = match self.options.layout {
             Layout::DjangoCache => {
                 let expires_at = match ttl_ms {
-                    Some(ms) if ms >= 0 => now + time::Duration::milliseconds(ms),
+                    Some(ms) if ms >= 0 => now.saturating_add(time::Duration::milliseconds(ms)),
                     // No TTL (-1): Django's `timeout=None`; treat as the cookie age would: far future.
                     _ => now + time::Duration::days(365 * 100),
                 };
-                let data = self.decode_django(&bytes).unwrap_or_else(|err| self.corrupt_to_empty(key, &err));
-                (data, expires_at)
+                let decoded = self.decode_django_off_worker(bytes).await?;
+                (decoded.unwrap_or_else(|err| self.corrupt_to_empty(key, &err)), expires_at)
             }
-            Layout::String | Layout::Hash => match self.native.decode(&bytes) {
-                Ok((data, expires_at)) => (data, expires_at),
-                Err(err) => match NativeCodec::peek_expiry(&bytes) {
-                    // Readable header, unreadable payload: corrupt data, still a live session.
-                    Ok(expires_at) => (self.corrupt_to_empty(key, &err), expires_at),
-                    // Not even a header: corrupt; keep it for the key TTL (string) or a cookie age.
-                    Err(_) => (self.corrupt_to_empty(key, &err), now + time::Duration::hours(1)),
-                },
-            },
+            Layout::String | Layout::Hash => {
+                // Read before decoding (the bytes move to the decoder): a readable header with an unreadable
+                // payload is corrupt data of a live session; without a header, keep it for an hour.
+                let stored_expiry = NativeCodec::peek_expiry(&bytes).ok();
+                match super::offload::decode_off_worker(&self.describe, &self.native, bytes).await? {
+                    Ok((data, expires_at)) => (data, expires_at),
+                    Err(err) => {
+                        (self.corrupt_to_empty(key, &err), stored_expiry.unwrap_or(now + time::Duration::hours(1)))
+                    }
+                }
+            }
         };
         if expires_at <= now {
             return Ok(None);
@@ -1071,11 +1137,49 @@ impl SessionStore for RedisStore {
         let Some((bytes, ttl_ms)) = self.read(&address).await? else { return Ok(None) };
         let expires_at = match (self.options.layout, ttl_ms) {
             (Layout::DjangoCache, Some(ms)) if ms >= 0 => {
-                Some(OffsetDateTime::now_utc() + time::Duration::milliseconds(ms))
+                Some(OffsetDateTime::now_utc().saturating_add(time::Duration::milliseconds(ms)))
             }
             (Layout::DjangoCache, _) => None,
             _ => NativeCodec::peek_expiry(&bytes).ok(),
         };
         Ok(Some(RawSession { bytes, expires_at }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The sweeper reads a bucket, then deletes what was expired; a save that refreshes a field in between must
+    /// keep it (the delete re-checks the stored expiry atomically).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_field_refreshed_between_scan_and_delete_survives_the_sweeper() {
+        let server = sessionkit_testsupport::shared_standalone();
+        let url = format!("{}?layout=hash&buckets=1&prefix=sweeprace{}:", server.url(), std::process::id());
+        let store = RedisStore::connect(&url).await.unwrap();
+        assert!(!store.uses_hash_field_expiry(), "this test needs the sweeper (a server without HPEXPIREAT)");
+        let now = OffsetDateTime::now_utc();
+        let past = now - time::Duration::seconds(5);
+        let (refreshed, untouched) = (SessionKey::generate(), SessionKey::generate());
+        for key in [&refreshed, &untouched] {
+            let record = SessionRecord { key: key.clone(), data: Map::new(), expires_at: past };
+            store.create(&record).await.unwrap();
+        }
+        let bucket = store.bucket_key(0);
+        let expired = store.expired_fields(&bucket, now).await.unwrap();
+        assert_eq!(expired.len(), 2, "both fields are expired when the sweeper reads the bucket");
+
+        // A request that loaded the session just before it expired saves it now, with a new expiry.
+        let mut data = Map::new();
+        data.insert("kept".into(), Value::Bool(true));
+        let live = SessionRecord { key: refreshed.clone(), data, expires_at: now + time::Duration::hours(1) };
+        store.save(&live, &ChangeSet::default()).await.unwrap();
+
+        assert_eq!(store.delete_fields_if_expired(&bucket, &expired, now).await.unwrap(), 1);
+        let loaded = store.load(&refreshed).await.unwrap().expect("the refreshed session survives the sweep");
+        assert_eq!(loaded.data.get("kept"), Some(&Value::Bool(true)));
+        assert!(store.load_raw(&untouched).await.unwrap().is_none(), "the expired one is gone");
     }
 }

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 
 use super::config::Compression;
 use crate::codec::{CodecError, DecodeLimits};
+use crate::store::offload::{worker_limits, BoundedDecode};
 
 const VERSION: u8 = 1;
 const HEADER_LEN: usize = 6;
@@ -88,13 +89,22 @@ impl NativeCodec {
     }
 
     pub(crate) fn decode(&self, bytes: &[u8]) -> Result<(Map<String, Value>, OffsetDateTime), CodecError> {
+        self.decode_within(bytes, &self.limits)
+    }
+
+    /// [`Self::decode`] within `limits` instead of the codec's own.
+    fn decode_within(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+    ) -> Result<(Map<String, Value>, OffsetDateTime), CodecError> {
         let expires_at = Self::peek_expiry(bytes)?;
         let flags = bytes[1];
         if flags & !COMPRESSION_MASK != 0 {
             return Err(CodecError::Malformed("unknown flags in sessionkit value"));
         }
         let payload = &bytes[HEADER_LEN..];
-        let max = self.limits.max_inflated_bytes;
+        let max = limits.max_inflated_bytes;
         let json: std::borrow::Cow<'_, [u8]> = match flags & COMPRESSION_MASK {
             0 => payload.into(),
             FLAG_ZSTD => zstd_decompress(payload, max, false)?.into(),
@@ -116,6 +126,15 @@ impl NativeCodec {
         let text = std::str::from_utf8(&json).map_err(|e| CodecError::Json(e.to_string()))?;
         let map = crate::codec::json::parse_python_json_object(text)?;
         Ok((map, expires_at))
+    }
+}
+
+/// Loads decode on the async worker only when small (see `store::offload`).
+impl BoundedDecode for NativeCodec {
+    type Output = (Map<String, Value>, OffsetDateTime);
+
+    fn decode_bounded(&self, bytes: &[u8], on_worker: bool) -> Result<Self::Output, CodecError> {
+        self.decode_within(bytes, &worker_limits(&self.limits, on_worker))
     }
 }
 

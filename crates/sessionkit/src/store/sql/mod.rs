@@ -19,12 +19,14 @@
 //! `manage.py migrate --fake-initial` once so Django records the table as already created.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use serde_json::{Map, Value};
 
+use super::signed_data::corrupt_to_empty;
 use super::{
     redact_url, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, SignedSessionCodec, StoredSession,
 };
@@ -227,7 +229,7 @@ impl Statements {
 #[derive(Debug, Clone)]
 pub struct SqlStore<D: Dialect> {
     dialect: D,
-    codec: SignedSessionCodec,
+    codec: Arc<SignedSessionCodec>,
     describe: String,
     sql: Statements,
 }
@@ -237,7 +239,7 @@ impl<D: Dialect> SqlStore<D> {
     /// migration does when it is missing, and refuses an existing table of another shape
     /// ([`ConfigError::SchemaMismatch`]). Needs `settings.secret_key` to sign session data.
     pub async fn connect(url: &str, settings: &Settings) -> Result<Self, StoreError> {
-        let codec = SignedSessionCodec::new(settings)?;
+        let codec = Arc::new(SignedSessionCodec::new(settings)?);
         let describe = redact_url(url);
         let dialect = D::connect(url, &describe).await?;
         let store = SqlStore { dialect, codec, describe, sql: Statements::new::<D>() };
@@ -330,7 +332,9 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
             tracing::warn!(target: "sessionkit::corrupt", store = %self.describe, key = ?key, expire_date = %text, "unparseable expire_date");
             OffsetDateTime::now_utc()
         });
-        let data = self.codec.decode_or_empty(&row.data, key, &self.describe);
+        let data = super::offload::decode_off_worker(&self.describe, &self.codec, row.data.into_bytes())
+            .await?
+            .unwrap_or_else(|err| corrupt_to_empty(&err, key, &self.describe));
         Ok(Some(SessionRecord { key: key.clone(), data, expires_at }))
     }
 
@@ -349,7 +353,8 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
 
     async fn save(&self, record: &SessionRecord, _changes: &ChangeSet) -> Result<(), StoreError> {
         if !fits(&record.key) {
-            return Err(StoreError::UnsafeKey);
+            // No session can be stored under such a key, so there is none to update.
+            return Err(StoreError::SessionVanished);
         }
         let token = self.codec.encode(&record.data, OffsetDateTime::now_utc());
         let args = [Arg::Text(&token), Arg::Time(record.expires_at), Arg::Text(record.key.as_str())];

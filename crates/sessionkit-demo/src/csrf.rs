@@ -1,0 +1,228 @@
+//! CSRF protection as a Django user knows it (`CsrfViewMiddleware` with `CSRF_USE_SESSIONS = True`).
+//!
+//! - The secret lives in the session under Django's key `_csrftoken` (32 characters of `a-zA-Z0-9`), so a Django
+//!   site sharing the session shares the token.
+//! - Forms carry it masked, as Django's `{% csrf_token %}` does: a hidden `csrfmiddlewaretoken` field of 64
+//!   characters (a fresh random mask, then the secret shifted by it), so the page never shows the same bytes twice
+//!   (BREACH). The `X-CSRFToken` header is accepted too, masked or not.
+//! - Every request with an unsafe method (anything but GET, HEAD, OPTIONS, TRACE) must carry the token, and a
+//!   browser's `Origin` (or, without it, `Sec-Fetch-Site`) must name this site; otherwise 403 with the reason.
+//! - A login rotates the secret ([`rotate`]), as Django's `rotate_token`.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use serde_json::Value;
+use sessionkit::SessionError;
+use sessionkit_tower::Session;
+
+/// Django's session key of the CSRF secret (`django.middleware.csrf.CSRF_SESSION_KEY`).
+pub const CSRF_SESSION_KEY: &str = "_csrftoken";
+/// The form field that carries the token (`csrfmiddlewaretoken`).
+pub const CSRF_FIELD: &str = "csrfmiddlewaretoken";
+/// The header that may carry the token instead (Django's `CSRF_HEADER_NAME`, `HTTP_X_CSRFTOKEN`).
+pub const CSRF_HEADER: &str = "x-csrftoken";
+
+const ALLOWED_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const SECRET_LENGTH: usize = 32;
+/// Largest form body read to find the token; the demo's forms are a few dozen bytes.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+fn random_string() -> String {
+    let mut rng = rand::rngs::OsRng;
+    (0..SECRET_LENGTH).map(|_| char::from(ALLOWED_CHARS[rng.gen_range(0..ALLOWED_CHARS.len())])).collect()
+}
+
+fn index_of(byte: u8) -> Option<usize> {
+    ALLOWED_CHARS.iter().position(|c| *c == byte)
+}
+
+/// Django's `_mask_cipher_secret`: a random mask, then each secret character shifted by the mask's.
+fn mask(secret: &str) -> String {
+    let mask = random_string();
+    let cipher: String = secret
+        .bytes()
+        .zip(mask.bytes())
+        .map(|(s, m)| {
+            let shifted = (index_of(s).unwrap_or(0) + index_of(m).unwrap_or(0)) % ALLOWED_CHARS.len();
+            char::from(ALLOWED_CHARS[shifted])
+        })
+        .collect();
+    mask + &cipher
+}
+
+/// Django's `_unmask_cipher_token`, for a 64-character token; a 32-character token is the secret itself. `None`
+/// for anything else (wrong length, characters outside `a-zA-Z0-9`).
+fn unmask(token: &str) -> Option<String> {
+    let bytes = token.as_bytes();
+    if bytes.len() == SECRET_LENGTH {
+        return bytes.iter().all(|b| index_of(*b).is_some()).then(|| token.to_owned());
+    }
+    if bytes.len() != 2 * SECRET_LENGTH {
+        return None;
+    }
+    let (mask, cipher) = bytes.split_at(SECRET_LENGTH);
+    cipher
+        .iter()
+        .zip(mask)
+        .map(|(c, m)| {
+            let n = ALLOWED_CHARS.len();
+            Some(char::from(ALLOWED_CHARS[(index_of(*c)? + n - index_of(*m)?) % n]))
+        })
+        .collect()
+}
+
+/// The session's CSRF secret, made (and stored in the session) on first use.
+async fn secret(session: &Session) -> Result<String, SessionError> {
+    if let Some(Value::String(secret)) = session.get_value(CSRF_SESSION_KEY).await? {
+        if secret.len() == SECRET_LENGTH && secret.bytes().all(|b| index_of(b).is_some()) {
+            return Ok(secret);
+        }
+    }
+    let secret = random_string();
+    session.set(CSRF_SESSION_KEY, &secret).await?;
+    Ok(secret)
+}
+
+/// A masked token for a form of this response (Django's `get_token`); stores a new secret in the session when it
+/// has none.
+pub async fn token(session: &Session) -> Result<String, SessionError> {
+    Ok(mask(&secret(session).await?))
+}
+
+/// The hidden form field carrying a fresh masked token (`{% csrf_token %}`).
+pub async fn form_field(session: &Session) -> Result<String, SessionError> {
+    Ok(format!(r#"<input type="hidden" name="{CSRF_FIELD}" value="{}">"#, token(session).await?))
+}
+
+/// Drops the session's secret, so the next form gets a new one (Django's `rotate_token`, done at login).
+pub async fn rotate(core: &mut sessionkit::Session) -> Result<(), SessionError> {
+    core.pop(CSRF_SESSION_KEY).await?;
+    Ok(())
+}
+
+/// Constant-time equality of two secrets.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
+/// Why a browser request comes from another site, if it does: an `Origin` other than this host, or, without
+/// `Origin`, `Sec-Fetch-Site: cross-site` / `same-site`.
+fn cross_site(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+        return match authority {
+            Some(authority) if !host.is_empty() && authority.eq_ignore_ascii_case(host) => None,
+            _ => Some(format!("Origin checking failed: {origin:?} does not match this site ({host:?}).")),
+        };
+    }
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some(site @ ("cross-site" | "same-site")) => {
+            Some(format!("The browser says the request comes from another site (Sec-Fetch-Site: {site})."))
+        }
+        _ => None,
+    }
+}
+
+/// The token of a form body, if the body is a urlencoded form that has one.
+fn token_in_form(body: &[u8]) -> Option<String> {
+    url::form_urlencoded::parse(body).find(|(name, _)| name == CSRF_FIELD).map(|(_, value)| value.into_owned())
+}
+
+fn forbidden(reason: &str) -> Response {
+    let body = format!(
+        "<!doctype html><title>403 Forbidden</title><h1>Forbidden (403)</h1><p>CSRF verification failed. Request \
+         aborted.</p><p>{}</p><p><a href=\"/\">Back home</a></p>",
+        html_escape::encode_safe(reason)
+    );
+    (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+/// The middleware: checks every unsafe request (it must run inside the [`sessionkit_tower::SessionLayer`]).
+pub async fn require_csrf(session: Session, request: Request, next: Next) -> Response {
+    if is_safe(request.method()) {
+        return next.run(request).await;
+    }
+    if let Some(reason) = cross_site(request.headers()) {
+        tracing::warn!(method = %request.method(), path = %request.uri().path(), reason, "CSRF check failed");
+        return forbidden(&reason);
+    }
+    let header_token = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+        return forbidden("The request body is too large to look for the CSRF token.");
+    };
+    let sent = header_token.or_else(|| token_in_form(&bytes));
+    let stored = match session.get_value(CSRF_SESSION_KEY).await {
+        Ok(Some(Value::String(secret))) => Some(secret),
+        Ok(_) => None,
+        Err(err) => return sessionkit_tower::SessionFailure::from(err).into_response(),
+    };
+    let reason = match (sent.as_deref().and_then(unmask), stored) {
+        (_, None) => Some("This session holds no CSRF token: load the form again."),
+        (None, Some(_)) => Some("The CSRF token is missing or malformed."),
+        (Some(sent), Some(stored)) if !same(&sent, &stored) => Some("The CSRF token is incorrect."),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        tracing::warn!(method = %parts.method, path = %parts.uri.path(), reason, "CSRF check failed");
+        return forbidden(reason);
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_tokens_unmask_to_the_secret_and_differ_each_time() {
+        let secret = random_string();
+        let (a, b) = (mask(&secret), mask(&secret));
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b, "a fresh mask every time");
+        assert_eq!(unmask(&a).as_deref(), Some(secret.as_str()));
+        assert_eq!(unmask(&b).as_deref(), Some(secret.as_str()));
+        assert_eq!(unmask(&secret).as_deref(), Some(secret.as_str()), "an unmasked secret is accepted");
+        assert_eq!(unmask("short"), None);
+        assert_eq!(unmask(&"!".repeat(64)), None);
+    }
+
+    /// A token made by Django 5.2: `_mask_cipher_secret("a" * 32)` with the mask `"b" * 32` is `"b" * 32 + "b" * 32`
+    /// shifted: index('a') + index('b') = 1 → 'b'.
+    #[test]
+    fn unmasking_follows_djangos_cipher() {
+        let token = format!("{}{}", "b".repeat(32), "b".repeat(32));
+        assert_eq!(unmask(&token).unwrap(), "a".repeat(32));
+        let token = format!("{}{}", "9".repeat(32), "8".repeat(32));
+        // index('8') - index('9') = -1 → wraps to the last character.
+        assert_eq!(unmask(&token).unwrap(), "9".repeat(32));
+    }
+
+    #[test]
+    fn cross_site_requests_are_recognised() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "127.0.0.1:8000".parse().unwrap());
+        assert_eq!(cross_site(&headers), None, "no Origin: not a browser's cross-site request");
+        headers.insert(header::ORIGIN, "http://127.0.0.1:8000".parse().unwrap());
+        assert_eq!(cross_site(&headers), None);
+        headers.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+        assert!(cross_site(&headers).unwrap().contains("evil.example"));
+        headers.insert(header::ORIGIN, "null".parse().unwrap());
+        assert!(cross_site(&headers).is_some());
+        headers.remove(header::ORIGIN);
+        headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(cross_site(&headers).is_some());
+        headers.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        assert_eq!(cross_site(&headers), None);
+    }
+}
