@@ -26,6 +26,8 @@ use serde_json::{Map, Value};
 use sessionkit::auth::DjangoAuth;
 use sessionkit::{Expiry, SessionError, SessionStore, Settings, StoreError};
 use sessionkit_tower::{DjangoUser, NotLoggedIn, Session, SessionFailure, SessionLayer};
+
+use crate::csrf::CsrfPolicy;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -85,6 +87,17 @@ pub fn router_with_django_auth(
     settings: Settings,
     django_auth: Option<DjangoAuth>,
 ) -> Router {
+    let csrf = CsrfPolicy::new(&settings, "");
+    router_with_options(store, settings, django_auth, csrf)
+}
+
+/// [`router_with_django_auth`] with the CSRF policy given (trusted origins behind a proxy, see [`CsrfPolicy`]).
+pub fn router_with_options(
+    store: Arc<dyn SessionStore>,
+    settings: Settings,
+    django_auth: Option<DjangoAuth>,
+    csrf: CsrfPolicy,
+) -> Router {
     let settings = Arc::new(settings);
     let mut layer = SessionLayer::new(Arc::clone(&store), Arc::clone(&settings));
     if let Some(auth) = django_auth {
@@ -101,7 +114,7 @@ pub fn router_with_django_auth(
         .route("/django/whoami", get(django_whoami))
         .fallback(not_found)
         .with_state(state)
-        .layer(axum::middleware::from_fn(crate::csrf::require_csrf))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(csrf), crate::csrf::require_csrf))
         .layer(layer)
 }
 

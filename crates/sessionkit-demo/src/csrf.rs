@@ -3,14 +3,23 @@
 //! - The secret lives in the session under Django's key `_csrftoken` (32 characters of `a-zA-Z0-9`), so a Django
 //!   site sharing the session shares the token.
 //! - Forms carry it masked, as Django's `{% csrf_token %}` does: a hidden `csrfmiddlewaretoken` field of 64
-//!   characters (a fresh random mask, then the secret shifted by it), so the page never shows the same bytes twice
-//!   (BREACH). The `X-CSRFToken` header is accepted too, masked or not.
+//!   characters (a fresh random mask, then the secret shifted by it). The field is read first, then the
+//!   `X-CSRFToken` header, masked or not. A secret stored masked (64 characters, as Django before 4.0 kept it) is
+//!   unmasked, as Django's `_get_secret` does.
 //! - Every request with an unsafe method (anything but GET, HEAD, OPTIONS, TRACE) must carry the token, and a
-//!   browser's `Origin` (or, without it, `Sec-Fetch-Site`) must name this site; otherwise 403 with the reason.
+//!   browser's `Origin` (or, without it, `Sec-Fetch-Site`) must name this site: `http(s)://` + the `Host` header
+//!   (`https://` only when `SESSION_COOKIE_SECURE` is on, since the site is then served over HTTPS), or one of the
+//!   [`CsrfPolicy::trusted_origins`] (Django's `CSRF_TRUSTED_ORIGINS`, for a proxy that changes the host).
+//!   Otherwise 403 with the reason.
 //! - A login rotates the secret ([`rotate`]), as Django's `rotate_token`.
+//!
+//! The session inspector shows the session's data, the secret included: this is a demo that shows everything it
+//! stores (its responses are not compressed, so BREACH does not apply).
+
+use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -75,12 +84,16 @@ fn unmask(token: &str) -> Option<String> {
         .collect()
 }
 
+/// The secret a stored `_csrftoken` value holds: the value itself (32 characters), or the value unmasked (64, as
+/// Django before 4.0 stored it).
+fn stored_secret(value: &Value) -> Option<String> {
+    unmask(value.as_str()?)
+}
+
 /// The session's CSRF secret, made (and stored in the session) on first use.
 async fn secret(session: &Session) -> Result<String, SessionError> {
-    if let Some(Value::String(secret)) = session.get_value(CSRF_SESSION_KEY).await? {
-        if secret.len() == SECRET_LENGTH && secret.bytes().all(|b| index_of(b).is_some()) {
-            return Ok(secret);
-        }
+    if let Some(secret) = session.get_value(CSRF_SESSION_KEY).await?.as_ref().and_then(stored_secret) {
+        return Ok(secret);
     }
     let secret = random_string();
     session.set(CSRF_SESSION_KEY, &secret).await?;
@@ -113,18 +126,47 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
 }
 
-/// Why a browser request comes from another site, if it does: an `Origin` other than this host, or, without
-/// `Origin`, `Sec-Fetch-Site: cross-site` / `same-site`.
-fn cross_site(headers: &HeaderMap) -> Option<String> {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or_default();
-        let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
-        return match authority {
-            Some(authority) if !host.is_empty() && authority.eq_ignore_ascii_case(host) => None,
-            _ => Some(format!("Origin checking failed: {origin:?} does not match this site ({host:?}).")),
-        };
+/// Which origins may send unsafe requests, besides this site itself.
+#[derive(Debug, Clone, Default)]
+pub struct CsrfPolicy {
+    /// The site is served over HTTPS only (`SESSION_COOKIE_SECURE`): an `Origin` must be `https://`.
+    pub https_only: bool,
+    /// Further origins accepted as this site (`https://example.com`), as Django's `CSRF_TRUSTED_ORIGINS`: for a
+    /// reverse proxy that serves the site under another host than the one the demo sees in `Host`.
+    pub trusted_origins: Vec<String>,
+}
+
+impl CsrfPolicy {
+    /// The policy for `settings`, with `trusted_origins` as a comma-separated list (the `CSRF_TRUSTED_ORIGINS`
+    /// environment variable; empty entries are ignored).
+    pub fn new(settings: &sessionkit::Settings, trusted_origins: &str) -> Self {
+        let trusted_origins =
+            trusted_origins.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
+        CsrfPolicy { https_only: settings.cookie_secure, trusted_origins }
     }
+
+    /// Why a browser request comes from another site, if it does: an `Origin` other than this site (or a trusted
+    /// origin), or, without `Origin`, `Sec-Fetch-Site: cross-site` / `same-site`.
+    fn cross_site(&self, headers: &HeaderMap) -> Option<String> {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or_default();
+            let authority = match origin.strip_prefix("https://") {
+                Some(authority) => Some(authority),
+                None if !self.https_only => origin.strip_prefix("http://"),
+                None => None,
+            };
+            let same_site = authority.is_some_and(|a| !host.is_empty() && a.eq_ignore_ascii_case(host));
+            let trusted = self.trusted_origins.iter().any(|t| t.eq_ignore_ascii_case(origin));
+            return (!same_site && !trusted)
+                .then(|| format!("Origin checking failed: {origin:?} does not match this site ({host:?})."));
+        }
+        sec_fetch_cross_site(headers)
+    }
+}
+
+/// Without `Origin`: the browser's `Sec-Fetch-Site` saying the request comes from another site.
+fn sec_fetch_cross_site(headers: &HeaderMap) -> Option<String> {
     match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some(site @ ("cross-site" | "same-site")) => {
             Some(format!("The browser says the request comes from another site (Sec-Fetch-Site: {site})."))
@@ -148,11 +190,16 @@ fn forbidden(reason: &str) -> Response {
 }
 
 /// The middleware: checks every unsafe request (it must run inside the [`sessionkit_tower::SessionLayer`]).
-pub async fn require_csrf(session: Session, request: Request, next: Next) -> Response {
+pub async fn require_csrf(
+    State(policy): State<Arc<CsrfPolicy>>,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Response {
     if is_safe(request.method()) {
         return next.run(request).await;
     }
-    if let Some(reason) = cross_site(request.headers()) {
+    if let Some(reason) = policy.cross_site(request.headers()) {
         tracing::warn!(method = %request.method(), path = %request.uri().path(), reason, "CSRF check failed");
         return forbidden(&reason);
     }
@@ -161,10 +208,10 @@ pub async fn require_csrf(session: Session, request: Request, next: Next) -> Res
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
         return forbidden("The request body is too large to look for the CSRF token.");
     };
-    let sent = header_token.or_else(|| token_in_form(&bytes));
+    // Django reads the form field first, then the header.
+    let sent = token_in_form(&bytes).filter(|t| !t.is_empty()).or(header_token);
     let stored = match session.get_value(CSRF_SESSION_KEY).await {
-        Ok(Some(Value::String(secret))) => Some(secret),
-        Ok(_) => None,
+        Ok(value) => value.as_ref().and_then(stored_secret),
         Err(err) => return sessionkit_tower::SessionFailure::from(err).into_response(),
     };
     let reason = match (sent.as_deref().and_then(unmask), stored) {
@@ -210,19 +257,44 @@ mod tests {
 
     #[test]
     fn cross_site_requests_are_recognised() {
+        let policy = CsrfPolicy::default();
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "127.0.0.1:8000".parse().unwrap());
-        assert_eq!(cross_site(&headers), None, "no Origin: not a browser's cross-site request");
+        assert_eq!(policy.cross_site(&headers), None, "no Origin: not a browser's cross-site request");
         headers.insert(header::ORIGIN, "http://127.0.0.1:8000".parse().unwrap());
-        assert_eq!(cross_site(&headers), None);
+        assert_eq!(policy.cross_site(&headers), None);
         headers.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
-        assert!(cross_site(&headers).unwrap().contains("evil.example"));
+        assert!(policy.cross_site(&headers).unwrap().contains("evil.example"));
         headers.insert(header::ORIGIN, "null".parse().unwrap());
-        assert!(cross_site(&headers).is_some());
+        assert!(policy.cross_site(&headers).is_some());
         headers.remove(header::ORIGIN);
         headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
-        assert!(cross_site(&headers).is_some());
+        assert!(policy.cross_site(&headers).is_some());
         headers.insert("sec-fetch-site", "same-origin".parse().unwrap());
-        assert_eq!(cross_site(&headers), None);
+        assert_eq!(policy.cross_site(&headers), None);
+    }
+
+    #[test]
+    fn https_sites_and_trusted_origins() {
+        let secure = sessionkit::Settings { cookie_secure: true, ..sessionkit::Settings::default() };
+        let policy = CsrfPolicy::new(&secure, " https://www.example.com , ");
+        assert_eq!(policy.trusted_origins, ["https://www.example.com"]);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "internal:8000".parse().unwrap());
+        headers.insert(header::ORIGIN, "http://internal:8000".parse().unwrap());
+        assert!(policy.cross_site(&headers).is_some(), "plain http to an https-only site");
+        headers.insert(header::ORIGIN, "https://internal:8000".parse().unwrap());
+        assert_eq!(policy.cross_site(&headers), None);
+        headers.insert(header::ORIGIN, "https://www.example.com".parse().unwrap());
+        assert_eq!(policy.cross_site(&headers), None, "a trusted origin");
+    }
+
+    /// Django before 4.0 stored the token masked in the session; it still works.
+    #[test]
+    fn a_masked_stored_secret_is_unmasked() {
+        let secret = random_string();
+        assert_eq!(stored_secret(&Value::String(mask(&secret))).as_deref(), Some(secret.as_str()));
+        assert_eq!(stored_secret(&Value::String(secret.clone())).as_deref(), Some(secret.as_str()));
+        assert_eq!(stored_secret(&Value::from(5)), None);
     }
 }

@@ -11,7 +11,7 @@
 pub mod app;
 pub mod csrf;
 
-pub use app::{router, router_with_django_auth};
+pub use app::{router, router_with_django_auth, router_with_options};
 
 /// The `SECRET_KEY` used when none is configured. It is public knowledge, so it protects nothing: it only exists
 /// so that sessions signed by one run of the demo still verify after a restart. Set `SECRET_KEY` for real use.

@@ -14,14 +14,17 @@ use std::sync::Arc;
 use clap::Parser;
 use sessionkit::auth::{DjangoAuth, SqlUserSource, UserTable};
 use sessionkit::{open_store, SecretKey, Settings};
-use sessionkit_demo::{router_with_django_auth, DEV_SECRET_KEY};
+use sessionkit_demo::csrf::CsrfPolicy;
+use sessionkit_demo::{router_with_options, DEV_SECRET_KEY};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 /// Demo web app for sessionkit: login, visit counter, cart and a session inspector.
 ///
 /// Session settings are read from environment variables with Django's names (SECRET_KEY, SESSION_COOKIE_AGE,
-/// SESSION_COOKIE_SECURE, SESSION_EXPIRE_AT_BROWSER_CLOSE, ...). Logging follows RUST_LOG (default: info).
+/// SESSION_COOKIE_SECURE, SESSION_EXPIRE_AT_BROWSER_CLOSE, ...). Behind a proxy that changes the host, list the
+/// public origins in CSRF_TRUSTED_ORIGINS (comma-separated, e.g. https://demo.example.com) as in Django. Logging
+/// follows RUST_LOG (default: info).
 #[derive(Debug, Parser)]
 #[command(name = "sessionkit-demo", version)]
 struct Cli {
@@ -78,7 +81,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         }
         None => None,
     };
-    let app = router_with_django_auth(store, settings, django_auth);
+    let csrf = CsrfPolicy::new(&settings, &std::env::var("CSRF_TRUSTED_ORIGINS").unwrap_or_default());
+    let app = router_with_options(store, settings, django_auth, csrf);
     println!("sessionkit-demo serving on http://{addr}/ (session store: {description})");
     tracing::info!(%addr, store = %description, "listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;

@@ -1,11 +1,13 @@
 //! The session cookie's value from a request's `Cookie` headers, read as Django's `parse_cookie` reads them.
 //!
-//! Django sees the header as latin-1 text (WSGI hands it over that way), so one byte that is not UTF-8 in some
-//! *other* cookie (`theme=café` sent as latin-1, a sibling subdomain's binary cookie) changes nothing about the
-//! session cookie. This parser works on the header's bytes for the same reason: a header that is not UTF-8 is
-//! never skipped whole. Hand-written because no cookie crate parses bytes with Python's rules (split on `;`,
-//! split each chunk on the first `=`, strip Python whitespace, undo `http.cookies` quoting; the last occurrence
-//! of a name wins).
+//! Django never drops the header for an odd byte: under ASGI it decodes it as latin-1, under WSGI as UTF-8 with
+//! bad bytes replaced by U+FFFD. Either way one byte that is not UTF-8 in some *other* cookie (`theme=café` sent as
+//! latin-1, a sibling subdomain's binary cookie) changes nothing about the session cookie. This parser works on the
+//! header's bytes for the same reason: a header that is not UTF-8 is never skipped whole. Hand-written because no
+//! cookie crate parses bytes with Python's rules (split on `;`, split each chunk on the first `=`, strip
+//! whitespace, undo `http.cookies` quoting; the last occurrence of a name wins). Whitespace is what both of
+//! Django's readings strip: ASCII whitespace and the separators `\x1c`–`\x1f`; a session cookie value with any byte
+//! outside ASCII is no key under either reading.
 
 use http::header::COOKIE;
 use http::HeaderMap;
@@ -59,9 +61,10 @@ pub(crate) fn session_cookie(headers: &HeaderMap, name: &str) -> SessionCookie {
     found
 }
 
-/// Python's `str.strip()` on latin-1 text: the bytes `str.isspace()` is true for.
+/// Python's `str.strip()` as both of Django's readings of the header apply it: the ASCII bytes `str.isspace()` is
+/// true for (a lone `0xA0` or `0x85` is whitespace only in the latin-1 reading, so it is kept).
 fn python_strip(bytes: &[u8]) -> &[u8] {
-    let is_space = |b: &u8| matches!(b, 0x09..=0x0d | 0x1c..=0x20 | 0x85 | 0xa0);
+    let is_space = |b: &u8| matches!(b, 0x09..=0x0d | 0x1c..=0x20);
     let start = bytes.iter().position(|b| !is_space(b)).unwrap_or(bytes.len());
     let end = bytes.iter().rposition(|b| !is_space(b)).map_or(start, |at| at + 1);
     &bytes[start..end]
@@ -153,8 +156,10 @@ mod tests {
 
     #[test]
     fn python_whitespace_and_quoting_rules() {
-        // Python's str.strip() on latin-1 text also strips NBSP (0xA0) and NEL (0x85).
-        assert_eq!(value(&[b"\xa0sessionid\x85=\xa0abcdefgh\t"]), SessionCookie::Value("abcdefgh".into()));
+        // ASCII whitespace around names and values is stripped, as Python strips it.
+        assert_eq!(value(&[b" sessionid\t= \tabcdefgh\t"]), SessionCookie::Value("abcdefgh".into()));
+        // A lone NBSP byte is whitespace only to the latin-1 reading (ASGI); WSGI Django reads U+FFFD: no key.
+        assert_eq!(value(&[b"sessionid=abcdefgh\xa0"]), SessionCookie::Unusable);
         assert_eq!(value(&[b"sessionid=\"a\\\"b\\134c\\d\""]), SessionCookie::Value("a\"b\\cd".into()));
         assert_eq!(value(&[b"sessionid=\""]), SessionCookie::Value("\"".into()), "one quote is not quoting");
         assert_eq!(value(&[b"sessionid=\"abc"]), SessionCookie::Value("\"abc".into()));

@@ -417,7 +417,38 @@ async fn refills_never_overwrite_and_deletes_leave_a_tombstone() {
     let tombstone = cache.load(&key).await.unwrap().expect("a delete leaves a tombstone");
     assert!(tombstone.data.is_empty());
     let left = tombstone.expires_at - time::OffsetDateTime::now_utc();
-    assert!(left <= time::Duration::seconds(sessionkit::store::cached_db::TOMBSTONE_SECONDS), "{left}");
+    assert!(left <= time::Duration::seconds(sessionkit::store::cached_db::TOMBSTONE_SECONDS as i64), "{left}");
     assert!(h.store.load(&key).await.unwrap().is_none());
     assert!(!h.store.exists(&key).await.unwrap());
+}
+
+/// On the Redis `django-cache` layout the tombstone is Python's `None` (what `pickle.dumps(None, 5)` writes), which
+/// Django's `cache.get` reads as a miss, for 60 s; sessionkit reads it as no session and never refills over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_django_cache_tombstone_is_pythons_none() {
+    let url = format!(
+        "{}?layout=django-cache&engine=cached_db&key_prefix=none{}x{}",
+        shared_standalone().url(),
+        std::process::id(),
+        unique()
+    );
+    let cache = Arc::new(RedisStore::connect(&url).await.unwrap());
+    let h = CachedDbHarness::new(cache.clone()).await;
+    let key = save_new(h.store.clone(), "v").await;
+    h.store.delete(&key).await.unwrap();
+    let (redis_key, _) = cache.raw_address(&key);
+    let client = redis::Client::open(shared_standalone().url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let raw: Vec<u8> = redis::cmd("GET").arg(&redis_key).query_async(&mut conn).await.unwrap();
+    assert_eq!(raw, b"\x80\x05N.", "pickle.dumps(None, 5)");
+    let ttl: i64 = redis::cmd("PTTL").arg(&redis_key).query_async(&mut conn).await.unwrap();
+    assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
+    assert!(cache.load(&key).await.unwrap().is_none(), "a stored None is a miss");
+    assert!(h.store.load(&key).await.unwrap().is_none());
+    let refill = sessionkit::SessionRecord {
+        key: key.clone(),
+        data: [("v".to_owned(), serde_json::json!("stale"))].into_iter().collect(),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    };
+    assert!(matches!(cache.create(&refill).await, Err(StoreError::KeyCollision)), "a refill fails on the tombstone");
 }

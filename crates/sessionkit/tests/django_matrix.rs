@@ -341,7 +341,9 @@ async fn django_logs_in(django: &mut Django, sk: &Sessionkit) -> Result<(), Stri
     Ok(())
 }
 
-/// sk login→D: a login made by sessionkit is `request.user` in Django; a forged hash is anonymous.
+/// sk login→D: a login made by sessionkit is `request.user` in Django; a forged hash is anonymous; after a
+/// sessionkit logout Django sees no user, and a Django request that writes to the old cookie's session gets a new,
+/// anonymous one (as after a logout made by Django).
 async fn sessionkit_logs_in(django: &mut Django, sk: &Sessionkit, bob: &str) -> Result<(), String> {
     let mut session = sk.session(None);
     session.set("from", "sessionkit").await.map_err(|e| e.to_string())?;
@@ -357,7 +359,21 @@ async fn sessionkit_logs_in(django: &mut Django, sk: &Sessionkit, bob: &str) -> 
     forged.save().await.map_err(|e| e.to_string())?;
     let key = forged.key().ok_or("no key")?.to_string();
     let who = django.call(json!({"op": "whoami", "key": key}))?;
-    ensure(who["user_id"].is_null(), || format!("Django accepted a forged hash: {}", who["user_id"]))
+    ensure(who["user_id"].is_null(), || format!("Django accepted a forged hash: {}", who["user_id"]))?;
+
+    if sk.store.lister().is_none() {
+        return Ok(()); // signed cookies: a logout cannot revoke a copied cookie, in Django as here
+    }
+    let mut logged_in = sk.session(None);
+    sk.auth.log_in(&mut logged_in, bob, None).await.map_err(|e| e.to_string())?;
+    logged_in.save().await.map_err(|e| e.to_string())?;
+    let key = logged_in.key().ok_or("no key")?.to_string();
+    logged_in.flush().await.map_err(|e| e.to_string())?;
+    let touched = django.call(json!({"op": "touch", "key": key}))?;
+    ensure(touched["status"] == json!(200), || format!("Django answered {} after the logout", touched["status"]))?;
+    ensure(touched["user_id"].is_null(), || format!("still logged in for Django: {}", touched["user_id"]))?;
+    let new_key = touched["key"].as_str().unwrap_or_default();
+    ensure(new_key != key && !new_key.is_empty(), || format!("Django kept the logged-out key: {touched}"))
 }
 
 /// Runs the four cells of one row for one Django version.

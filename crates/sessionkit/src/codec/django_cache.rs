@@ -398,6 +398,29 @@ impl CacheValueCodec {
         self.compressor.compress(&serialized)
     }
 
+    /// The bytes the cache backend stores for Python's `None`: what `cache.get` reads back as a miss. The
+    /// `cached_db` store leaves it behind a deleted session (a tombstone a Django site sharing the cache reads as
+    /// "no such session", exactly as after a delete).
+    pub fn encode_none(&self) -> Vec<u8> {
+        match self.serializer {
+            CacheSerializer::Pickle { protocol } if protocol >= 2 => vec![0x80, protocol, b'N', b'.'],
+            CacheSerializer::Pickle { .. } => b"N.".to_vec(),
+            CacheSerializer::Json => b"null".to_vec(),
+            CacheSerializer::Msgpack => vec![0xc0],
+        }
+    }
+
+    /// True when `bytes` is a stored `None` (as [`Self::encode_none`] writes it, or Python's pickle, `json` or
+    /// msgpack would): Django's cache reads it as a miss.
+    pub fn is_none(&self, bytes: &[u8]) -> bool {
+        match bytes {
+            [b'N', b'.'] | [0x80, 2..=5, b'N', b'.'] => matches!(self.serializer, CacheSerializer::Pickle { .. }),
+            b"null" => self.serializer == CacheSerializer::Json,
+            [0xc0] => self.serializer == CacheSerializer::Msgpack,
+            _ => false,
+        }
+    }
+
     fn serialize(&self, map: &Map<String, Value>) -> Result<Vec<u8>, CodecError> {
         match self.serializer {
             CacheSerializer::Pickle { protocol } => to_pickle(map, protocol),
@@ -589,7 +612,7 @@ impl<'a> MsgpackReader<'a> {
     fn value(&mut self, depth: usize) -> Result<Value, CodecError> {
         self.items += 1;
         if self.items > self.max_items {
-            return Err(msgpack_error(format!("more than {} values (max_items)", self.max_items)));
+            return Err(CodecError::WorkLimit { what: "values (max_items)", limit: self.max_items });
         }
         let marker = self.take(1)?[0];
         let len = match marker {
@@ -699,6 +722,27 @@ mod tests {
         CacheSerializer::Json,
         CacheSerializer::Msgpack,
     ];
+
+    /// `pickle.dumps(None, p)` for every protocol, `json.dumps(None)`, `msgpack.packb(None)`: a stored `None`.
+    #[test]
+    fn none_is_written_and_recognised_as_python_writes_it() {
+        for (serializer, bytes) in [
+            (CacheSerializer::Pickle { protocol: 5 }, &b"\x80\x05N."[..]),
+            (CacheSerializer::Pickle { protocol: 4 }, b"\x80\x04N."),
+            (CacheSerializer::Json, b"null"),
+            (CacheSerializer::Msgpack, b"\xc0"),
+        ] {
+            let codec = CacheValueCodec::django_redis(serializer, CacheCompressor::Zlib);
+            assert_eq!(codec.encode_none(), bytes, "{serializer:?}");
+            assert!(codec.is_none(bytes));
+            assert!(!codec.is_none(&codec.encode(&Map::new()).unwrap()), "an empty dict is not None");
+        }
+        let pickle = CacheValueCodec::django_redis_cache();
+        for old_protocol in [&b"N."[..], b"\x80\x02N.", b"\x80\x03N."] {
+            assert!(pickle.is_none(old_protocol));
+        }
+        assert!(!pickle.is_none(b"null"));
+    }
 
     fn obj(value: Value) -> Map<String, Value> {
         match value {

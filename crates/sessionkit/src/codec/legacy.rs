@@ -59,8 +59,9 @@ impl LegacyDecoder {
     /// A decoder for Django's built-in session backends ([`LEGACY_SESSION_SALT`]) that accepts data hashed
     /// with `secret` or any of `fallbacks`.
     pub fn new(secret: &SecretKey, fallbacks: &[SecretKey]) -> Self {
+        // Blank fallbacks would verify anything (see `Signer::new`): ignored.
         let keys = std::iter::once(secret)
-            .chain(fallbacks)
+            .chain(fallbacks.iter().filter(|s| !s.is_blank()))
             .map(|s| {
                 let mut salted = LEGACY_SESSION_SALT.as_bytes().to_vec();
                 salted.extend_from_slice(s.expose());

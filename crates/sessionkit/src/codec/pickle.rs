@@ -615,10 +615,11 @@ impl Default for PickleLimits {
 ///   strings, ints of more than 4300 digits, strings with lone
 ///   surrogates, a non-string dict key (`dict key of type int`), or a list or dict that contains itself.
 /// - [`CodecError::InvalidPickle`]: truncated input, unknown opcode, memo reference out of range, stack
-///   underflow, missing `MARK`, an exceeded limit.
+///   underflow, missing `MARK`, nesting deeper than `max_depth` or too many memo entries.
 /// - [`CodecError::TooLarge`]: the input is longer than [`PickleLimits::max_input_bytes`].
 /// - [`CodecError::WorkLimit`]: the ints longer than 8 bytes add up to more than
-///   [`PickleLimits::max_big_int_bytes`].
+///   [`PickleLimits::max_big_int_bytes`], or the values, marks or result bytes exceed `max_items` /
+///   `max_output_bytes`.
 /// - [`CodecError::NotAnObject`]: the pickled object is not a dict.
 pub fn from_pickle(bytes: &[u8], limits: &PickleLimits) -> Result<Map<String, Value>, CodecError> {
     if bytes.len() > limits.max_input_bytes {
@@ -770,7 +771,7 @@ impl Unpickler<'_, '_> {
     fn count_pushed(&mut self) -> Result<(), CodecError> {
         self.pushed += 1;
         if self.pushed > self.limits.max_items {
-            return Err(invalid(format!("more than {} values and marks (max_items)", self.limits.max_items)));
+            return Err(CodecError::WorkLimit { what: "values and marks (max_items)", limit: self.limits.max_items });
         }
         Ok(())
     }
@@ -1222,14 +1223,14 @@ impl Builder<'_> {
     fn count(&mut self, bytes: usize) -> Result<(), CodecError> {
         self.items += 1;
         if self.items > self.max_items {
-            return Err(invalid(format!("the result holds more than {} values (max_items)", self.max_items)));
+            return Err(CodecError::WorkLimit { what: "values in the result (max_items)", limit: self.max_items });
         }
         self.output_bytes = self.output_bytes.saturating_add(bytes);
         if self.output_bytes > self.max_output_bytes {
-            return Err(invalid(format!(
-                "the result is larger than {} bytes (max_output_bytes)",
-                self.max_output_bytes
-            )));
+            return Err(CodecError::WorkLimit {
+                what: "bytes in the result (max_output_bytes)",
+                limit: self.max_output_bytes,
+            });
         }
         Ok(())
     }
@@ -1704,10 +1705,10 @@ mod tests {
         }
         p.extend_from_slice(&[SETITEM, STOP]);
         let err = load(&p).unwrap_err();
-        assert!(matches!(err, CodecError::InvalidPickle(ref m) if m.contains("max_")), "{err:?}");
+        assert!(matches!(err, CodecError::WorkLimit { what, .. } if what.contains("max_")), "{err:?}");
         // Pushing too many values is refused while parsing, too.
         let limits = PickleLimits { max_items: 50, ..PickleLimits::default() };
-        assert!(matches!(from_pickle(&p, &limits), Err(CodecError::InvalidPickle(_))));
+        assert!(matches!(from_pickle(&p, &limits), Err(CodecError::WorkLimit { .. })));
     }
 
     #[test]
@@ -1721,8 +1722,8 @@ mod tests {
         };
         assert!(matches!(tight(|l| l.max_input_bytes = 10), Err(CodecError::TooLarge { limit: 10 })));
         assert!(matches!(tight(|l| l.max_memo_entries = 2), Err(CodecError::InvalidPickle(_))));
-        assert!(matches!(tight(|l| l.max_items = 5), Err(CodecError::InvalidPickle(_))));
-        assert!(matches!(tight(|l| l.max_output_bytes = 50), Err(CodecError::InvalidPickle(_))));
+        assert!(matches!(tight(|l| l.max_items = 5), Err(CodecError::WorkLimit { .. })));
+        assert!(matches!(tight(|l| l.max_output_bytes = 50), Err(CodecError::WorkLimit { .. })));
         assert!(matches!(tight(|l| l.max_depth = 1), Err(CodecError::InvalidPickle(_))));
         assert_eq!(tight(|_| {}).unwrap(), map);
     }

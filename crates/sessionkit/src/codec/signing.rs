@@ -82,10 +82,14 @@ fn derive_key(salt: &str, secret: &SecretKey) -> HmacSha256 {
 
 impl Signer {
     /// Creates a signer for `salt` (usually [`SESSION_SALT`] or [`SIGNED_COOKIES_SALT`]) that signs with
-    /// `secret` and also accepts tokens signed with any of `fallbacks`.
+    /// `secret` and also accepts tokens signed with any of `fallbacks`, except blank ones (empty or whitespace),
+    /// which would accept anything anyone signs with them.
     pub fn new(salt: impl Into<String>, secret: SecretKey, fallbacks: Vec<SecretKey>) -> Self {
         let salt = salt.into();
-        let keys = std::iter::once(&secret).chain(fallbacks.iter()).map(|s| derive_key(&salt, s)).collect();
+        // A blank fallback would verify anything anyone signs with it; the stores refuse such settings
+        // (`ConfigError::BlankSecret`), and a signer made directly ignores them.
+        let fallbacks = fallbacks.iter().filter(|s| !s.is_blank());
+        let keys = std::iter::once(&secret).chain(fallbacks).map(|s| derive_key(&salt, s)).collect();
         Signer { salt, keys }
     }
 

@@ -10,16 +10,15 @@
 //! **A refill never outlives a delete.** A load that read the database just before a concurrent logout would,
 //! in Django, put the session back into the cache after the logout deleted it, and reads would succeed until the
 //! cache entry expired. Here:
-//! - a delete leaves a short *tombstone* in the cache instead of nothing: an entry with empty data that expires
-//!   after [`TOMBSTONE_SECONDS`];
+//! - a delete leaves a short *tombstone* in the cache instead of nothing ([`SessionStore::hold_deleted`]): on the
+//!   Redis `django-cache` layout Python's `None`, which Django's own engine reads as a miss (so it starts a new
+//!   session, as after any delete), elsewhere an entry with empty data; it expires after [`TOMBSTONE_SECONDS`];
 //! - a refill only *creates* a cache entry (never overwrites one), so it fails on the tombstone;
 //! - a cached entry with empty data (a tombstone, or a session that really is empty) is not trusted: the
-//!   database answers, and the entry is not refilled;
+//!   database answers, and the entry is not refilled (a `None` tombstone loads as a miss, and the refill's create
+//!   fails on it);
 //! - a load whose database read took longer than [`REFILL_DEADLINE_SECONDS`] does not refill at all, so the
 //!   tombstone is still there whenever a refill can arrive.
-//!
-//! Django's own `cached_db` engine sharing the cache reads a tombstone as an empty session under the old key for
-//! those seconds (not logged in, as after the logout; a write there answers 400 as for any deleted session).
 //!
 //! URL: `cached_db:CACHE_URL|DB_URL`, e.g. `cached_db:redis://127.0.0.1:6379/0|postgres://app@db/app` or
 //! `cached_db:memory://|sqlite://db.sqlite3`. A Redis cache URL without `layout=` gets
@@ -30,7 +29,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 
 use super::user_index::{auth_user_id, session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
 use super::{RawSession, SessionLister, SessionStore, StoredSession, UserSession, UserSessionIndex};
@@ -172,33 +170,16 @@ impl SessionStore for CachedDbStore {
 
 /// How long a deleted session's tombstone stays in the cache: far longer than a refill can take to arrive (see
 /// [`REFILL_DEADLINE_SECONDS`]), short enough that the key costs nothing afterwards.
-pub const TOMBSTONE_SECONDS: i64 = 60;
+pub const TOMBSTONE_SECONDS: u64 = 60;
 
 /// A load whose database read took longer than this does not refill the cache: the tombstone of a delete that
 /// happened meanwhile might have expired by the time the refill arrives. Above any store timeout in use.
 pub const REFILL_DEADLINE_SECONDS: u64 = 10;
 
-/// Replaces the cached copy of a deleted session with a tombstone (empty data, [`TOMBSTONE_SECONDS`]), so a
-/// refill from a database read made before the delete cannot put the session back. One round trip when the
-/// session was cached (an update) or not (a create); a refill racing in between makes it try again.
+/// Replaces the cached copy of a deleted session with a tombstone ([`SessionStore::hold_deleted`] for
+/// [`TOMBSTONE_SECONDS`]), so a refill from a database read made before the delete cannot put the session back.
 async fn bury(cache: &dyn SessionStore, key: &SessionKey) -> Result<(), StoreError> {
-    let tombstone = SessionRecord {
-        key: key.clone(),
-        data: serde_json::Map::new(),
-        expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(TOMBSTONE_SECONDS),
-    };
-    let changes = ChangeSet::everything_cleared();
-    let mut outcome = Err(StoreError::KeyCollision);
-    for _ in 0..3 {
-        outcome = match cache.save(&tombstone, &changes).await {
-            Err(StoreError::SessionVanished) => cache.create(&tombstone).await,
-            other => other,
-        };
-        if !matches!(outcome, Err(StoreError::KeyCollision)) {
-            break;
-        }
-    }
-    match outcome {
+    match cache.hold_deleted(key, Duration::from_secs(TOMBSTONE_SECONDS)).await {
         // A cache that refuses the key (an unsafe key: such a session cannot be cached either) has nothing to bury.
         Err(StoreError::UnsafeKey) => Ok(()),
         other => other,
@@ -233,16 +214,25 @@ impl CachedDbIndex {
         let mut cursor = None;
         loop {
             let page = lister.list_page(cursor.as_ref(), 500).await?;
-            for stored in page.sessions {
-                let Some(key) = stored.key.clone() else { continue };
-                if stored.is_expired(now) {
-                    continue;
+            // Decoding a page of sessions is CPU work: on the blocking pool, not on an async worker.
+            let (db, user, sessions) = (Arc::clone(&self.db), user_id.to_owned(), page.sessions);
+            let matched = super::offload::run_blocking(&self.db.describe(), move || {
+                let Some(lister) = db.lister() else { return Vec::new() };
+                let mut matched = Vec::new();
+                for stored in sessions {
+                    let Some(key) = stored.key.clone() else { continue };
+                    if stored.is_expired(now) {
+                        continue;
+                    }
+                    let Ok(data) = lister.decode(&stored.raw.bytes) else { continue };
+                    if auth_user_id(&data).as_deref() == Some(user.as_str()) {
+                        matched.push((key, stored, data));
+                    }
                 }
-                let Ok(data) = lister.decode(&stored.raw.bytes) else { continue };
-                if auth_user_id(&data).as_deref() == Some(user_id) {
-                    found.push((key, stored, data));
-                }
-            }
+                matched
+            })
+            .await?;
+            found.extend(matched);
             match page.next {
                 Some(next) => cursor = Some(next),
                 None => return Ok(found),

@@ -316,7 +316,7 @@ impl Inner {
             Err(err) => return Err(err),
         };
         let meta = file.metadata()?;
-        let mtime = OffsetDateTime::from(meta.modified()?);
+        let mtime = file_time(meta.modified()?);
         let len = meta.len();
         if len > self.max_file_bytes {
             return Ok(Some(FileContent { bytes: None, len, mtime, file }));
@@ -558,6 +558,22 @@ impl Inner {
 }
 
 /// Creates `path`, failing if it exists, writable, mode 0600 (less if the umask says so).
+/// A file time as a date; a time outside what `OffsetDateTime` can hold (a corrupt or hostile mtime) is clamped to
+/// the Unix epoch or year 9999 rather than a panic.
+fn file_time(at: std::time::SystemTime) -> OffsetDateTime {
+    let seconds = match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    };
+    let whole = OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(if seconds < 0 {
+        OffsetDateTime::UNIX_EPOCH
+    } else {
+        crate::expiry::clamp_storable(OffsetDateTime::now_utc().saturating_add(time::Duration::MAX))
+    });
+    let nanos = at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    whole.replace_nanosecond(nanos).unwrap_or(whole)
+}
+
 fn open_new(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -723,6 +739,14 @@ impl SessionLister for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_times_outside_the_calendar_are_clamped() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(file_time(UNIX_EPOCH + Duration::from_millis(5_500)).unix_timestamp(), 5);
+        assert_eq!(file_time(UNIX_EPOCH + Duration::from_secs(1 << 40)).year(), 9999);
+        assert!(file_time(UNIX_EPOCH - Duration::from_secs(1 << 40)) <= OffsetDateTime::UNIX_EPOCH);
+    }
 
     #[test]
     fn urls_give_the_directory_and_options() {

@@ -29,7 +29,6 @@ pub mod cookie;
 pub mod file;
 #[cfg(feature = "memory")]
 pub mod memory;
-#[cfg(any(feature = "redis", feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod offload;
 pub mod policy;
 mod redact;
@@ -164,6 +163,16 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// The stored form of a session, expired or not, for inspection.
     async fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError>;
 
+    /// For a store used as the cache of [`cached_db`](cached_db::CachedDbStore): replaces a deleted session with
+    /// a marker (a *tombstone*) that expires after `hold`. A later [`create`](SessionStore::create) of the key
+    /// fails on it ([`StoreError::KeyCollision`]), so a refill from a database read made before the delete cannot
+    /// bring the session back; a load reads it as no session or an empty one. The default writes an empty session
+    /// expiring after `hold` (an update, else a create); the Redis `django-cache` layout stores Python's `None`,
+    /// which Django's own engine reads as a miss.
+    async fn hold_deleted(&self, key: &SessionKey, hold: std::time::Duration) -> Result<(), StoreError> {
+        write_empty_tombstone(self, key, hold).await
+    }
+
     /// For stores whose key *is* the session (signed cookies): the key to send to the client after `record` was
     /// created or saved. Other stores keep the key and return `Ok(None)` (the default).
     fn issue_key(&self, record: &SessionRecord) -> Result<Option<SessionKey>, StoreError> {
@@ -181,6 +190,30 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     fn lister(&self) -> Option<&dyn SessionLister> {
         None
     }
+}
+
+/// The default [`SessionStore::hold_deleted`]: an empty session expiring after `hold`, written as an update, else
+/// a create (a create racing in between makes it try again, three times at most).
+pub(crate) async fn write_empty_tombstone<S: SessionStore + ?Sized>(
+    store: &S,
+    key: &SessionKey,
+    hold: std::time::Duration,
+) -> Result<(), StoreError> {
+    let hold = time::Duration::try_from(hold).unwrap_or(time::Duration::MAX);
+    let expires_at = OffsetDateTime::now_utc().saturating_add(hold);
+    let tombstone = SessionRecord { key: key.clone(), data: Map::new(), expires_at };
+    let changes = ChangeSet::everything_cleared();
+    let mut outcome = Err(StoreError::KeyCollision);
+    for _ in 0..3 {
+        outcome = match store.save(&tombstone, &changes).await {
+            Err(StoreError::SessionVanished) => store.create(&tombstone).await,
+            other => other,
+        };
+        if !matches!(outcome, Err(StoreError::KeyCollision)) {
+            break;
+        }
+    }
+    outcome
 }
 
 /// Opens a store from a URL.

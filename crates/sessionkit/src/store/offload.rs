@@ -6,9 +6,11 @@
 //! tokio worker and every request queued on it, while the common small decode must not pay a thread hop.
 //!
 //! So a value of at most [`WORKER_STORED_BYTES`] is first decoded on the calling task within tight limits
-//! ([`WORKER_INFLATED_BYTES`] after decompression, [`WORKER_BIG_INT_BYTES`] of pickled big ints); a value that is
-//! larger, or that reaches one of those limits, is decoded on tokio's blocking pool within the decoder's full
-//! limits. Measured (release build, this project's CI machine): the slowest decode the worker limits allow, a
+//! ([`WORKER_INFLATED_BYTES`] after decompression; for pickles [`WORKER_BIG_INT_BYTES`] of big ints,
+//! [`WORKER_VALUES`] values and [`WORKER_OUTPUT_BYTES`] of result); a value that is larger, or that reaches one of
+//! those limits ([`CodecError::TooLarge`], [`CodecError::WorkLimit`]), is decoded on tokio's blocking pool within
+//! the decoder's full limits. A value whose decompressed size the decoder knows up front (the Redis `string` and
+//! `hash` values say it) goes there directly when that size is over the limit. Measured (release build, this project's CI machine): the slowest decode the worker limits allow, a
 //! pickle of a 1 KiB int and odd floats, took 300 µs; a typical 400-byte session takes a few µs.
 
 use std::sync::Arc;
@@ -25,6 +27,11 @@ pub(crate) const WORKER_STORED_BYTES: usize = 2 * 1024;
 pub(crate) const WORKER_INFLATED_BYTES: usize = 2 * 1024;
 /// Most bytes of pickled big ints a decode on the calling task converts to decimal.
 pub(crate) const WORKER_BIG_INT_BYTES: usize = 1024;
+/// Most values (and pickle marks) a decode on the calling task may build: a 2 KiB pickle of shared references
+/// (`L1 = [s] * 500; [L1] * 500`) would otherwise expand to 250 000 values.
+pub(crate) const WORKER_VALUES: usize = 4096;
+/// Most bytes of strings and numbers a decode on the calling task may produce (shared strings counted per copy).
+pub(crate) const WORKER_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// A decoder whose work can be bounded for a decode on an async worker thread.
 pub(crate) trait BoundedDecode: Clone + Send + 'static {
@@ -34,6 +41,11 @@ pub(crate) trait BoundedDecode: Clone + Send + 'static {
     /// Decodes `bytes` within the decoder's own limits or, with `on_worker`, within the worker limits of this
     /// module (a value beyond them ends in [`CodecError::TooLarge`] or [`CodecError::WorkLimit`]).
     fn decode_bounded(&self, bytes: &[u8], on_worker: bool) -> Result<Self::Output, CodecError>;
+
+    /// The size `bytes` will have once decompressed, when the format says so up front (else their own size).
+    fn inflated_len(&self, bytes: &[u8]) -> usize {
+        bytes.len()
+    }
 }
 
 /// `decoder` on `bytes`: on the calling task when the value is small and within the worker limits, else on
@@ -44,18 +56,27 @@ pub(crate) async fn decode_off_worker<D: BoundedDecode>(
     decoder: &D,
     bytes: Vec<u8>,
 ) -> Result<Result<D::Output, CodecError>, StoreError> {
-    if bytes.len() <= WORKER_STORED_BYTES {
+    if bytes.len() <= WORKER_STORED_BYTES && decoder.inflated_len(&bytes) <= WORKER_INFLATED_BYTES {
         match decoder.decode_bounded(&bytes, true) {
             Err(CodecError::TooLarge { .. } | CodecError::WorkLimit { .. }) => {}
             done => return Ok(done),
         }
     }
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return Ok(decoder.decode_bounded(&bytes, false)) };
     let decoder = decoder.clone();
-    match runtime.spawn_blocking(move || decoder.decode_bounded(&bytes, false)).await {
-        Ok(decoded) => Ok(decoded),
-        // Decoders return errors, they do not panic; should one panic anyway, the panic goes on as it would
-        // have on the calling task.
+    run_blocking(store, move || decoder.decode_bounded(&bytes, false)).await
+}
+
+/// Runs `work` (CPU work over many stored values, e.g. decoding a page of sessions) on tokio's blocking pool, or here
+/// when no tokio runtime runs. `store` names the store in the error returned when the runtime shuts down first.
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    store: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return Ok(work()) };
+    match runtime.spawn_blocking(work).await {
+        Ok(value) => Ok(value),
+        // Decoders return errors, they do not panic; should one panic anyway, the panic goes on as it would have
+        // on the calling task.
         Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
         Err(err) => Err(StoreError::unavailable(store, err)),
     }
@@ -89,8 +110,11 @@ impl BoundedDecode for crate::codec::django_cache::CacheValueCodec {
     fn decode_bounded(&self, bytes: &[u8], on_worker: bool) -> Result<Self::Output, CodecError> {
         let mut codec = *self;
         if on_worker {
+            let pickle = &mut codec.limits.pickle;
             codec.limits.max_inflated_bytes = codec.limits.max_inflated_bytes.min(WORKER_INFLATED_BYTES);
-            codec.limits.pickle.max_big_int_bytes = codec.limits.pickle.max_big_int_bytes.min(WORKER_BIG_INT_BYTES);
+            pickle.max_big_int_bytes = pickle.max_big_int_bytes.min(WORKER_BIG_INT_BYTES);
+            pickle.max_items = pickle.max_items.min(WORKER_VALUES);
+            pickle.max_output_bytes = pickle.max_output_bytes.min(WORKER_OUTPUT_BYTES);
         }
         codec.decode(bytes)
     }
@@ -115,6 +139,31 @@ mod tests {
             }
             Ok((bytes.len(), std::thread::current().id(), on_worker))
         }
+    }
+
+    /// A 2 KiB pickle of shared references expands to 250 000 values: over the worker's limits, within the full
+    /// ones, so it is decoded whole on the blocking pool.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_small_pickle_that_expands_is_decoded_off_the_worker() {
+        let mut pickle = vec![0x80, 4, b'}', 0x94, 0x8c, 1, b'k', 0x94, 0x8c, 1, b's', 0x94, b'0'];
+        for memo in [2u8, 3] {
+            pickle.extend_from_slice(&[b']', 0x94, b'(']);
+            pickle.extend(std::iter::repeat_n([b'h', memo], 500).flatten());
+            pickle.push(b'e');
+            if memo == 2 {
+                pickle.push(b'0'); // the first list stays reachable through the memo
+            }
+        }
+        pickle.extend_from_slice(b"s.");
+        assert!(pickle.len() <= WORKER_STORED_BYTES, "{}", pickle.len());
+        let codec = crate::codec::django_cache::CacheValueCodec::django_redis_cache();
+        assert!(matches!(codec.decode_bounded(&pickle, true), Err(CodecError::WorkLimit { .. })));
+        let here = std::thread::current().id();
+        let decoded = decode_off_worker("t", &WhereDecoded { worker_max: 0 }, vec![0]).await.unwrap().unwrap();
+        assert_eq!(decoded.1, here);
+        let data = decode_off_worker("t", &codec, pickle).await.unwrap().unwrap();
+        let outer = data["k"].as_array().unwrap();
+        assert_eq!((outer.len(), outer[0].as_array().unwrap().len()), (500, 500));
     }
 
     #[tokio::test(flavor = "current_thread")]

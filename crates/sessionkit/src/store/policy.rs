@@ -78,6 +78,10 @@ impl SessionStore for TreatUnavailableAsEmpty {
         self.inner.load_raw(key).await
     }
 
+    async fn hold_deleted(&self, key: &SessionKey, hold: std::time::Duration) -> Result<(), StoreError> {
+        self.inner.hold_deleted(key, hold).await
+    }
+
     fn issue_key(&self, record: &SessionRecord) -> Result<Option<SessionKey>, StoreError> {
         self.inner.issue_key(record)
     }

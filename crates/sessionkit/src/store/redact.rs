@@ -21,15 +21,16 @@ pub fn redact_url(url: &str) -> String {
             None => format!("cached_db:{}", redact_url(rest)),
         };
     }
+    let url = redact_userinfo(url);
     let (before_fragment, fragment) = match url.split_once('#') {
         Some((before, fragment)) => (before, Some(fragment)),
-        None => (url, None),
+        None => (url.as_str(), None),
     };
     let (base, query) = match before_fragment.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (before_fragment, None),
     };
-    let mut out = redact_userinfo(base);
+    let mut out = base.to_owned();
     if let Some(query) = query {
         out.push('?');
         out.push_str(&redact_query(query));
@@ -41,15 +42,16 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-/// `scheme://user:password@hosts/path` → `scheme://user:***@hosts/path`. The userinfo ends at the last `@` before
-/// the query, so a password with unescaped `@` or `/` is still covered. Path-only schemes (`sqlite`, `file`) have
-/// no userinfo: an `@` in a file name stays.
-fn redact_userinfo(base: &str) -> String {
-    let Some((scheme, rest)) = base.split_once("://") else { return base.to_owned() };
+/// `scheme://user:password@hosts/path` → `scheme://user:***@hosts/path`. The userinfo ends at the *last* `@` of the
+/// URL, so a password with unescaped `@`, `/`, `?` or `#` is still covered (a query value with an `@` after a
+/// password may then be hidden too: too much is hidden, never too little). Path-only schemes (`sqlite`, `file`)
+/// have no userinfo: an `@` in a file name stays.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     if matches!(scheme, "sqlite" | "file") {
-        return base.to_owned();
+        return url.to_owned();
     }
-    let Some((userinfo, hosts)) = rest.rsplit_once('@') else { return base.to_owned() };
+    let Some((userinfo, hosts)) = rest.rsplit_once('@') else { return url.to_owned() };
     let user = match userinfo.split_once(':') {
         Some((user, _password)) => format!("{user}:{REDACTED}"),
         None => userinfo.to_owned(),
@@ -102,6 +104,11 @@ mod tests {
             ("redis+cluster://u:hunter2@a:7000,b:7001,c:7002", "redis+cluster://u:***@a:7000,b:7001,c:7002"),
             ("rediss+cluster://:hunter2@a:7000,b:7001?layout=hash", "rediss+cluster://:***@a:7000,b:7001?layout=hash"),
             ("redis://u:hun@ter/2@host:6379", "redis://u:***@host:6379"),
+            ("redis://u:hun#ter2@host:6379/0", "redis://u:***@host:6379/0"),
+            ("redis://u:hun?ter2@host:6379/0?layout=hash", "redis://u:***@host:6379/0?layout=hash"),
+            ("redis://:hunter2#@host", "redis://:***@host"),
+            ("redis://u:hunter2@host/0?next=a@b", "redis://u:***@b"),
+            ("redis://host/0?token=hunter2@b&layout=hash", "redis://host/0?token=***&layout=hash"),
             ("postgres://app:hunter2@db:5432/app?sslmode=require", "postgres://app:***@db:5432/app?sslmode=require"),
             ("postgresql://app@db/app?password=hunter2", "postgresql://app@db/app?password=***"),
             ("mysql://root:hunter2@127.0.0.1:3306/test", "mysql://root:***@127.0.0.1:3306/test"),

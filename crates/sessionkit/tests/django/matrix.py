@@ -16,6 +16,8 @@ Then it answers one JSON command per stdin line with one JSON line on stdout:
     {"op": "read", "key": K}              -> {"found", "data_json", "expiry_date", "storage_expiry"}
     {"op": "login", "username", "password"} -> {"key", "user_id"}: the test client logs in via django.contrib.auth
     {"op": "whoami", "key": K}            -> {"user_id"}: request.user of a request carrying the session cookie
+    {"op": "touch", "key": K}             -> {"status", "key", "user_id"}: a request with the cookie that writes to
+                                             its session; the status and the session cookie it leaves
     {"op": "set_password", "username", "password"} -> {}
 Dates are ISO 8601 in UTC. Errors come back as {"error": "..."}; the process keeps serving.
 """
@@ -37,7 +39,13 @@ def whoami(request):
     return HttpResponse(str(user.pk) if user.is_authenticated else "")
 
 
-urlpatterns = [path("whoami/", whoami)]
+def touch(request):
+    request.session["touched"] = True
+    user = request.user
+    return HttpResponse(str(user.pk) if user.is_authenticated else "")
+
+
+urlpatterns = [path("whoami/", whoami), path("touch/", touch)]
 
 
 def configure():
@@ -161,6 +169,20 @@ def op_whoami(command):
     return {"user_id": body or None}
 
 
+def op_touch(command):
+    from django.test import Client
+
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = command["key"]
+    response = client.get("/touch/")
+    cookie = response.cookies.get(settings.SESSION_COOKIE_NAME)
+    return {
+        "status": response.status_code,
+        "key": cookie.value if cookie is not None else None,
+        "user_id": response.content.decode() or None,
+    }
+
+
 def op_set_password(command):
     from django.contrib.auth.models import User
 
@@ -176,6 +198,7 @@ OPERATIONS = {
     "read": op_read,
     "login": op_login,
     "whoami": op_whoami,
+    "touch": op_touch,
     "set_password": op_set_password,
 }
 

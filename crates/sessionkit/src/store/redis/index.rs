@@ -1,8 +1,8 @@
 //! The per-user session index of the Redis store.
 //!
 //! For user `U` (Django's `_auth_user_id`) two keys share the hash tag `{U}`, so they live in one Cluster slot
-//! (an id with `{` or `}` in it, or an empty one, is tagged `{~sha256:<hex of the id>}` instead, see
-//! `index_hash_tag`):
+//! (an id with `{` or `}` in it, an empty one or one starting with `~` is tagged `{~sha256:<hex of the id>}` instead,
+//! see `index_hash_tag`):
 //!
 //! - `<prefix>u:{U}`: a sorted set, member = [`session_id`] of each session, score = its expiry (ms);
 //! - `<prefix>u:{U}:m`: a hash of details per member: `<id>:c` created, `<id>:s` last seen (ms), `<id>:k` the
@@ -39,11 +39,12 @@ use crate::{SessionKey, SessionRecord, StoreError};
 const DETAIL_SUFFIXES: [&str; 6] = ["c", "s", "k", "f", "a", "i"];
 
 /// The hash tag of a user's index keys: the user id itself when Redis Cluster reads it back whole (no `{` or `}`,
-/// not empty), else `~sha256:` and the hex SHA-256 of the id. A `}` in the id would end the tag early (`u:{}x}` and
-/// `u:{}x}:m` hash to different slots) and a `{` could start it elsewhere; the digest form has neither. A plain id
-/// never starts with `~sha256:` followed by a digest another id has, so different ids never share keys.
+/// not empty) and it cannot be mistaken for a digest (does not start with `~`), else `~sha256:` and the hex SHA-256
+/// of the id. A `}` in the id would end the tag early (`u:{}x}` and `u:{}x}:m` hash to different slots) and a `{`
+/// could start it elsewhere; the digest form has neither. Ids starting with `~` are always hashed, so a user named
+/// `~sha256:<hex>` cannot share another user's index.
 fn index_hash_tag(user_id: &str) -> std::borrow::Cow<'_, str> {
-    if !user_id.is_empty() && !user_id.contains(['{', '}']) {
+    if !user_id.is_empty() && !user_id.contains(['{', '}']) && !user_id.starts_with('~') {
         return user_id.into();
     }
     let digest: String = sha2::Sha256::digest(user_id.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
@@ -295,5 +296,25 @@ pub(super) fn write_succeeded(reply: &RedisValue) -> bool {
         RedisValue::SimpleString(s) => s == "OK",
         RedisValue::Int(n) => *n == 1,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::index_hash_tag;
+    use sha2::Digest;
+
+    #[test]
+    fn tags_are_the_id_or_a_digest_that_no_id_can_spell() {
+        assert_eq!(index_hash_tag("42"), "42");
+        assert_eq!(index_hash_tag("alice@example.com"), "alice@example.com");
+        let digest =
+            |id: &str| -> String { sha2::Sha256::digest(id.as_bytes()).iter().map(|b| format!("{b:02x}")).collect() };
+        assert_eq!(index_hash_tag("}x"), format!("~sha256:{}", digest("}x")));
+        assert_eq!(index_hash_tag(""), format!("~sha256:{}", digest("")));
+        // A user named like another user's digest tag gets a digest of its own name.
+        let spelled = format!("~sha256:{}", digest("{victim}"));
+        assert_ne!(index_hash_tag(&spelled), index_hash_tag("{victim}"));
+        assert_eq!(index_hash_tag(&spelled), format!("~sha256:{}", digest(&spelled)));
     }
 }

@@ -342,6 +342,19 @@ impl RedisStore {
         self.django.decode(bytes)
     }
 
+    /// True when a `django-cache` value is Python's `None` (a tombstone), not a session.
+    fn stores_none(&self, bytes: &[u8]) -> bool {
+        #[cfg(feature = "django-cache")]
+        {
+            self.options.layout == Layout::DjangoCache && self.django.is_none(bytes)
+        }
+        #[cfg(not(feature = "django-cache"))]
+        {
+            let _ = bytes;
+            false
+        }
+    }
+
     /// [`Self::decode_django`] off the async worker when the value is large (see `store::offload`).
     async fn decode_django_off_worker(
         &self,
@@ -717,7 +730,7 @@ impl RedisStore {
                 };
                 let prefix_len = self.key_prefix().len();
                 for (i, (key, value)) in keys.iter().zip(values).enumerate() {
-                    let Some(value) = value else { continue };
+                    let Some(value) = value.filter(|v| !self.stores_none(v)) else { continue };
                     let suffix = key.get(prefix_len..).unwrap_or_default();
                     let expires_at = match self.options.layout {
                         Layout::DjangoCache => ttls
@@ -1035,6 +1048,10 @@ impl SessionStore for RedisStore {
         let now = OffsetDateTime::now_utc();
         let (data, expires_at) = match self.options.layout {
             Layout::DjangoCache => {
+                if self.stores_none(&bytes) {
+                    // Python's `None` (a cached_db tombstone): Django's cache reads it as a miss.
+                    return Ok(None);
+                }
                 let expires_at = match ttl_ms {
                     Some(ms) if ms >= 0 => now.saturating_add(time::Duration::milliseconds(ms)),
                     // No TTL (-1): Django's `timeout=None`; treat as the cookie age would: far future.
@@ -1119,6 +1136,23 @@ impl SessionStore for RedisStore {
                 return Ok(removed);
             }
         }
+    }
+
+    /// `django-cache`: Python's `None` for `hold` (`SET … PX`), which Django's own engine reads as a miss; a
+    /// create fails on it. The other layouts: the default (an empty session).
+    async fn hold_deleted(&self, key: &SessionKey, hold: std::time::Duration) -> Result<(), StoreError> {
+        #[cfg(feature = "django-cache")]
+        if self.options.layout == Layout::DjangoCache {
+            if !key.is_storage_safe() {
+                return Err(StoreError::UnsafeKey);
+            }
+            let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
+            let set =
+                redis::cmd("SET").arg(self.address(key).key).arg(self.django.encode_none()).arg("PX").arg(ms).clone();
+            let _: () = self.conn.query(&set).await?;
+            return Ok(());
+        }
+        super::write_empty_tombstone(self, key, hold).await
     }
 
     fn user_index(&self) -> Option<&dyn crate::store::UserSessionIndex> {

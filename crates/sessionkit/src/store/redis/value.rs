@@ -136,6 +136,19 @@ impl BoundedDecode for NativeCodec {
     fn decode_bounded(&self, bytes: &[u8], on_worker: bool) -> Result<Self::Output, CodecError> {
         self.decode_within(bytes, &worker_limits(&self.limits, on_worker))
     }
+
+    /// The JSON's size: the payload itself, or what the zstd frame or lz4 block declares.
+    fn inflated_len(&self, bytes: &[u8]) -> usize {
+        let (Some(flags), Some(payload)) = (bytes.get(1), bytes.get(HEADER_LEN..)) else { return bytes.len() };
+        let declared = match flags & COMPRESSION_MASK {
+            FLAG_ZSTD | FLAG_ZSTD_DICTIONARY => {
+                zstd::zstd_safe::get_frame_content_size(payload).ok().flatten().and_then(|n| usize::try_from(n).ok())
+            }
+            FLAG_LZ4 => lz4_flex::block::uncompressed_size(payload).ok().map(|(n, _)| n),
+            _ => Some(payload.len()),
+        };
+        declared.unwrap_or(bytes.len())
+    }
 }
 
 thread_local! {
@@ -279,6 +292,17 @@ mod tests {
         let mut plain_zstd = vec![1, FLAG_ZSTD, 0x70, 0xdd, 0x55, 0x25];
         plain_zstd.extend(without_dictionary);
         assert_eq!(codec(Compression::Zstd, 0).decode(&plain_zstd).unwrap().0, login);
+    }
+
+    #[test]
+    fn the_inflated_size_is_known_before_decoding() {
+        let data = sample();
+        let json_len = serde_json::to_vec(&data).unwrap().len();
+        for compression in [Compression::Zstd, Compression::Lz4, Compression::None] {
+            let value = codec(compression, 1).encode(&data, datetime!(2030-01-01 00:00 UTC));
+            assert_eq!(codec(compression, 1).inflated_len(&value), json_len, "{compression:?}");
+        }
+        assert_eq!(codec(Compression::Zstd, 1).inflated_len(b"\x01"), 1, "too short: its own size");
     }
 
     #[test]
