@@ -3,10 +3,13 @@
 //! - [`cycles`]: load + modify + save cycles per second and their latency (p50, p99, p99.9), as many requests
 //!   working on logged-in sessions would do.
 //! - [`memory`]: Redis `used_memory` per stored session, for each layout.
+//! - [`contention`]: many workers saving few sessions at once: saves/s, retries per save, and writes lost (none
+//!   when saves merge).
 //!
 //! The `sessionkit-bench` binary wraps both; `scripts/bench-redis` runs them next to `redis-benchmark` and writes
 //! the tables of `docs/performance.md`.
 
+pub mod contention;
 pub mod cycles;
 pub mod memory;
 pub mod workload;

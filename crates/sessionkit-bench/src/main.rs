@@ -3,6 +3,7 @@
 //! ```text
 //! sessionkit-bench cycles --store 'redis://127.0.0.1:6400/?layout=hash&buckets=50' --workers 50 --duration 10
 //! sessionkit-bench memory --store 'redis://127.0.0.1:6401/?layout=hash&buckets=5000' --sessions 1000000
+//! sessionkit-bench contention --store 'redis://127.0.0.1:6400/?layout=string' --workers 50 --sessions 5
 //! ```
 //!
 //! Run it against a server started for the benchmark (`scripts/bench-redis` does), never a production one:
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use sessionkit_bench::contention::{run_contention, ContentionOptions};
 use sessionkit_bench::cycles::{run_cycles, CyclesOptions};
 use sessionkit_bench::memory::{run_memory, MemoryOptions};
 use sessionkit_bench::BenchError;
@@ -30,6 +32,30 @@ enum Command {
     Cycles(CyclesArgs),
     /// Redis used_memory per session: writes K sessions and compares INFO memory before and after.
     Memory(MemoryArgs),
+    /// Many workers saving few sessions at once, each its own key: saves/s, retries per save, writes lost.
+    Contention(ContentionArgs),
+}
+
+#[derive(Debug, Args)]
+struct ContentionArgs {
+    /// Store URL (any sessionkit store; add merge=false for Django's last-write-wins).
+    #[arg(long)]
+    store: String,
+    /// Concurrent workers (tokio tasks), each running one cycle at a time.
+    #[arg(long, default_value_t = 50)]
+    workers: usize,
+    /// Sessions the workers share.
+    #[arg(long, default_value_t = 5)]
+    sessions: usize,
+    /// Measured seconds (fractions allowed).
+    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    duration: Duration,
+    /// Runtime worker threads (default: one per CPU).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +144,16 @@ fn run(cli: Cli) -> Result<String, BenchError> {
                 users: args.users,
             };
             let report = runtime(args.threads)?.block_on(run_cycles(&options))?;
+            Ok(if args.json { report.to_json().to_string() } else { report.to_string() })
+        }
+        Command::Contention(args) => {
+            let options = ContentionOptions {
+                store_url: args.store,
+                workers: args.workers,
+                sessions: args.sessions,
+                duration: args.duration,
+            };
+            let report = runtime(args.threads)?.block_on(run_contention(&options))?;
             Ok(if args.json { report.to_json().to_string() } else { report.to_string() })
         }
         Command::Memory(args) => {

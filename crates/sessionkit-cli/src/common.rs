@@ -116,17 +116,6 @@ fn scheme(url: &str) -> &str {
     url.split_once(':').map_or("", |(scheme, _)| scheme)
 }
 
-/// Removes `failure_policy=…` from a URL's query (it only changes how `load` treats an outage).
-fn without_failure_policy(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else { return url.to_owned() };
-    let kept: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && !p.starts_with("failure_policy=")).collect();
-    if kept.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    }
-}
-
 /// Opens the store at `url`.
 pub async fn open(url: &str, settings: &Settings) -> Result<Opened, CliError> {
     if url.trim().is_empty() {
@@ -136,11 +125,11 @@ pub async fn open(url: &str, settings: &Settings) -> Result<Opened, CliError> {
     match scheme(url) {
         "redis" | "rediss" | "unix" | "redis+unix" | "redis+sentinel" | "rediss+sentinel" | "redis+cluster"
         | "rediss+cluster" => {
-            let redis = Arc::new(RedisStore::connect(&without_failure_policy(url)).await?);
+            let redis = Arc::new(RedisStore::connect(&sessionkit::store::without_wrapper_options(url)?).await?);
             Ok(Opened { store: redis.clone(), redis: Some(redis), file: None, settings })
         }
         "file" => {
-            let file = Arc::new(FileStore::open(&without_failure_policy(url), &settings).await?);
+            let file = Arc::new(FileStore::open(&sessionkit::store::without_wrapper_options(url)?, &settings).await?);
             Ok(Opened { store: file.clone(), redis: None, file: Some(file), settings })
         }
         _ => {

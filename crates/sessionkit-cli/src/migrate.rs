@@ -202,7 +202,7 @@ async fn copy_one(
         .raw
         .expires_at
         .unwrap_or_else(|| now.saturating_add(Duration::seconds(source.settings.cookie_age.max(1))));
-    let record = SessionRecord { key: key.clone(), data, expires_at };
+    let record = SessionRecord::new(key.clone(), data, expires_at);
     match target.store.load(&key).await? {
         Some(existing) if same_data(&existing.data, &record.data) => {
             tally.already_present += 1;
@@ -218,7 +218,7 @@ async fn copy_one(
             return Ok(());
         }
         Some(_) => {
-            target.store.save(&record, &sessionkit::ChangeSet::default()).await?;
+            target.store.save(&record, &sessionkit::ChangeSet::default().with_last_write_wins()).await?;
             tally.overwritten += 1;
             return verify(&record, target, tally, false).await;
         }
@@ -229,9 +229,9 @@ async fn copy_one(
         None => {}
     }
     match target.store.create(&record).await {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(StoreError::KeyCollision) if args.overwrite => {
-            target.store.save(&record, &sessionkit::ChangeSet::default()).await?;
+            target.store.save(&record, &sessionkit::ChangeSet::default().with_last_write_wins()).await?;
             tally.overwritten += 1;
             return verify(&record, target, tally, false).await;
         }

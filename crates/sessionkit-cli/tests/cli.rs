@@ -339,6 +339,7 @@ async fn migrate_reports_conflicts_and_overwrites_only_when_asked() {
         key: sessionkit::SessionKey::parse(&keys[0]).unwrap(),
         data: serde_json::from_value(json!({"other": "data"})).unwrap(),
         expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        version: None,
     };
     store.create(&record).await.unwrap();
     let out = sessionkit(&["migrate", "--from", &source, "--to", &target], &[]);

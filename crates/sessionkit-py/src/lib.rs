@@ -30,10 +30,11 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use serde_json::{Map, Value};
 use sessionkit::store::redis::config::Layout;
 use sessionkit::store::redis::RedisStore;
-use sessionkit::store::{SessionStore, TreatUnavailableAsEmpty, UserSessionIndex};
-use sessionkit::{ChangeSet, SessionKey, SessionRecord, StoreError};
+use sessionkit::store::{Saved, SessionStore, TreatUnavailableAsEmpty, UserSessionIndex};
+use sessionkit::{ChangeSet, SaveMode, SessionKey, SessionRecord, StoreError, Version};
 use time::OffsetDateTime;
 use tokio::runtime::Runtime;
 
@@ -45,12 +46,19 @@ create_exception!(
     "The session store could not be reached, or did not answer within its timeout."
 );
 create_exception!(_native, ConfigurationError, SessionkitError, "The store URL or an option is invalid.");
+create_exception!(
+    _native,
+    StoreContended,
+    SessionkitError,
+    "So many requests wrote the session at once that this save never got its changes in; nothing was saved."
+);
 
 /// Turns a store error into the Python exception callers see.
 pub(crate) fn store_error(err: StoreError) -> PyErr {
     match err {
         StoreError::Unavailable { .. } => StoreUnavailable::new_err(err.to_string()),
         StoreError::Config(_) => ConfigurationError::new_err(err.to_string()),
+        StoreError::Contended { .. } => StoreContended::new_err(err.to_string()),
         other => SessionkitError::new_err(other.to_string()),
     }
 }
@@ -89,17 +97,7 @@ fn write_key(key: &str) -> PyResult<SessionKey> {
 
 /// The record of a session Python hands over: its key, its dict, and an expiry `age` seconds from now.
 fn record_from_python(key: &str, data: &Bound<'_, PyAny>, age: i64) -> PyResult<SessionRecord> {
-    Ok(SessionRecord { key: write_key(key)?, data: convert::dict_to_map(data)?, expires_at: expires_in(age) })
-}
-
-/// The changes of a save from Python: see [`whole_session`]; none when the engine says the login, user agent and
-/// IP are as loaded.
-fn save_changes(record: &SessionRecord, index_changed: bool) -> ChangeSet {
-    if index_changed {
-        whole_session(record)
-    } else {
-        ChangeSet::default()
-    }
+    Ok(SessionRecord::new(write_key(key)?, convert::dict_to_map(data)?, expires_in(age)))
 }
 
 /// `now + age` seconds (Django's `get_expiry_age()` at save time), clamped to what a store can keep.
@@ -121,6 +119,8 @@ pub struct Store {
     runtime: &'static Runtime,
     pid: u32,
     failure_policy: &'static str,
+    /// Merge parallel saves (`SESSIONKIT["MERGE"]`, default true); false: the last write wins, as in Django.
+    merge: bool,
     /// How threads open their own connections for the sync session calls.
     local: Arc<local::Shared>,
 }
@@ -173,6 +173,43 @@ impl Store {
         }))
     }
 
+    /// A load, with the failure policy applied to a thread whose own connection could not even be made.
+    fn load_record(&self, py: Python<'_>, key: &str) -> PyResult<Option<SessionRecord>> {
+        let Some(key) = parse_key(key) else { return Ok(None) };
+        match self.run_session(py, |store| async move { store.load(&key).await })? {
+            Ok(record) => Ok(record),
+            Err(err @ StoreError::Unavailable { .. }) if self.failure_policy == "empty" => {
+                tracing::warn!(target: "sessionkit", store = %self.store.describe(), error = %err,
+                    "session store unavailable; treating the session as empty (failure_policy=empty)");
+                Ok(None)
+            }
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    /// The changes of a save, in this store's save mode.
+    fn changes(&self, snapshot: Option<&Snapshot>, current: &Map<String, Value>, cleared: bool) -> ChangeSet {
+        let changes = changes_from(snapshot, current, cleared);
+        if self.merge {
+            changes
+        } else {
+            changes.with_mode(SaveMode::LastWriteWins)
+        }
+    }
+
+    /// The record of a save from Python: the data converted, the expiry `age` seconds from now, and the snapshot's
+    /// version.
+    fn save_record(
+        key: &str,
+        data: &Bound<'_, PyAny>,
+        age: i64,
+        snapshot: Option<&Snapshot>,
+    ) -> PyResult<SessionRecord> {
+        let mut record = record_from_python(key, data, age)?;
+        record.version = snapshot.and_then(|s| s.version.clone());
+        Ok(record)
+    }
+
     fn index(&self) -> PyResult<&dyn UserSessionIndex> {
         self.store
             .user_index()
@@ -180,32 +217,122 @@ impl Store {
     }
 }
 
-/// The changes of a save from Python when the engine cannot tell what changed: the keys the per-user index keeps
-/// (login, user agent, IP) count as changed whenever present, so the index entry is rewritten. The engines pass
-/// `index_changed=False` when those keys are as loaded, and the Redis store's `index_refresh` window then skips
-/// the index for saves within it.
-fn whole_session(record: &SessionRecord) -> ChangeSet {
-    use sessionkit::store::user_index::{AUTH_USER_ID_KEY, CLIENT_IP_KEY, USER_AGENT_KEY};
-    let mut data = sessionkit::SessionData::new();
-    for key in [AUTH_USER_ID_KEY, USER_AGENT_KEY, CLIENT_IP_KEY] {
-        if let Some(value) = record.data.get(key) {
-            data.insert(key, value.clone());
-        }
-    }
-    data.changes().clone()
+/// What a load read, kept in Rust for the save of the same request: the version (for the compare-and-set) and the
+/// data as loaded (to tell which keys the request changed). The engines keep it next to the session dict.
+#[pyclass(frozen, module = "sessionkit._native")]
+pub struct Snapshot {
+    version: Option<Version>,
+    data: Map<String, Value>,
 }
 
-/// Writes a session whether or not it is stored now (`cached_db` refilling its cache).
-async fn put(store: &dyn SessionStore, record: &SessionRecord, created: bool) -> Result<(), StoreError> {
-    let first = if created { store.create(record).await } else { store.save(record, &whole_session(record)).await };
-    match first {
-        Err(StoreError::KeyCollision) => store.save(record, &whole_session(record)).await,
-        Err(StoreError::SessionVanished) => match store.create(record).await {
-            Err(StoreError::KeyCollision) => Ok(()),
-            other => other,
-        },
+#[pymethods]
+impl Snapshot {
+    /// A snapshot of data read elsewhere (the database part of `cached_db`), with no store version.
+    #[staticmethod]
+    fn of(data: &Bound<'_, PyAny>) -> PyResult<Snapshot> {
+        Ok(Snapshot { version: None, data: convert::dict_to_map(data)? })
+    }
+}
+
+/// The changes a save from Python makes: the keys whose value differs from the snapshot (compared whole, so a
+/// nested value changed in place counts), the keys gone, and a clear when the engine saw `clear()`; with no
+/// snapshot (a session the request never loaded) the whole session replaces what is stored.
+fn changes_from(snapshot: Option<&Snapshot>, current: &Map<String, Value>, cleared: bool) -> ChangeSet {
+    let mut changes = match snapshot {
+        Some(snapshot) => ChangeSet::between(&snapshot.data, current),
+        None => ChangeSet::replacing(current),
+    };
+    if cleared {
+        changes.mark_cleared();
+    }
+    changes
+}
+
+/// A save from Python: the record (with the snapshot's version) merged into what is stored. `None` when the
+/// session vanished; else the merged data when another request's writes were merged in, and the new snapshot.
+async fn save_from_python(
+    store: &dyn SessionStore,
+    mut record: SessionRecord,
+    changes: ChangeSet,
+) -> Result<Option<(Option<Map<String, Value>>, Snapshot)>, StoreError> {
+    match store.save(&record, &changes).await {
+        Ok(Saved { version, merged, .. }) => {
+            let merged = merged.map(|merged| merged.data);
+            let data = match &merged {
+                Some(data) => data.clone(),
+                None => std::mem::take(&mut record.data),
+            };
+            Ok(Some((merged, Snapshot { version, data })))
+        }
+        Err(StoreError::SessionVanished) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// The Python result of [`save_from_python`]: `None`, or `(merged dict or None, Snapshot)`.
+fn saved_to_python(py: Python<'_>, saved: Option<(Option<Map<String, Value>>, Snapshot)>) -> PyResult<Py<PyAny>> {
+    let Some((merged, snapshot)) = saved else { return Ok(py.None()) };
+    let merged = match merged {
+        Some(data) => convert::map_to_dict(py, &data)?.into_any().unbind(),
+        None => py.None(),
+    };
+    Ok((merged, Py::new(py, snapshot)?).into_pyobject(py)?.into_any().unbind())
+}
+
+/// A cache copy for `cached_db` (see [`Store::write_copy`]): compare-only against the snapshot, or a create;
+/// anything else (another request's copy, a tombstone) gives way to a tombstone. The new snapshot, or `None`.
+async fn write_copy(
+    store: &dyn SessionStore,
+    record: SessionRecord,
+    snapshot_version: Option<Option<Version>>,
+) -> Result<Option<Snapshot>, StoreError> {
+    let written = match snapshot_version {
+        Some(version) => {
+            let copy = SessionRecord { version, ..record.clone() };
+            let compare_only = ChangeSet::replacing(&record.data).with_mode(SaveMode::CompareOnly);
+            match store.save(&copy, &compare_only).await {
+                Ok(saved) => Ok(saved.version),
+                Err(StoreError::SessionVanished) => store.create(&record).await,
+                Err(err) => Err(err),
+            }
+        }
+        None => store.create(&record).await,
+    };
+    match written {
+        Ok(version) => Ok(Some(Snapshot { version, data: record.data })),
+        Err(StoreError::Contended { .. } | StoreError::KeyCollision) => {
+            bury(store, &record.key).await?;
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// A `cached_db` refill: a create, nothing when the cache holds an entry already.
+async fn refill(store: &dyn SessionStore, record: SessionRecord) -> Result<Option<Snapshot>, StoreError> {
+    match store.create(&record).await {
+        Ok(version) => Ok(Some(Snapshot { version, data: record.data })),
+        Err(StoreError::KeyCollision) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// A `cached_db` tombstone: [`SessionStore::hold_deleted`] for `TOMBSTONE_SECONDS` (a key no store takes has
+/// nothing to bury).
+async fn bury(store: &dyn SessionStore, key: &SessionKey) -> Result<(), StoreError> {
+    let hold = std::time::Duration::from_secs(sessionkit::store::cached_db::TOMBSTONE_SECONDS);
+    match store.hold_deleted(key, hold).await {
+        Err(StoreError::UnsafeKey) => Ok(()),
         other => other,
     }
+}
+
+/// A snapshot (or `None`) as a Python object.
+fn snapshot_to_python(py: Python<'_>, snapshot: Option<Snapshot>) -> PyResult<Py<PyAny>> {
+    Ok(match snapshot {
+        Some(snapshot) => Py::new(py, snapshot)?.into_any(),
+        None => py.None(),
+    })
 }
 
 /// Creates a session under fresh keys until one is free (one round trip unless a key collides).
@@ -214,10 +341,10 @@ async fn create_new(
     map: serde_json::Map<String, serde_json::Value>,
     age: i64,
 ) -> Result<SessionKey, StoreError> {
-    let mut record = SessionRecord { key: SessionKey::generate(), data: map, expires_at: expires_in(age) };
+    let mut record = SessionRecord::new(SessionKey::generate(), map, expires_in(age));
     for _ in 0..100 {
         match store.create(&record).await {
-            Ok(()) => return Ok(record.key),
+            Ok(_) => return Ok(record.key),
             Err(StoreError::KeyCollision) => record.key = SessionKey::generate(),
             Err(other) => return Err(other),
         }
@@ -236,8 +363,14 @@ impl Store {
     /// `thread_connections`: at most this many threads get a Redis connection of their own for the sync session
     /// calls (default 64; 0: all calls share one connection).
     #[staticmethod]
-    #[pyo3(signature = (url, failure_policy = "error", thread_connections = local::DEFAULT_MAX_THREAD_CONNECTIONS))]
-    fn connect(py: Python<'_>, url: &str, failure_policy: &str, thread_connections: usize) -> PyResult<Store> {
+    #[pyo3(signature = (url, failure_policy = "error", thread_connections = local::DEFAULT_MAX_THREAD_CONNECTIONS, merge = true))]
+    fn connect(
+        py: Python<'_>,
+        url: &str,
+        failure_policy: &str,
+        thread_connections: usize,
+        merge: bool,
+    ) -> PyResult<Store> {
         let failure_policy = match failure_policy {
             "error" => "error",
             "empty" => "empty",
@@ -256,7 +389,7 @@ impl Store {
         let store: Arc<dyn SessionStore> =
             if failure_policy == "empty" { Arc::new(TreatUnavailableAsEmpty::new(plain)) } else { plain };
         let local = Arc::new(local::Shared::new(url_for_threads, failure_policy == "empty", thread_connections));
-        Ok(Store { store, redis, runtime, pid: std::process::id(), failure_policy, local })
+        Ok(Store { store, redis, runtime, pid: std::process::id(), failure_policy, merge, local })
     }
 
     /// The store, without credentials (for logs).
@@ -281,6 +414,12 @@ impl Store {
         self.failure_policy
     }
 
+    /// True when parallel saves merge (the default), false when the last write wins.
+    #[getter]
+    fn merge(&self) -> bool {
+        self.merge
+    }
+
     /// How many threads have a Redis connection of their own to this store now (the sync session calls of a
     /// thread use one from its fifth call on; see the `local` module).
     #[getter]
@@ -297,25 +436,151 @@ impl Store {
     /// The session's data, or `None` when there is no live session under `key` (unknown, expired, or a key no
     /// store would hold). Corrupt data loads as `{}` with a log line on `sessionkit.corrupt`.
     fn load<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(key) = parse_key(key) else { return Ok(None) };
-        let record = match self.run_session(py, |store| async move { store.load(&key).await })? {
-            Ok(record) => record,
-            // A thread whose own connection could not even be made: the failure policy still applies.
-            Err(err @ StoreError::Unavailable { .. }) if self.failure_policy == "empty" => {
-                tracing::warn!(target: "sessionkit", store = %self.store.describe(), error = %err,
-                    "session store unavailable; treating the session as empty (failure_policy=empty)");
-                None
-            }
-            Err(err) => return Err(store_error(err)),
-        };
-        record.map(|record| convert::map_to_dict(py, &record.data)).transpose()
+        self.load_record(py, key)?.map(|record| convert::map_to_dict(py, &record.data)).transpose()
+    }
+
+    /// Like [`Store::load`], with what the save of the same request needs: `(dict, Snapshot)`, or `None`.
+    fn load_versioned<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<(Bound<'py, PyDict>, Snapshot)>> {
+        let Some(record) = self.load_record(py, key)? else { return Ok(None) };
+        let dict = convert::map_to_dict(py, &record.data)?;
+        Ok(Some((dict, Snapshot { version: record.version, data: record.data })))
+    }
+
+    /// Saves this request's changes to a stored session, merged with what other requests wrote since it was
+    /// loaded (`snapshot`, from [`Store::load_versioned`]; `None` for a session this request never loaded, whose
+    /// data then replaces what is stored). `cleared`: the request called `clear()`. Returns `None` when the
+    /// session no longer exists (it is never re-created), else `(merged, snapshot)`: the session as stored when
+    /// other requests' keys were merged in (else `None`), and the snapshot for a later save.
+    #[pyo3(signature = (key, data, age, snapshot = None, cleared = false))]
+    fn save_changes(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        data: &Bound<'_, PyAny>,
+        age: i64,
+        snapshot: Option<PyRef<'_, Snapshot>>,
+        cleared: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let record = Self::save_record(key, data, age, snapshot.as_deref())?;
+        let changes = self.changes(snapshot.as_deref(), &record.data, cleared);
+        let saved =
+            self.run_session(py, |store| async move { save_from_python(store.as_ref(), record, changes).await })?;
+        saved_to_python(py, saved.map_err(store_error)?)
+    }
+
+    /// Async [`Store::save_changes`].
+    #[pyo3(signature = (key, data, age, snapshot = None, cleared = false))]
+    fn asave_changes<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        data: &Bound<'_, PyAny>,
+        age: i64,
+        snapshot: Option<PyRef<'_, Snapshot>>,
+        cleared: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let record = Self::save_record(key, data, age, snapshot.as_deref())?;
+        let changes = self.changes(snapshot.as_deref(), &record.data, cleared);
+        let store = self.store.clone();
+        bridge::spawn(
+            py,
+            self.runtime,
+            async move { save_from_python(store.as_ref(), record, changes).await },
+            saved_to_python,
+        )
+    }
+
+    /// The cache part of `cached_db`: makes the cache hold `data` (what the database now holds) if it still holds
+    /// what `snapshot` read, or, with no snapshot, if it holds nothing. When another request changed the cached copy
+    /// meanwhile (a newer copy, or a logout's tombstone), a tombstone replaces it instead, so loads read the database
+    /// for a minute: a stale copy never overwrites a newer one. Returns the new snapshot, or `None`.
+    #[pyo3(signature = (key, data, age, snapshot = None))]
+    fn write_copy(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        data: &Bound<'_, PyAny>,
+        age: i64,
+        snapshot: Option<PyRef<'_, Snapshot>>,
+    ) -> PyResult<Option<Snapshot>> {
+        let record = record_from_python(key, data, age)?;
+        let seen = snapshot.as_deref().map(|s| s.version.clone());
+        self.run_session(py, |store| async move { write_copy(store.as_ref(), record, seen).await })?
+            .map_err(store_error)
+    }
+
+    /// The cache part of `cached_db` after a database read: puts `data` into the cache unless the cache holds an
+    /// entry for `key` (a logout's tombstone, or another request's copy). Returns the snapshot of the copy made, or
+    /// `None`.
+    fn refill(&self, py: Python<'_>, key: &str, data: &Bound<'_, PyAny>, age: i64) -> PyResult<Option<Snapshot>> {
+        let record = record_from_python(key, data, age)?;
+        self.run_session(py, |store| async move { refill(store.as_ref(), record).await })?.map_err(store_error)
+    }
+
+    /// Async [`Store::refill`].
+    fn arefill<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        data: &Bound<'_, PyAny>,
+        age: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let record = record_from_python(key, data, age)?;
+        let store = self.store.clone();
+        bridge::spawn(py, self.runtime, async move { refill(store.as_ref(), record).await }, snapshot_to_python)
+    }
+
+    /// The cache part of `cached_db` at a delete: replaces the cached copy with a tombstone for a minute, so a
+    /// refill from a database read made before the delete cannot bring the session back (Django's own engine reads
+    /// the tombstone as a miss).
+    fn bury(&self, py: Python<'_>, key: &str) -> PyResult<()> {
+        let Some(key) = parse_key(key) else { return Ok(()) };
+        self.run_session(py, |store| async move { bury(store.as_ref(), &key).await })?.map_err(store_error)
+    }
+
+    /// Async [`Store::bury`].
+    fn abury<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        let key = parse_key(key);
+        bridge::spawn(
+            py,
+            self.runtime,
+            async move {
+                match key {
+                    Some(key) => bury(store.as_ref(), &key).await,
+                    None => Ok(()),
+                }
+            },
+            |py, ()| Ok(none(py)),
+        )
+    }
+
+    /// Async [`Store::write_copy`].
+    #[pyo3(signature = (key, data, age, snapshot = None))]
+    fn awrite_copy<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        data: &Bound<'_, PyAny>,
+        age: i64,
+        snapshot: Option<PyRef<'_, Snapshot>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let record = record_from_python(key, data, age)?;
+        let seen = snapshot.as_deref().map(|s| s.version.clone());
+        let store = self.store.clone();
+        bridge::spawn(
+            py,
+            self.runtime,
+            async move { write_copy(store.as_ref(), record, seen).await },
+            snapshot_to_python,
+        )
     }
 
     /// Stores a new session; `False` if `key` is taken. `age` = seconds until it expires.
     fn create(&self, py: Python<'_>, key: &str, data: &Bound<'_, PyAny>, age: i64) -> PyResult<bool> {
         let record = record_from_python(key, data, age)?;
         match self.run_session(py, |store| async move { store.create(&record).await })? {
-            Ok(()) => Ok(true),
+            Ok(_) => Ok(true),
             Err(StoreError::KeyCollision) => Ok(false),
             Err(err) => Err(store_error(err)),
         }
@@ -329,31 +594,16 @@ impl Store {
         Ok(key.as_str().to_owned())
     }
 
-    /// Replaces a stored session; `False` if it no longer exists (it is never re-created). `index_changed=False`
-    /// says the login, user agent and IP are those loaded, so the Redis per-user index may skip this save.
-    #[pyo3(signature = (key, data, age, index_changed = true))]
-    fn save(
-        &self,
-        py: Python<'_>,
-        key: &str,
-        data: &Bound<'_, PyAny>,
-        age: i64,
-        index_changed: bool,
-    ) -> PyResult<bool> {
+    /// Replaces a stored session with `data` whole; `False` if it no longer exists (it is never re-created). The
+    /// engines save with [`Store::save_changes`], which keeps other requests' writes.
+    fn save(&self, py: Python<'_>, key: &str, data: &Bound<'_, PyAny>, age: i64) -> PyResult<bool> {
         let record = record_from_python(key, data, age)?;
-        let changes = save_changes(&record, index_changed);
+        let changes = ChangeSet::replacing(&record.data);
         match self.run_session(py, |store| async move { store.save(&record, &changes).await })? {
-            Ok(()) => Ok(true),
+            Ok(_) => Ok(true),
             Err(StoreError::SessionVanished) => Ok(false),
             Err(err) => Err(store_error(err)),
         }
-    }
-
-    /// Writes a session whether or not it exists (a cache refill); `created` says which to try first.
-    #[pyo3(signature = (key, data, age, created = false))]
-    fn put(&self, py: Python<'_>, key: &str, data: &Bound<'_, PyAny>, age: i64, created: bool) -> PyResult<()> {
-        let record = record_from_python(key, data, age)?;
-        self.run_session(py, |store| async move { put(store.as_ref(), &record, created).await })?.map_err(store_error)
     }
 
     /// True when a session is stored under `key`.
@@ -409,7 +659,7 @@ impl Store {
             self.runtime,
             async move {
                 match store.create(&record).await {
-                    Ok(()) => Ok(true),
+                    Ok(_) => Ok(true),
                     Err(StoreError::KeyCollision) => Ok(false),
                     Err(err) => Err(err),
                 }
@@ -427,48 +677,28 @@ impl Store {
         })
     }
 
-    /// Async [`Store::save`].
-    #[pyo3(signature = (key, data, age, index_changed = true))]
-    fn asave<'py>(
-        &self,
-        py: Python<'py>,
-        key: &str,
-        data: &Bound<'_, PyAny>,
-        age: i64,
-        index_changed: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let record = record_from_python(key, data, age)?;
-        let changes = save_changes(&record, index_changed);
+    /// Async [`Store::load_versioned`].
+    fn aload_versioned<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store.clone();
+        let key = parse_key(key);
         bridge::spawn(
             py,
             self.runtime,
             async move {
-                match store.save(&record, &changes).await {
-                    Ok(()) => Ok(true),
-                    Err(StoreError::SessionVanished) => Ok(false),
-                    Err(err) => Err(err),
+                match key {
+                    Some(key) => store.load(&key).await,
+                    None => Ok(None),
                 }
             },
-            |py, saved| Ok(pyo3::types::PyBool::new(py, saved).to_owned().into_any().unbind()),
+            |py, record| match record {
+                Some(record) => {
+                    let dict = convert::map_to_dict(py, &record.data)?;
+                    let snapshot = Py::new(py, Snapshot { version: record.version, data: record.data })?;
+                    Ok((dict, snapshot).into_pyobject(py)?.into_any().unbind())
+                }
+                None => Ok(none(py)),
+            },
         )
-    }
-
-    /// Async [`Store::put`].
-    #[pyo3(signature = (key, data, age, created = false))]
-    fn aput<'py>(
-        &self,
-        py: Python<'py>,
-        key: &str,
-        data: &Bound<'_, PyAny>,
-        age: i64,
-        created: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let record = record_from_python(key, data, age)?;
-        let store = self.store.clone();
-        bridge::spawn(py, self.runtime, async move { put(store.as_ref(), &record, created).await }, |py, ()| {
-            Ok(none(py))
-        })
     }
 
     /// Async [`Store::exists`].
@@ -553,6 +783,27 @@ impl Store {
     }
 }
 
+/// This request's changes (from `snapshot`, what it loaded, to `current`, what it saves; a clear when `cleared`)
+/// applied to `stored`, the session as stored now: what a save writes when another request wrote meanwhile.
+/// `cached_db` merges its database rows with it.
+#[pyfunction]
+#[pyo3(signature = (stored, snapshot, current, cleared = false))]
+fn merge<'py>(
+    py: Python<'py>,
+    stored: &Bound<'py, PyAny>,
+    snapshot: Option<PyRef<'py, Snapshot>>,
+    current: &Bound<'py, PyAny>,
+    cleared: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let stored = convert::dict_to_map(stored)?;
+    let current = convert::dict_to_map(current)?;
+    let changes = changes_from(snapshot.as_deref(), &current, cleared);
+    let at = OffsetDateTime::UNIX_EPOCH;
+    let key = SessionKey::parse("merge-only").map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let merged = changes.apply(&SessionRecord::new(key.clone(), stored, at), &SessionRecord::new(key, current, at));
+    convert::map_to_dict(py, &merged.data)
+}
+
 /// The id under which a session appears in the per-user index (first 128 bits of SHA-256 of the key, hex).
 #[pyfunction]
 fn session_id(key: &str) -> PyResult<String> {
@@ -606,11 +857,14 @@ fn run_cli(
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logbridge::install();
     m.add_class::<Store>()?;
+    m.add_class::<Snapshot>()?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(session_id, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     let py = m.py();
     m.add("SessionkitError", py.get_type::<SessionkitError>())?;
     m.add("StoreUnavailable", py.get_type::<StoreUnavailable>())?;
     m.add("ConfigurationError", py.get_type::<ConfigurationError>())?;
+    m.add("StoreContended", py.get_type::<StoreContended>())?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 """sessionkit.django.cached_db: Redis (Rust) in front of Django's own django_session table (ORM)."""
 
 import datetime
+import pickle
 
 import django
 import pytest
@@ -63,7 +64,9 @@ def test_flush_and_delete_remove_row_and_cache(redis_client):
     key = s.session_key
     s.flush()
     assert not Session.objects.filter(session_key=key).exists()
-    assert redis_client.get(cache_key(key)) is None
+    # The cached copy is replaced by a tombstone: Python's None, which Django's cache reads as a miss, for a minute.
+    assert redis_client.get(cache_key(key)) == pickle.dumps(None, 5)
+    assert 0 < redis_client.pttl(cache_key(key)) <= 60_000
     assert not SessionStore().exists(key)
 
 

@@ -211,6 +211,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
 /// | cause | status |
 /// |-------|--------|
 /// | store unreachable or failing | 503 Service Unavailable (logged with the store and cause) |
+/// | so many parallel writes to the session that this save never got in ([`StoreError::Contended`]) | 503 Service Unavailable |
 /// | session deleted by a concurrent request | 400 Bad Request (Django's `SessionInterrupted`) |
 /// | a per-user operation on a session without a logged-in user | 403 Forbidden |
 /// | value of the wrong type, anything else | 500 Internal Server Error |
@@ -244,17 +245,24 @@ impl SessionFailure {
 pub(crate) fn store_error_status(err: &StoreError) -> StatusCode {
     match err {
         StoreError::SessionVanished => StatusCode::BAD_REQUEST,
-        StoreError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::Unavailable { .. } | StoreError::Contended { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 /// The plain-text body of a session failure response.
-pub(crate) fn failure_body(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::BAD_REQUEST => "Bad Request: the session was deleted before the request completed.",
-        StatusCode::SERVICE_UNAVAILABLE => "Service Unavailable: the session store cannot be reached.",
-        StatusCode::FORBIDDEN => "Forbidden: this needs a logged-in session.",
+pub(crate) fn failure_body(err: Option<&SessionError>) -> &'static str {
+    match err {
+        Some(SessionError::Store(StoreError::SessionVanished)) => {
+            "Bad Request: the session was deleted before the request completed."
+        }
+        Some(SessionError::Store(StoreError::Unavailable { .. })) => {
+            "Service Unavailable: the session store cannot be reached."
+        }
+        Some(SessionError::Store(StoreError::Contended { .. })) => {
+            "Service Unavailable: too many requests changed this session at once; try again."
+        }
+        Some(SessionError::NotLoggedIn) => "Forbidden: this needs a logged-in session.",
         _ => "Internal Server Error",
     }
 }
@@ -262,7 +270,15 @@ pub(crate) fn failure_body(status: StatusCode) -> &'static str {
 impl IntoResponse for SessionFailure {
     fn into_response(self) -> Response {
         let status = self.status();
-        tracing::error!(target: "sessionkit", error = %self, status = status.as_u16(), "session failure");
-        (status, failure_body(status)).into_response()
+        let body = match &self {
+            SessionFailure::Session(err) => failure_body(Some(err)),
+            SessionFailure::LayerMissing => failure_body(None),
+        };
+        if status.is_server_error() {
+            tracing::error!(target: "sessionkit", error = %self, status = status.as_u16(), "session failure");
+        } else {
+            tracing::warn!(target: "sessionkit", error = %self, status = status.as_u16(), "session failure");
+        }
+        (status, body).into_response()
     }
 }

@@ -126,8 +126,13 @@ async fn finish_response<B: From<&'static str>>(
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 let store = core.store().describe();
-                tracing::error!(target: "sessionkit", store = %store, error = %err, status = status.as_u16(), "could not save the session");
-                *response = failure_response(status);
+                if status.is_server_error() {
+                    tracing::error!(target: "sessionkit", store = %store, error = %err, status = status.as_u16(), "could not save the session");
+                } else {
+                    // A logout in a concurrent request (Django's SessionInterrupted): the client's race, not ours.
+                    tracing::warn!(target: "sessionkit", store = %store, error = %err, status = status.as_u16(), "could not save the session");
+                }
+                *response = failure_response(status, &err);
                 if matches!(err, SessionError::Store(StoreError::SessionVanished)) {
                     vary_cookie = true;
                 }
@@ -148,8 +153,8 @@ async fn save_and_cookie(core: &mut sessionkit::Session, settings: &Settings) ->
     Ok(session_cookie_header(settings, &key, max_age, SystemTime::now()))
 }
 
-fn failure_response<B: From<&'static str>>(status: StatusCode) -> Response<B> {
-    let mut response = Response::new(B::from(failure_body(status)));
+fn failure_response<B: From<&'static str>>(status: StatusCode, err: &SessionError) -> Response<B> {
+    let mut response = Response::new(B::from(failure_body(Some(err))));
     *response.status_mut() = status;
     response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response

@@ -33,11 +33,11 @@ impl SessionStore for CountingStore {
         self.loads.fetch_add(1, Ordering::SeqCst);
         self.inner.load(key).await
     }
-    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+    async fn create(&self, record: &SessionRecord) -> Result<Option<sessionkit::Version>, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.create(record).await
     }
-    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<(), StoreError> {
+    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<sessionkit::store::Saved, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.save(record, changes).await
     }
@@ -486,7 +486,7 @@ async fn extreme_expiries_never_panic() {
     data.insert("_session_expiry".into(), "1000-01-01T00:00:00+00:00".into());
     data.insert("n".into(), 1.into());
     let expires_at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
-    store.create(&SessionRecord { key: key.clone(), data, expires_at }).await.unwrap();
+    store.create(&SessionRecord::new(key.clone(), data, expires_at)).await.unwrap();
     let (status, headers, body) = send(&app, "/count", Some(&format!("sessionid={key}"))).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "2"));
     assert!(set_cookies(&headers)[0].contains("expires=Thu, 01 Jan 1970 00:00:00 GMT"), "{:?}", set_cookies(&headers));

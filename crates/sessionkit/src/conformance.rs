@@ -223,10 +223,10 @@ pub async fn create_never_overwrites(h: &dyn Harness) {
     let expires_at = OffsetDateTime::now_utc() + Duration::hours(1);
     let mut first = Map::new();
     first.insert("owner".into(), json!("first"));
-    store.create(&SessionRecord { key: key.clone(), data: first.clone(), expires_at }).await.unwrap();
+    store.create(&SessionRecord::new(key.clone(), first.clone(), expires_at)).await.unwrap();
     let mut second = Map::new();
     second.insert("owner".into(), json!("second"));
-    let err = store.create(&SessionRecord { key: key.clone(), data: second, expires_at }).await.unwrap_err();
+    let err = store.create(&SessionRecord::new(key.clone(), second, expires_at)).await.unwrap_err();
     assert!(matches!(err, StoreError::KeyCollision), "{err:?}");
     assert_eq!(store.load(&key).await.unwrap().unwrap().data, first);
 }
@@ -353,6 +353,151 @@ pub async fn clear_then_save_under_an_unknown_key_is_vanished(h: &dyn Harness) {
         let err = s.save().await.unwrap_err();
         assert!(matches!(err, SessionError::Store(StoreError::SessionVanished)), "{cookie:.20}: {err:?}");
     }
+}
+
+/// Runs `work` for each of `n` sessions on `key`, all loaded before any saves: each task loads, waits for every
+/// other task to have loaded, then runs `work` (which changes the session) and saves. Returns each save's result.
+async fn parallel_saves<F>(h: &dyn Harness, key: &SessionKey, n: usize, work: F) -> Vec<Result<(), SessionError>>
+where
+    F: Fn(usize, &mut Session) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>
+        + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    let loaded = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let (store, settings, key, loaded, work) =
+            (h.store(), h.settings(), key.clone(), Arc::clone(&loaded), work.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = Session::new(store, settings, Some(key));
+            s.len().await.unwrap();
+            loaded.wait().await;
+            work(i, &mut s).await;
+            s.save().await
+        }));
+    }
+    let mut results = Vec::with_capacity(n);
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+/// Parallel requests that each set a different key all keep their key: every save lands (as many writers as a
+/// save has attempts, so each is sure to get its turn), whatever order they reach the store in.
+pub async fn parallel_saves_of_distinct_keys_all_land(h: &dyn Harness) {
+    if h.stateless() {
+        return skip(h, "a session kept in the browser cannot merge parallel requests");
+    }
+    let mut base = Map::new();
+    base.insert("base".into(), json!(true));
+    let key = saved_session(h, &base).await;
+    let n = crate::store::merge::MAX_SAVE_ATTEMPTS;
+    let results =
+        parallel_saves(h, &key, n, |i, s| Box::pin(async move { s.set(&format!("key{i}"), i).await.unwrap() })).await;
+    for (i, result) in results.iter().enumerate() {
+        assert!(result.is_ok(), "save {i}: {result:?}");
+    }
+    let stored = h.store().load(&key).await.unwrap().expect("the session is still there").data;
+    for i in 0..n {
+        assert_eq!(stored.get(&format!("key{i}")), Some(&json!(i)), "key{i} was lost: {stored:?}");
+    }
+    assert_eq!(stored.get("base"), Some(&json!(true)));
+}
+
+/// One request removes `x` while another sets `y`: `x` is gone and `y` is set; and a key set by both holds one of
+/// the two values, never a mix, with both requests' other keys kept.
+pub async fn parallel_removes_sets_and_same_key_writes(h: &dyn Harness) {
+    if h.stateless() {
+        return skip(h, "a session kept in the browser cannot merge parallel requests");
+    }
+    let mut base = Map::new();
+    base.insert("x".into(), json!("to remove"));
+    base.insert("shared".into(), json!("before"));
+    let key = saved_session(h, &base).await;
+    let results = parallel_saves(h, &key, 2, |i, s| {
+        Box::pin(async move {
+            if i == 0 {
+                s.pop("x").await.unwrap();
+                s.set("shared", "from 0").await.unwrap();
+                s.set("only0", 0).await.unwrap();
+            } else {
+                s.set("y", "set").await.unwrap();
+                s.set("shared", "from 1").await.unwrap();
+                s.set("only1", 1).await.unwrap();
+            }
+        })
+    })
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let stored = h.store().load(&key).await.unwrap().unwrap().data;
+    assert!(!stored.contains_key("x"), "the removal was undone: {stored:?}");
+    assert_eq!(stored.get("y"), Some(&json!("set")));
+    assert!(matches!(stored.get("shared").and_then(Value::as_str), Some("from 0" | "from 1")), "{stored:?}");
+    assert_eq!((stored.get("only0"), stored.get("only1")), (Some(&json!(0)), Some(&json!(1))), "{stored:?}");
+}
+
+/// A save that loaded the session before a `flush`/`delete` (a logout in another tab) fails with
+/// `SessionVanished`, and the session stays deleted: a logout is never undone.
+pub async fn a_save_racing_a_logout_fails_and_the_logout_stands(h: &dyn Harness) {
+    if h.stateless() {
+        return skip(h, "a cookie session cannot be deleted behind the request's back");
+    }
+    let key = saved_session(h, &sample_data()).await;
+    let mut slow = session(h, Some(key.clone()));
+    slow.len().await.unwrap();
+    let mut logout = session(h, Some(key.clone()));
+    logout.flush().await.unwrap();
+    slow.set("late", "write").await.unwrap();
+    let err = slow.save().await.unwrap_err();
+    assert!(matches!(err, SessionError::Store(StoreError::SessionVanished)), "{err:?}");
+    assert!(h.store().load(&key).await.unwrap().is_none(), "the logout was undone");
+    assert!(!h.store().exists(&key).await.unwrap());
+}
+
+/// A save that loaded the session before another request cycled its key (a login in another tab): the slow save
+/// fails, the old key stays dead, and the new key holds the data without the slow request's write.
+pub async fn a_save_racing_cycle_key_leaves_the_old_key_dead(h: &dyn Harness) {
+    if h.stateless() {
+        return skip(h, "a cookie session's old key cannot be revoked");
+    }
+    let key = saved_session(h, &sample_data()).await;
+    let mut slow = session(h, Some(key.clone()));
+    slow.len().await.unwrap();
+    let mut login = session(h, Some(key.clone()));
+    login.cycle_key().await.unwrap();
+    let new_key = login.key().cloned().unwrap();
+    slow.set("late", "write").await.unwrap();
+    let err = slow.save().await.unwrap_err();
+    assert!(matches!(err, SessionError::Store(StoreError::SessionVanished)), "{err:?}");
+    assert!(h.store().load(&key).await.unwrap().is_none(), "the old key came back");
+    let stored = h.store().load(&new_key).await.unwrap().unwrap().data;
+    assert_eq!(stored, sample_data(), "the new key holds the data as cycled");
+}
+
+/// After a merged save the request sees the merged session, and a second save of the same request keeps the
+/// other request's keys too.
+pub async fn a_merged_save_leaves_the_merged_data_in_the_session(h: &dyn Harness) {
+    if h.stateless() {
+        return skip(h, "a session kept in the browser cannot merge parallel requests");
+    }
+    let key = saved_session(h, &Map::new()).await;
+    let mut first = session(h, Some(key.clone()));
+    first.len().await.unwrap();
+    let mut second = session(h, Some(key.clone()));
+    second.set("from_second", 2).await.unwrap();
+    second.save().await.unwrap();
+    first.set("from_first", 1).await.unwrap();
+    first.save().await.unwrap();
+    assert_eq!(first.get::<i64>("from_second").await.unwrap(), Some(2), "merged in");
+    first.set("again", true).await.unwrap();
+    first.save().await.unwrap();
+    let stored = h.store().load(&key).await.unwrap().unwrap().data;
+    assert_eq!(stored.get("from_second"), Some(&json!(2)), "{stored:?}");
+    assert_eq!(stored.get("from_first"), Some(&json!(1)));
+    assert_eq!(stored.get("again"), Some(&json!(true)));
 }
 
 /// An expired session is never loaded, and `clear_expired` removes exactly the expired ones.
@@ -491,7 +636,10 @@ macro_rules! conformance_suite {
             save_of_deleted_session_is_an_error, unknown_or_malformed_keys_give_a_new_session,
             expiry_int_iso_and_browser_close, expired_sessions_are_never_loaded_and_cleared,
             corrupt_data_gives_an_empty_session, exists_delete_and_raw, enumeration_lists_every_session,
-            extreme_expiries_are_stored, clear_then_save_under_an_unknown_key_is_vanished);
+            extreme_expiries_are_stored, clear_then_save_under_an_unknown_key_is_vanished,
+            parallel_saves_of_distinct_keys_all_land, parallel_removes_sets_and_same_key_writes,
+            a_save_racing_a_logout_fails_and_the_logout_stands, a_save_racing_cycle_key_leaves_the_old_key_dead,
+            a_merged_save_leaves_the_merged_data_in_the_session);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -3,6 +3,9 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
+use crate::expiry::EXPIRY_KEY;
+use crate::SessionRecord;
+
 /// What happened to one key during a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyChange {
@@ -14,19 +17,111 @@ pub enum KeyChange {
 
 /// The keys a request changed, in the order it changed them.
 ///
-/// Stores write whole sessions today, exactly as Django does. The change set travels with every save so that a
-/// store can merge two parallel requests' writes (apply only this request's keys on top of what is stored now)
-/// instead of letting the last writer win.
+/// The change set travels with every save: when another request wrote the session since this one loaded it, the
+/// store applies only this request's changes on top of what is stored now ([`ChangeSet::apply`]) instead of
+/// letting the last writer win (`docs/concurrency.md`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeSet {
     cleared: bool,
     keys: IndexMap<String, KeyChange>,
+    mode: SaveMode,
+}
+
+/// How a save meets a session another request wrote since it was loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SaveMode {
+    /// This request's changes are applied to what is stored now (the default).
+    #[default]
+    Merge,
+    /// The whole session as this request sees it replaces what is stored, as Django saves (`merge=false`).
+    LastWriteWins,
+    /// The save is made only if nobody wrote since the load; else it fails ([`crate::StoreError::Contended`]) and
+    /// nothing is written. For a copy that must never overwrite a newer one (cached_db's cache).
+    CompareOnly,
 }
 
 impl ChangeSet {
     /// The changes of a request that cleared the whole session and set nothing.
     pub fn everything_cleared() -> Self {
-        ChangeSet { cleared: true, keys: IndexMap::new() }
+        ChangeSet { cleared: true, ..ChangeSet::default() }
+    }
+
+    /// The same changes, saved as Django saves them: the whole session as this request sees it replaces what is
+    /// stored, whatever another request wrote meanwhile (the store's `merge=false` option).
+    #[must_use]
+    pub fn with_last_write_wins(self) -> Self {
+        self.with_mode(SaveMode::LastWriteWins)
+    }
+
+    /// The same changes, saved with the given [`SaveMode`].
+    #[must_use]
+    pub fn with_mode(mut self, mode: SaveMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How the save meets another request's writes.
+    pub fn mode(&self) -> SaveMode {
+        self.mode
+    }
+
+    /// The session after this request's changes are applied to `stored`, the session as stored now: a clear
+    /// empties it first, then each changed key takes this request's value from `request` (or is removed), in the
+    /// order of the changes; every other key keeps the stored value. A key already stored keeps its place, a new
+    /// one goes last, as in a Python dict.
+    ///
+    /// The expiry is this request's (`request.expires_at`, computed when it saved) when the merged session's
+    /// `_session_expiry` is the one this request had, else the stored one: a request that did not touch the
+    /// expiry does not undo another's `set_expiry`. The version is the stored one, for the next compare-and-set.
+    pub fn apply(&self, stored: &SessionRecord, request: &SessionRecord) -> SessionRecord {
+        let mut data = if self.cleared { Map::new() } else { stored.data.clone() };
+        for (key, change) in &self.keys {
+            match (change, request.data.get(key)) {
+                (KeyChange::Set, Some(value)) => {
+                    data.insert(key.clone(), value.clone());
+                }
+                (KeyChange::Set, None) | (KeyChange::Removed, _) => {
+                    data.shift_remove(key);
+                }
+            }
+        }
+        let expires_at =
+            if data.get(EXPIRY_KEY) == request.data.get(EXPIRY_KEY) { request.expires_at } else { stored.expires_at };
+        SessionRecord { key: request.key.clone(), data, expires_at, version: stored.version.clone() }
+    }
+
+    /// The changes that turn `loaded` into `current`: keys whose value differs (compared whole, so a nested value
+    /// changed in place counts) or that are new are set, keys gone are removed. For front-ends that keep the
+    /// session in a form that does not record changes (a Python dict).
+    pub fn between(loaded: &Map<String, Value>, current: &Map<String, Value>) -> Self {
+        let mut changes = ChangeSet::default();
+        for (key, value) in current {
+            if loaded.get(key) != Some(value) {
+                changes.record(key, KeyChange::Set);
+            }
+        }
+        for key in loaded.keys() {
+            if !current.contains_key(key) {
+                changes.record(key, KeyChange::Removed);
+            }
+        }
+        changes
+    }
+
+    /// Marks the session as cleared (the request removed every key, including ones stored by other requests since
+    /// it loaded), keeping the changes recorded after that.
+    pub fn mark_cleared(&mut self) {
+        self.cleared = true;
+    }
+
+    /// The changes of a request that replaced the whole session with `data`: a clear, then every key set. Applied
+    /// to any stored session it gives `data`; for a session this request never loaded.
+    pub fn replacing(data: &Map<String, Value>) -> Self {
+        let mut changes = ChangeSet::everything_cleared();
+        for key in data.keys() {
+            changes.record(key, KeyChange::Set);
+        }
+        changes
     }
 
     /// True when nothing was changed.
@@ -110,6 +205,12 @@ impl SessionData {
         self.changes.cleared = true;
     }
 
+    /// Replaces the whole map with what the store holds after a merged save, recording no change.
+    pub(crate) fn replace_saved(&mut self, map: Map<String, Value>) {
+        self.map = map;
+        self.changes = ChangeSet::default();
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -177,6 +278,58 @@ mod tests {
         data.remove("b");
         data.insert("b", json!(5)); // re-added key goes last
         assert_eq!(data.keys().collect::<Vec<_>>(), ["a", "c", "b"]);
+    }
+
+    fn record(pairs: Value, expiry_secs: i64) -> SessionRecord {
+        let Value::Object(data) = pairs else { panic!("not an object") };
+        let at = time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(expiry_secs);
+        SessionRecord::new(crate::SessionKey::parse("abcdefgh12345678").unwrap(), data, at)
+    }
+
+    #[test]
+    fn apply_puts_this_requests_keys_on_what_is_stored() {
+        let loaded = record(json!({"a": 1, "b": 2, "gone": 0}), 100);
+        let mut data = SessionData::from_map(loaded.data.clone());
+        data.insert("b", json!(20));
+        data.insert("new", json!("x"));
+        data.remove("gone");
+        let request = SessionRecord { data: data.as_map().clone(), ..record(json!({}), 200) };
+        // Meanwhile another request set `c`, changed `a` and re-added `gone`.
+        let stored = record(json!({"a": 10, "b": 2, "gone": 5, "c": 3}), 150);
+        let merged = data.changes().apply(&stored, &request);
+        assert_eq!(Value::Object(merged.data.clone()), json!({"a": 10, "b": 20, "c": 3, "new": "x"}));
+        assert_eq!(merged.data.keys().collect::<Vec<_>>(), ["a", "b", "c", "new"], "stored keys keep their place");
+        assert_eq!(merged.expires_at, request.expires_at, "the same _session_expiry: this request's expiry");
+        // A clear removes what the other request added too.
+        let mut cleared = SessionData::from_map(loaded.data.clone());
+        cleared.clear();
+        cleared.insert("only", json!(1));
+        let request = SessionRecord { data: cleared.as_map().clone(), ..record(json!({}), 200) };
+        assert_eq!(Value::Object(cleared.changes().apply(&stored, &request).data), json!({"only": 1}));
+    }
+
+    #[test]
+    fn apply_keeps_another_requests_expiry_unless_this_one_set_it() {
+        let stored = record(json!({"_session_expiry": 300, "k": 1}), 150);
+        let untouched = SessionData::from_map(Map::new());
+        let request = record(json!({}), 200);
+        let merged = untouched.changes().apply(&stored, &request);
+        assert_eq!(merged.expires_at, stored.expires_at, "another request's set_expiry stays");
+        let mut set = SessionData::from_map(Map::new());
+        set.insert("_session_expiry", json!(60));
+        let request = record(json!({"_session_expiry": 60}), 260);
+        assert_eq!(set.changes().apply(&stored, &request).expires_at, request.expires_at);
+    }
+
+    #[test]
+    fn between_finds_set_changed_and_removed_keys() {
+        let loaded = record(json!({"same": 1, "nested": {"items": [1]}, "gone": true}), 0).data;
+        let current = record(json!({"same": 1, "nested": {"items": [1, 2]}, "new": null}), 0).data;
+        let changes = ChangeSet::between(&loaded, &current);
+        let listed: Vec<_> = changes.iter().collect();
+        assert_eq!(listed, [("nested", KeyChange::Set), ("new", KeyChange::Set), ("gone", KeyChange::Removed)]);
+        assert!(!changes.cleared());
+        assert!(ChangeSet::between(&loaded, &loaded).is_empty());
     }
 
     #[test]

@@ -18,6 +18,15 @@ pub enum StoreError {
     /// (Django's `UpdateError`). It is never re-created silently; the middleware answers 400.
     #[error("the session was deleted before the request completed (for example by a logout in a concurrent request)")]
     SessionVanished,
+    /// A save lost the compare-and-set to other writers of the same session every time it tried
+    /// ([`MAX_SAVE_ATTEMPTS`](crate::store::merge::MAX_SAVE_ATTEMPTS) times): so many requests write this session
+    /// at once that this one could not get its changes in. Nothing of this request was written; trying again
+    /// later is safe. The middleware answers 503.
+    #[error("the session was written by {attempts} other requests while this one tried to save it; nothing was saved, try again")]
+    Contended {
+        /// How many compare-and-set writes were tried.
+        attempts: usize,
+    },
     /// The key has characters other than `a-z0-9` or is longer than 64 characters, and this store puts keys
     /// into file names, SQL or Redis keys. Loads treat such a key as "no session", saves as a vanished session
     /// ([`StoreError::SessionVanished`], as for any unknown key); creates refuse it with this error.

@@ -29,11 +29,11 @@ pub mod store;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use data::{ChangeSet, SessionData};
+pub use data::{ChangeSet, SaveMode, SessionData};
 pub use error::{ConfigError, StoreError};
 pub use expiry::Expiry;
 pub use key::{InvalidKey, SessionKey};
-pub use record::SessionRecord;
+pub use record::{SessionRecord, Version};
 pub use secret::SecretKey;
 pub use session::{Session, SessionError};
 pub use settings::{SameSite, Settings};

@@ -8,7 +8,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::expiry::EXPIRY_KEY;
-use crate::{Expiry, SessionData, SessionKey, SessionRecord, SessionStore, Settings, StoreError};
+use crate::{Expiry, SessionData, SessionKey, SessionRecord, SessionStore, Settings, StoreError, Version};
 
 /// How many fresh keys [`Session::create`] tries before giving up. With 36^32 possible keys a single
 /// collision is already astronomically unlikely; repeated collisions mean a broken store.
@@ -82,6 +82,8 @@ pub struct Session {
     settings: Arc<Settings>,
     key: Option<SessionKey>,
     state: State,
+    /// What the store read (or last wrote), for the compare-and-set of the next save.
+    version: Option<Version>,
     accessed: bool,
     modified: bool,
 }
@@ -89,7 +91,7 @@ pub struct Session {
 impl Session {
     /// A session for `key` (usually the cookie's value); nothing is loaded yet.
     pub fn new(store: Arc<dyn SessionStore>, settings: Arc<Settings>, key: Option<SessionKey>) -> Self {
-        Session { store, settings, key, state: State::NotLoaded, accessed: false, modified: false }
+        Session { store, settings, key, state: State::NotLoaded, version: None, accessed: false, modified: false }
     }
 
     /// A session for a raw cookie value; a value Django would not accept as a key gives a new session.
@@ -146,7 +148,10 @@ impl Session {
             self.state = match &self.key {
                 None => State::Loaded(SessionData::new()),
                 Some(key) => match self.store.load(key).await {
-                    Ok(Some(record)) => State::Loaded(SessionData::from_map(record.data)),
+                    Ok(Some(record)) => {
+                        self.version = record.version;
+                        State::Loaded(SessionData::from_map(record.data))
+                    }
                     Ok(None) => {
                         self.key = None;
                         State::Loaded(SessionData::new())
@@ -291,6 +296,10 @@ impl Session {
 
     /// Saves the data (Django's `save()`): updates the stored session, or creates one under a fresh key when
     /// there is no key. A session deleted meanwhile gives [`StoreError::SessionVanished`].
+    ///
+    /// The store applies this request's changes on top of what is stored now (`docs/concurrency.md`): when
+    /// another request wrote the session since it was loaded, its keys are kept, and after the save this
+    /// session holds the merged data.
     pub async fn save(&mut self) -> Result<(), SessionError> {
         self.loaded().await?;
         let Some(key) = self.key.clone() else {
@@ -298,14 +307,28 @@ impl Session {
         };
         let cookie_age = self.settings.cookie_age;
         let store = Arc::clone(&self.store);
-        let data = self.loaded().await?;
+        let version = self.version.take();
+        let State::Loaded(data) = &mut self.state else { unreachable!("loaded above") };
         let expires_at = storable_expiry(data, cookie_age);
         // Hand the map to the store without copying it, then put it back.
-        let record = SessionRecord { key, data: data.take_map(), expires_at };
-        let result = store.save(&record, data.changes()).await.and_then(|()| store.issue_key(&record));
+        let record = SessionRecord { key, data: data.take_map(), expires_at, version };
+        let result = match store.save(&record, data.changes()).await {
+            Ok(saved) => store.issue_key(&record).map(|issued| (saved, issued)),
+            Err(err) => Err(err),
+        };
         data.put_map(record.data);
-        let issued = result?;
-        data.reset_changes();
+        let (saved, issued) = match result {
+            Ok(done) => done,
+            Err(err) => {
+                self.version = record.version;
+                return Err(err.into());
+            }
+        };
+        match saved.merged {
+            Some(merged) => data.replace_saved(merged.data),
+            None => data.reset_changes(),
+        }
+        self.version = saved.version;
         if let Some(issued) = issued {
             self.key = Some(issued);
         }
@@ -323,7 +346,7 @@ impl Session {
         let store = Arc::clone(&self.store);
         let State::Loaded(data) = &mut self.state else { unreachable!("set above") };
         let expires_at = storable_expiry(data, cookie_age);
-        let mut record = SessionRecord { key: SessionKey::generate(), data: data.take_map(), expires_at };
+        let mut record = SessionRecord::new(SessionKey::generate(), data.take_map(), expires_at);
         let mut outcome = Err(StoreError::KeyCollision);
         for _ in 0..MAX_CREATE_ATTEMPTS {
             outcome = store.create(&record).await;
@@ -332,11 +355,12 @@ impl Session {
                 _ => break,
             }
         }
-        let issued = outcome.and_then(|()| store.issue_key(&record));
+        let issued = outcome.and_then(|version| store.issue_key(&record).map(|issued| (version, issued)));
         data.put_map(record.data);
-        let issued = issued?;
+        let (version, issued) = issued?;
         data.reset_changes();
         self.key = Some(issued.unwrap_or(record.key));
+        self.version = version;
         self.modified = true;
         Ok(())
     }
@@ -395,6 +419,7 @@ impl Session {
             self.store.delete(key).await?;
         }
         self.key = None;
+        self.version = None;
         Ok(())
     }
 }

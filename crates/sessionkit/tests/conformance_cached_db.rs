@@ -336,14 +336,14 @@ impl SessionStore for HeldLoads {
         }
         result
     }
-    async fn create(&self, record: &sessionkit::SessionRecord) -> Result<(), StoreError> {
+    async fn create(&self, record: &sessionkit::SessionRecord) -> Result<Option<sessionkit::Version>, StoreError> {
         self.inner.create(record).await
     }
     async fn save(
         &self,
         record: &sessionkit::SessionRecord,
         changes: &sessionkit::ChangeSet,
-    ) -> Result<(), StoreError> {
+    ) -> Result<sessionkit::store::Saved, StoreError> {
         self.inner.save(record, changes).await
     }
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
@@ -449,6 +449,7 @@ async fn the_django_cache_tombstone_is_pythons_none() {
         key: key.clone(),
         data: [("v".to_owned(), serde_json::json!("stale"))].into_iter().collect(),
         expires_at: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        version: None,
     };
     assert!(matches!(cache.create(&refill).await, Err(StoreError::KeyCollision)), "a refill fails on the tombstone");
 }

@@ -71,8 +71,14 @@ impl Harness for FileHarness {
 
 sessionkit::conformance_suite!(FileHarness::new());
 
+/// The names in a session directory, without the store's lock files (`.sessionkit-lock-NN`, made by saves and
+/// deletes and kept for reuse).
 fn names_in(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with(".sessionkit-lock-"))
+        .collect()
 }
 
 /// Moves a file's mtime `by` into the past.
@@ -82,7 +88,7 @@ fn age_file(path: &Path, by: Duration) {
 }
 
 fn record(key: &SessionKey, data: Map<String, Value>) -> SessionRecord {
-    SessionRecord { key: key.clone(), data, expires_at: OffsetDateTime::now_utc() + Duration::hours(1) }
+    SessionRecord::new(key.clone(), data, OffsetDateTime::now_utc() + Duration::hours(1))
 }
 
 fn object(value: Value) -> Map<String, Value> {
@@ -139,7 +145,7 @@ async fn files_are_mode_0600() {
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     h.store.create(&record(&key, object(json!({"a": 1})))).await.unwrap();
     assert_eq!(mode(&h.path(&key)), 0o600);
-    h.store.save(&record(&key, object(json!({"a": 2}))), &ChangeSet::default()).await.unwrap();
+    h.store.save(&record(&key, object(json!({"a": 2}))), &ChangeSet::default().with_last_write_wins()).await.unwrap();
     assert_eq!(mode(&h.path(&key)), 0o600);
 }
 
@@ -237,7 +243,7 @@ async fn saves_are_atomic_for_concurrent_readers() {
         })
     };
     for version in 1..=200 {
-        store.save(&record(&key, data(version)), &ChangeSet::default()).await.unwrap();
+        store.save(&record(&key, data(version)), &ChangeSet::default().with_last_write_wins()).await.unwrap();
     }
     stop.store(true, Ordering::Relaxed);
     let reads = reader.await.unwrap();
@@ -369,7 +375,8 @@ async fn urls_and_configuration_errors() {
     let synced = sessionkit::open_store(&format!("file://{path}?fsync=true"), &settings).await.unwrap();
     let key = SessionKey::generate();
     synced.create(&record(&key, object(json!({"durable": 1})))).await.unwrap();
-    synced.save(&record(&key, object(json!({"durable": 2}))), &ChangeSet::default()).await.unwrap();
+    let replace = ChangeSet::default().with_last_write_wins();
+    synced.save(&record(&key, object(json!({"durable": 2}))), &replace).await.unwrap();
     assert_eq!(synced.load(&key).await.unwrap().unwrap().data.get("durable"), Some(&json!(2)));
 
     let missing = dir.path().join("missing");

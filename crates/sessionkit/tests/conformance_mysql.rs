@@ -131,10 +131,10 @@ async fn expire_date_is_naive_utc_with_microseconds() {
     let key = SessionKey::generate();
     // Given in +02:00 with nanoseconds: stored as naive UTC, cut to microseconds.
     let at = datetime!(2031-05-06 09:08:07.123456789 +02:00);
-    h.store.create(&SessionRecord { key: key.clone(), data: Map::new(), expires_at: at }).await.unwrap();
+    h.store.create(&SessionRecord::new(key.clone(), Map::new(), at)).await.unwrap();
     let whole = SessionKey::generate();
     let at_whole_second = datetime!(2031-05-06 09:08:07 UTC);
-    h.store.create(&SessionRecord { key: whole.clone(), data: Map::new(), expires_at: at_whole_second }).await.unwrap();
+    h.store.create(&SessionRecord::new(whole.clone(), Map::new(), at_whole_second)).await.unwrap();
 
     let mut conn = h.pool().acquire().await.unwrap();
     sqlx::query("SET time_zone = '+05:00'").execute(&mut *conn).await.unwrap();
@@ -163,6 +163,7 @@ async fn saving_unchanged_data_is_not_vanished() {
         key: SessionKey::generate(),
         data: [("a".to_owned(), json!(1))].into_iter().collect(),
         expires_at: datetime!(2031-01-01 00:00:00.5 UTC),
+        version: None,
     };
     h.store.create(&record).await.unwrap();
     let row = |pool: MySqlPool, key: String| async move {

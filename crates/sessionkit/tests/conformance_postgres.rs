@@ -142,7 +142,7 @@ async fn expire_date_is_timestamptz_in_utc() {
     let key = SessionKey::generate();
     // Given in +02:00 with nanoseconds: stored as the UTC instant, cut to microseconds.
     let at = datetime!(2031-05-06 09:08:07.123456789 +02:00);
-    let record = SessionRecord { key: key.clone(), data: Map::new(), expires_at: at };
+    let record = SessionRecord::new(key.clone(), Map::new(), at);
     h.store.create(&record).await.unwrap();
     let mut conn = h.pool().acquire().await.unwrap();
     sqlx::query("SET TIME ZONE 'Asia/Kolkata'").execute(&mut *conn).await.unwrap();

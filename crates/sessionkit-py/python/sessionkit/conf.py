@@ -1,7 +1,7 @@
 """The ``SESSIONKIT`` setting: one dict, mapped to a store URL for the Rust core.
 
 Every option is a query parameter of the Redis store URL (docs/redis.md); the mapping is ``OPTION_NAMES``.
-``FAILURE_POLICY`` and ``THREAD_CONNECTIONS`` are applied by the extension (not part of the URL). Options already in ``URL`` are kept; an
+``FAILURE_POLICY``, ``THREAD_CONNECTIONS`` and ``MERGE`` are applied by the extension (not part of the URL). Options already in ``URL`` are kept; an
 option given in the dict wins over the same option in the URL.
 """
 
@@ -37,7 +37,7 @@ OPTION_NAMES = {
     "SENTINEL_USERNAME": "sentinel_username",
     "SENTINEL_PASSWORD": "sentinel_password",
 }
-KNOWN = set(OPTION_NAMES) | {"URL", "FAILURE_POLICY", "THREAD_CONNECTIONS"}
+KNOWN = set(OPTION_NAMES) | {"URL", "FAILURE_POLICY", "THREAD_CONNECTIONS", "MERGE"}
 
 #: Default of SESSIONKIT["THREAD_CONNECTIONS"]: at most this many threads per process get a Redis connection of their
 #: own for the sync session calls (0: every call uses the one shared connection).
@@ -112,6 +112,16 @@ def thread_connections(options=None):
     return value
 
 
+def merge(options=None):
+    """``SESSIONKIT["MERGE"]``: parallel saves merge (True, the default) or the last write wins (False, Django's
+    behaviour)."""
+    options = _setting() if options is None else options
+    value = options.get("MERGE", True)
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured("SESSIONKIT['MERGE'] must be True (merge parallel saves) or False (last write wins)")
+    return value
+
+
 def get_store(engine="redis"):
     """The process's store for the current SESSIONKIT setting (connected on first use; a failed connect is retried
     on the next call)."""
@@ -120,7 +130,14 @@ def get_store(engine="redis"):
     if store is not None:  # the hot path: one dict lookup per call
         return store
     options = _setting()
-    key = (os.getpid(), engine, store_url(options, engine), failure_policy(options), thread_connections(options))
+    key = (
+        os.getpid(),
+        engine,
+        store_url(options, engine),
+        failure_policy(options),
+        thread_connections(options),
+        merge(options),
+    )
     store = _stores.get(key)
     if store is not None:
         _current[fast_key] = store
@@ -129,7 +146,7 @@ def get_store(engine="redis"):
         store = _stores.get(key)
         if store is None:
             try:
-                store = Store.connect(key[2], key[3], key[4])
+                store = Store.connect(key[2], key[3], key[4], key[5])
             except ConfigurationError as err:
                 raise ImproperlyConfigured(f"SESSIONKIT: {err}") from err
             # Stores of a parent process (before fork) stay in the dict, unused: their runtime is not ours.

@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::user_index::{auth_user_id, session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
-use super::{RawSession, SessionLister, SessionStore, StoredSession, UserSession, UserSessionIndex};
-use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
+use super::{RawSession, Saved, SessionLister, SessionStore, StoredSession, UserSession, UserSessionIndex};
+use crate::{ChangeSet, SaveMode, SessionKey, SessionRecord, StoreError, Version};
 
 /// A cache store in front of a database store.
 #[derive(Debug)]
@@ -69,27 +69,97 @@ impl CachedDbStore {
     }
 
     /// Puts a session read from the database into the cache, unless the cache has an entry for it (a tombstone
-    /// left by a concurrent delete, or a copy a concurrent write made). Failures are logged and counted.
-    async fn refill(&self, record: &SessionRecord) {
+    /// left by a concurrent delete, or a copy a concurrent write made). Failures are logged and counted. Returns
+    /// the cache's version of the copy it made.
+    async fn refill(&self, record: &SessionRecord) -> Option<Version> {
         match self.cache.create(record).await {
-            Ok(()) | Err(StoreError::KeyCollision) => {}
-            Err(err) => self.cache_failed("refill", &err),
+            Ok(version) => version,
+            Err(StoreError::KeyCollision) => None,
+            Err(err) => {
+                self.cache_failed("refill", &err);
+                None
+            }
         }
     }
 
-    /// Writes `record` to the cache whether or not the cache still has it; failures are logged and counted.
-    async fn put_in_cache(&self, record: &SessionRecord, changes: &ChangeSet) {
-        let result = match self.cache.save(record, changes).await {
-            Err(StoreError::SessionVanished) => match self.cache.create(record).await {
-                // Created concurrently by another request: that copy is as fresh as ours.
-                Err(StoreError::KeyCollision) => Ok(()),
-                other => other,
-            },
-            other => other,
+    /// Makes the cache hold `stored`, what the database now holds, if the cache still holds the copy this request
+    /// saw (`seen`, the cache's version), or nothing when it saw none. When another request changed the cache
+    /// meanwhile (a newer copy, or a tombstone of a logout), the entry is replaced by a tombstone instead, so
+    /// loads read the database until it expires: a stale copy is never written over a newer one. Returns the
+    /// cache's new version when the copy was written. Failures are logged and counted.
+    async fn update_cache(
+        &self,
+        stored: &SessionRecord,
+        seen: Option<Version>,
+        changes: &ChangeSet,
+    ) -> Option<Version> {
+        let copy = SessionRecord { version: seen, ..stored.clone() };
+        let written = match &copy.version {
+            Some(_) => {
+                // The request's changes go along only for the cache's per-user index (did the login change?).
+                let compare_only = changes.clone().with_mode(SaveMode::CompareOnly);
+                match self.cache.save(&copy, &compare_only).await {
+                    Ok(saved) => Ok(saved.version),
+                    // Gone from the cache (evicted): put it back, unless someone else did.
+                    Err(StoreError::SessionVanished) => self.cache.create(&copy).await,
+                    Err(err) => Err(err),
+                }
+            }
+            None => self.cache.create(&copy).await,
         };
-        if let Err(err) = result {
-            self.cache_failed("write", &err);
+        match written {
+            Ok(version) => version,
+            Err(StoreError::Contended { .. } | StoreError::KeyCollision) => {
+                if let Err(err) = bury(self.cache.as_ref(), &stored.key).await {
+                    self.cache_failed("write", &err);
+                }
+                None
+            }
+            Err(err) => {
+                self.cache_failed("write", &err);
+                None
+            }
         }
+    }
+}
+
+/// What a `cached_db` record's [`Version`] holds: the database's version of the session (when it was read from
+/// there) and the cache's (when it came from the cache, or was put there).
+#[derive(Debug, Default)]
+struct Versions {
+    db: Option<Version>,
+    cache: Option<Version>,
+}
+
+impl Versions {
+    /// `[1 byte: 1 if db][1 byte: 1 if cache][u32 big-endian: length of db][db][cache]`.
+    fn encode(&self) -> Option<Version> {
+        if self.db.is_none() && self.cache.is_none() {
+            return None;
+        }
+        let db = self.db.as_ref().map_or(&[][..], Version::as_bytes);
+        let cache = self.cache.as_ref().map_or(&[][..], Version::as_bytes);
+        let mut bytes = Vec::with_capacity(6 + db.len() + cache.len());
+        bytes.push(u8::from(self.db.is_some()));
+        bytes.push(u8::from(self.cache.is_some()));
+        bytes.extend_from_slice(&u32::try_from(db.len()).unwrap_or(u32::MAX).to_be_bytes());
+        bytes.extend_from_slice(db);
+        bytes.extend_from_slice(cache);
+        Some(Version::new(bytes))
+    }
+
+    /// The versions in `version`; none when it is not one of ours.
+    fn decode(version: Option<&Version>) -> Versions {
+        let Some(bytes) = version.map(Version::as_bytes) else { return Versions::default() };
+        let (Some(&[has_db, has_cache]), Some(len)) = (bytes.get(..2).map(|b| [b[0], b[1]]).as_ref(), bytes.get(2..6))
+        else {
+            return Versions::default();
+        };
+        let db_len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let (Some(db), Some(cache)) = (bytes.get(6..6 + db_len), bytes.get(6 + db_len..)) else {
+            return Versions::default();
+        };
+        Versions { db: (has_db == 1).then(|| Version::new(db)), cache: (has_cache == 1).then(|| Version::new(cache)) }
     }
 }
 
@@ -101,7 +171,10 @@ impl SessionStore for CachedDbStore {
 
     async fn load(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError> {
         let cache_has_entry = match self.cache.load(key).await {
-            Ok(Some(record)) if !record.data.is_empty() => return Ok(Some(record)),
+            Ok(Some(record)) if !record.data.is_empty() => {
+                let version = Versions { db: None, cache: record.version.clone() }.encode();
+                return Ok(Some(SessionRecord { version, ..record }));
+            }
             // A tombstone (or a session that really is empty): the database decides, and nothing is refilled.
             Ok(Some(_)) => true,
             Ok(None) => false,
@@ -111,25 +184,33 @@ impl SessionStore for CachedDbStore {
             }
         };
         let started = Instant::now();
-        let record = self.db.load(key).await?;
-        if let Some(record) = &record {
-            if !cache_has_entry && started.elapsed() < Duration::from_secs(REFILL_DEADLINE_SECONDS) {
-                self.refill(record).await;
-            }
-        }
-        Ok(record)
+        let Some(record) = self.db.load(key).await? else { return Ok(None) };
+        let cache = if !cache_has_entry && started.elapsed() < Duration::from_secs(REFILL_DEADLINE_SECONDS) {
+            self.refill(&record).await
+        } else {
+            None
+        };
+        let version = Versions { db: record.version.clone(), cache }.encode();
+        Ok(Some(SessionRecord { version, ..record }))
     }
 
-    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        self.db.create(record).await?;
-        self.put_in_cache(record, &ChangeSet::default()).await;
-        Ok(())
+    async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError> {
+        let db = self.db.create(record).await?;
+        let cache = self.update_cache(record, None, &ChangeSet::default()).await;
+        Ok(Versions { db, cache }.encode())
     }
 
-    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<(), StoreError> {
-        self.db.save(record, changes).await?;
-        self.put_in_cache(record, changes).await;
-        Ok(())
+    /// The database is the arbiter: the save merges there (a request that read the cache has no database version,
+    /// so the database is read first). Then the cache gets what the database now holds, if it still holds what this
+    /// request saw (else a tombstone, see `update_cache`).
+    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError> {
+        let seen = Versions::decode(record.version.as_ref());
+        let db_record = SessionRecord { version: seen.db, ..record.clone() };
+        let saved = self.db.save(&db_record, changes).await?;
+        let stored = saved.merged.as_ref().unwrap_or(record);
+        let cache = self.update_cache(stored, seen.cache, changes).await;
+        let version = Versions { db: saved.version, cache }.encode();
+        Ok(Saved { version, ..saved })
     }
 
     /// The database decides.

@@ -6,7 +6,9 @@
 //!   expires (`SESSION_COOKIE_AGE` after its last save, checked as `max_age` when read);
 //! - `exists` is always false, `clear_expired` has nothing to do, and there is nothing to enumerate
 //!   ([`SessionStore::lister`] is `None`);
-//! - the data is readable by the client (signed, not encrypted).
+//! - the data is readable by the client (signed, not encrypted);
+//! - parallel requests cannot be merged: each response carries the whole session, and the browser keeps the
+//!   cookie of the last one (`docs/concurrency.md`).
 //!
 //! Stricter than Django: a session whose own `_session_expiry` has passed is not loaded (Django only checks
 //! `SESSION_COOKIE_AGE`), and a session that would not fit in a cookie (over 4093 bytes for `name=value`) is an
@@ -15,10 +17,10 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{RawSession, SessionStore};
+use super::{RawSession, Saved, SessionStore};
 use crate::codec::signing::{token_timestamp, Signer, SIGNED_COOKIES_SALT};
 use crate::codec::{CodecError, DecodeLimits};
-use crate::{ChangeSet, ConfigError, Expiry, SessionKey, SessionRecord, Settings, StoreError};
+use crate::{ChangeSet, ConfigError, Expiry, SessionKey, SessionRecord, Settings, StoreError, Version};
 
 /// The most bytes of `name=value` a browser is guaranteed to keep, as Django checks it.
 pub const MAX_COOKIE_BYTES: usize = 4093;
@@ -79,17 +81,18 @@ impl SessionStore for CookieStore {
         if expires_at <= now {
             return Ok(None);
         }
-        Ok(Some(SessionRecord { key: key.clone(), data, expires_at }))
+        Ok(Some(SessionRecord::new(key.clone(), data, expires_at)))
     }
 
     /// Nothing to store; a new session never collides (its key is its signed data).
-    async fn create(&self, _record: &SessionRecord) -> Result<(), StoreError> {
-        Ok(())
+    async fn create(&self, _record: &SessionRecord) -> Result<Option<Version>, StoreError> {
+        Ok(None)
     }
 
-    /// Nothing to store; the data travels in the key that [`SessionStore::issue_key`] returns.
-    async fn save(&self, _record: &SessionRecord, _changes: &ChangeSet) -> Result<(), StoreError> {
-        Ok(())
+    /// Nothing to store; the data travels in the key that [`SessionStore::issue_key`] returns. Nothing can be
+    /// merged either: the session lives in the browser, and the cookie of the last response wins.
+    async fn save(&self, _record: &SessionRecord, _changes: &ChangeSet) -> Result<Saved, StoreError> {
+        Ok(Saved::written(None))
     }
 
     /// Always false, as Django's `signed_cookies.exists`.

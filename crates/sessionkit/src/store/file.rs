@@ -20,12 +20,20 @@
 //! else's data, because the token is signed. With `file:///dir?fsync=true` the temporary file is fsynced before
 //! the rename and the directory after it, so a completed save survives a crash, at the price of two disk flushes.
 //!
+//! # Parallel saves
+//!
+//! A save merges with what other requests wrote since it loaded (`docs/concurrency.md`): the version of a session
+//! is its file's content, and a save checks it and renames its new file into place while holding an exclusive
+//! lock (`flock`) on one of 64 lock files `DIR/.sessionkit-lock-NN` (chosen by the key), which deletes take too.
+//! So between sessionkit processes a save never overwrites a write it did not see and never brings back a deleted
+//! session. Django's own file backend takes no lock: its writes are last-write-wins against ours, as among
+//! Django processes. The lock files are hidden and do not start with the cookie name, so Django and the lister
+//! ignore them.
+//!
 //! # Differences from Django's file backend (deliberate)
 //!
 //! - `save` of a session whose file is gone fails with [`StoreError::SessionVanished`] (Django's file backend
 //!   re-creates the file). The store contract demands it: a logout in a concurrent request must stay a logout.
-//!   The check runs just before the rename; a delete that lands in the microseconds between the two can still be
-//!   undone by the rename, as in Django.
 //! - Corrupt data (bad signature, not ASCII, larger than the codec's 1 MiB token limit) loads as an empty session
 //!   under the same key, logged on target `sessionkit::corrupt`. Django moves such a session to a fresh key, and
 //!   crashes on non-ASCII bytes. Files larger than the limit are not read at all.
@@ -52,10 +60,11 @@ use rand::Rng;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use super::merge::{save_merging, CompareAndSet, Saved, WriteOutcome};
 use super::{ListCursor, RawSession, SessionLister, SessionPage, SessionStore, SignedSessionCodec, StoredSession};
 use crate::codec::{CodecError, DecodeLimits};
 use crate::expiry::EXPIRY_KEY;
-use crate::{ChangeSet, ConfigError, Expiry, SessionKey, SessionRecord, Settings, StoreError};
+use crate::{ChangeSet, ConfigError, Expiry, SessionKey, SessionRecord, Settings, StoreError, Version};
 
 /// What separates a session file's name from the random part of its temporary files (Django's `mkstemp` prefix).
 const TEMP_MARKER: &str = "_out_";
@@ -64,6 +73,10 @@ const TEMP_FILE_MAX_AGE: StdDuration = StdDuration::from_secs(24 * 60 * 60);
 /// Length of the random part of a temporary file name.
 const TEMP_SUFFIX_LEN: usize = 12;
 const TEMP_SUFFIX_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+/// Saves and deletes of a session hold one of this many lock files (chosen by the key).
+const LOCK_STRIPES: u32 = 64;
+/// The name of lock file `n` is this followed by two digits: hidden, and never starting with a cookie name.
+const LOCK_FILE_PREFIX: &str = ".sessionkit-lock-";
 
 /// Django's `file` session backend: one signed-token file per session in a directory.
 ///
@@ -360,7 +373,9 @@ impl Inner {
         let expires_at = self.expires_at(&data, content.mtime);
         // Django's rule: expired once `get_expiry_age` (whole seconds left, floored) is <= 0.
         if Expiry::At(expires_at).age(OffsetDateTime::now_utc(), self.cookie_age) > 0 {
-            return Ok(Loaded::Live(SessionRecord { key: key.clone(), data, expires_at }));
+            // The version is the file's content: a save checks the file still holds it.
+            let version = content.bytes.map(Version::new);
+            return Ok(Loaded::Live(SessionRecord { key: key.clone(), data, expires_at, version }));
         }
         let removed = match remove_if_same(&path, &content.file) {
             Ok(removed) => removed,
@@ -434,22 +449,38 @@ impl Inner {
         Ok(())
     }
 
-    fn save(&self, key: &SessionKey, token: &[u8]) -> Result<(), StoreError> {
+    /// Takes the exclusive lock of `key`'s stripe (released when the returned file is dropped).
+    fn lock(&self, key: &SessionKey) -> io::Result<File> {
+        let stripe =
+            key.as_str().bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % LOCK_STRIPES;
+        let path = self.dir.join(format!("{LOCK_FILE_PREFIX}{stripe:02}"));
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path)?;
+        file.lock()?;
+        Ok(file)
+    }
+
+    /// Replaces `key`'s file with `token` if the file exists and, with `expected`, still holds exactly those bytes;
+    /// under the key's lock, so no other sessionkit save or delete runs in between.
+    fn write_if(&self, key: &SessionKey, token: &[u8], expected: Option<&[u8]>) -> Result<WriteOutcome, StoreError> {
         let path = self.path_for(key).ok_or(StoreError::UnsafeKey)?;
-        let temp = self.write_temp(&path, token).map_err(|e| self.unavailable(e))?;
+        let _lock = self.lock(key).map_err(|e| self.unavailable(e))?;
         // Only update: a session deleted meanwhile (logout, flush, expiry) must not come back.
-        match fs::symlink_metadata(&path) {
-            Ok(_) => {}
-            Err(err) => {
-                let _ = fs::remove_file(&temp);
-                return Err(if err.kind() == io::ErrorKind::NotFound {
-                    StoreError::SessionVanished
-                } else {
-                    self.unavailable(err)
-                });
+        let Some(current) = self.read(&path).map_err(|e| self.unavailable(e))? else {
+            return Ok(WriteOutcome::Vanished);
+        };
+        if let Some(expected) = expected {
+            if current.bytes.as_deref() != Some(expected) {
+                return Ok(WriteOutcome::Conflict(None));
             }
         }
-        self.rename_into_place(&temp, &path).map_err(|e| self.unavailable(e))
+        drop(current);
+        let temp = self.write_temp(&path, token).map_err(|e| self.unavailable(e))?;
+        self.rename_into_place(&temp, &path).map_err(|e| self.unavailable(e))?;
+        Ok(WriteOutcome::Written(Some(Version::new(token))))
     }
 
     fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
@@ -459,6 +490,7 @@ impl Inner {
 
     fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
         let Some(path) = self.path_for(key) else { return Ok(()) };
+        let _lock = self.lock(key).map_err(|e| self.unavailable(e))?;
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -667,23 +699,17 @@ impl SessionStore for FileStore {
         }
     }
 
-    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+    async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError> {
         if !record.key.is_storage_safe() {
             return Err(StoreError::UnsafeKey);
         }
         let token = self.inner.codec.encode(&record.data, OffsetDateTime::now_utc());
         let key = record.key.clone();
-        self.blocking(move |inner| inner.create(&key, token.as_bytes())).await
+        self.blocking(move |inner| inner.create(&key, token.as_bytes()).map(|()| Some(Version::new(token)))).await
     }
 
-    async fn save(&self, record: &SessionRecord, _changes: &ChangeSet) -> Result<(), StoreError> {
-        if !record.key.is_storage_safe() {
-            // No session can be stored under such a key, so there is none to update.
-            return Err(StoreError::SessionVanished);
-        }
-        let token = self.inner.codec.encode(&record.data, OffsetDateTime::now_utc());
-        let key = record.key.clone();
-        self.blocking(move |inner| inner.save(&key, token.as_bytes())).await
+    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError> {
+        save_merging(self, record, changes).await
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
@@ -718,6 +744,25 @@ impl SessionStore for FileStore {
 
     fn lister(&self) -> Option<&dyn SessionLister> {
         Some(self)
+    }
+}
+
+#[async_trait]
+impl CompareAndSet for FileStore {
+    async fn write_if(
+        &self,
+        record: &SessionRecord,
+        expected: Option<&Version>,
+        _changes: &ChangeSet,
+    ) -> Result<WriteOutcome, StoreError> {
+        if !record.key.is_storage_safe() {
+            // No session can be stored under such a key, so there is none to update.
+            return Ok(WriteOutcome::Vanished);
+        }
+        let token = self.inner.codec.encode(&record.data, OffsetDateTime::now_utc());
+        let key = record.key.clone();
+        let expected = expected.map(|v| v.as_bytes().to_vec());
+        self.blocking(move |inner| inner.write_if(&key, token.as_bytes(), expected.as_deref())).await
     }
 }
 

@@ -1,15 +1,20 @@
 //! An in-process store, for tests and small single-process apps. Sessions are lost when the process exits.
+//!
+//! Saves merge as every server-side store's do (`docs/concurrency.md`): each entry has a version, a number from a
+//! counter that never repeats, and a save is a compare-and-set on it under the map's lock.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::merge::{save_merging, CompareAndSet, Saved, WriteOutcome};
 use super::{ListCursor, RawSession, SessionLister, SessionPage, SessionStore, StoredSession};
 use crate::codec::json::{from_python_json, object_to_python_json};
 use crate::codec::CodecError;
-use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
+use crate::{ChangeSet, SessionKey, SessionRecord, StoreError, Version};
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -17,12 +22,18 @@ struct Entry {
     /// behaves like a real one (and corrupt data can be planted in tests).
     json: Vec<u8>,
     expires_at: OffsetDateTime,
+    version: u64,
 }
 
 /// Sessions in a `HashMap` behind a mutex. Any key Django accepts is accepted (nothing is derived from it).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     entries: Mutex<HashMap<SessionKey, Entry>>,
+    next_version: AtomicU64,
+}
+
+fn version_of(entry: &Entry) -> Version {
+    Version::new(entry.version.to_be_bytes())
 }
 
 impl MemoryStore {
@@ -34,7 +45,8 @@ impl MemoryStore {
     /// Stores `bytes` as the raw value of `key`, as if another writer had put them there (used to test how
     /// corrupt data is handled).
     pub fn insert_raw(&self, key: SessionKey, bytes: Vec<u8>, expires_at: OffsetDateTime) {
-        self.entries().insert(key, Entry { json: bytes, expires_at });
+        let version = self.new_version();
+        self.entries().insert(key, Entry { json: bytes, expires_at, version });
     }
 
     /// Number of stored sessions, expired ones included.
@@ -52,8 +64,13 @@ impl MemoryStore {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn entry_for(record: &SessionRecord) -> Entry {
-        Entry { json: object_to_python_json(&record.data).into_bytes(), expires_at: record.expires_at }
+    fn new_version(&self) -> u64 {
+        self.next_version.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn entry_for(&self, record: &SessionRecord) -> Entry {
+        let json = object_to_python_json(&record.data).into_bytes();
+        Entry { json, expires_at: record.expires_at, version: self.new_version() }
     }
 }
 
@@ -110,28 +127,23 @@ impl SessionStore for MemoryStore {
             tracing::warn!(target: "sessionkit::corrupt", store = "memory://", key = ?key, error = %err, "Session data corrupted; using an empty session");
             serde_json::Map::new()
         });
-        Ok(Some(SessionRecord { key: key.clone(), data, expires_at: entry.expires_at }))
+        let version = Some(version_of(&entry));
+        Ok(Some(SessionRecord { key: key.clone(), data, expires_at: entry.expires_at, version }))
     }
 
-    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        let entry = Self::entry_for(record);
+    async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError> {
+        let entry = self.entry_for(record);
+        let version = version_of(&entry);
         let mut entries = self.entries();
         if entries.contains_key(&record.key) {
             return Err(StoreError::KeyCollision);
         }
         entries.insert(record.key.clone(), entry);
-        Ok(())
+        Ok(Some(version))
     }
 
-    async fn save(&self, record: &SessionRecord, _changes: &ChangeSet) -> Result<(), StoreError> {
-        let entry = Self::entry_for(record);
-        match self.entries().get_mut(&record.key) {
-            Some(slot) => {
-                *slot = entry;
-                Ok(())
-            }
-            None => Err(StoreError::SessionVanished),
-        }
+    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError> {
+        save_merging(self, record, changes).await
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
@@ -157,5 +169,25 @@ impl SessionStore for MemoryStore {
 
     fn lister(&self) -> Option<&dyn SessionLister> {
         Some(self)
+    }
+}
+
+#[async_trait]
+impl CompareAndSet for MemoryStore {
+    async fn write_if(
+        &self,
+        record: &SessionRecord,
+        expected: Option<&Version>,
+        _changes: &ChangeSet,
+    ) -> Result<WriteOutcome, StoreError> {
+        let entry = self.entry_for(record);
+        let version = version_of(&entry);
+        let mut entries = self.entries();
+        let Some(slot) = entries.get_mut(&record.key) else { return Ok(WriteOutcome::Vanished) };
+        if expected.is_some_and(|expected| *expected != version_of(slot)) {
+            return Ok(WriteOutcome::Conflict(None));
+        }
+        *slot = entry;
+        Ok(WriteOutcome::Written(Some(version)))
     }
 }

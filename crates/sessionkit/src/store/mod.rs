@@ -21,14 +21,16 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::codec::CodecError;
-use crate::{ChangeSet, ConfigError, SessionKey, SessionRecord, Settings, StoreError};
+use crate::{ChangeSet, ConfigError, SessionKey, SessionRecord, Settings, StoreError, Version};
 
 pub mod cached_db;
 pub mod cookie;
 #[cfg(feature = "file")]
 pub mod file;
+pub mod last_write_wins;
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod merge;
 mod offload;
 pub mod policy;
 mod redact;
@@ -45,6 +47,7 @@ pub use sql::postgres;
 pub use sql::sqlite;
 pub mod user_index;
 
+pub use merge::{CompareAndSet, Saved, WriteOutcome};
 pub use policy::{FailurePolicy, TreatUnavailableAsEmpty};
 pub use redact::redact_url;
 pub use signed_data::SignedSessionCodec;
@@ -131,10 +134,12 @@ pub trait SessionLister: Send + Sync {
 /// Rules every implementation follows (and the conformance suite checks):
 /// - `load` returns `None` for unknown, expired, or not [storage-safe](SessionKey::is_storage_safe) keys (when the
 ///   store addresses storage by key); data that cannot be decoded loads as an **empty** session and is logged on
-///   target `sessionkit::corrupt`, as Django does.
+///   target `sessionkit::corrupt`, as Django does. The record carries the [`Version`] read.
 /// - `create` never overwrites: an existing key gives [`StoreError::KeyCollision`].
-/// - `save` only updates: a missing session gives [`StoreError::SessionVanished`], never a silent re-create.
-/// - Each call is one round trip to the store where the store allows it.
+/// - `save` only updates: a missing session gives [`StoreError::SessionVanished`], never a silent re-create. It
+///   never loses another request's writes: a compare-and-set on the loaded version, and on conflict this request's
+///   changes merged into what is stored ([`merge`], `docs/concurrency.md`).
+/// - Each call is one round trip to the store where the store allows it (a save that conflicts costs more).
 #[async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// A short description for logs and errors, without credentials (e.g. `sqlite://demo.sqlite3`).
@@ -144,12 +149,15 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn load(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError>;
 
     /// Stores a new session; fails with [`StoreError::KeyCollision`] if the key exists (Django's
-    /// `save(must_create=True)`).
-    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError>;
+    /// `save(must_create=True)`). Returns the version written.
+    async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError>;
 
-    /// Replaces an existing session's data and expiry; fails with [`StoreError::SessionVanished`] if it no
-    /// longer exists (Django's `save(must_create=False)`). `changes` says which keys this request changed.
-    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<(), StoreError>;
+    /// Writes this request's view of an existing session (Django's `save(must_create=False)`): `record` is the
+    /// session as the request has it, `record.version` what it loaded, `changes` what it changed. When another
+    /// request wrote the session since, `changes` are applied to what is stored instead, and [`Saved::merged`]
+    /// says what was stored. Fails with [`StoreError::SessionVanished`] if the session no longer exists (it is
+    /// never re-created) and [`StoreError::Contended`] if other writers won every attempt.
+    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError>;
 
     /// True when a session with this key is stored (expired or not, as Django's `exists`).
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError>;
@@ -201,13 +209,15 @@ pub(crate) async fn write_empty_tombstone<S: SessionStore + ?Sized>(
 ) -> Result<(), StoreError> {
     let hold = time::Duration::try_from(hold).unwrap_or(time::Duration::MAX);
     let expires_at = OffsetDateTime::now_utc().saturating_add(hold);
-    let tombstone = SessionRecord { key: key.clone(), data: Map::new(), expires_at };
-    let changes = ChangeSet::everything_cleared();
+    let tombstone = SessionRecord::new(key.clone(), Map::new(), expires_at);
+    // Whatever is cached is replaced: no merge.
+    let changes = ChangeSet::everything_cleared().with_last_write_wins();
     let mut outcome = Err(StoreError::KeyCollision);
     for _ in 0..3 {
         outcome = match store.save(&tombstone, &changes).await {
-            Err(StoreError::SessionVanished) => store.create(&tombstone).await,
-            other => other,
+            Ok(_) => Ok(()),
+            Err(StoreError::SessionVanished) => store.create(&tombstone).await.map(|_| ()),
+            Err(other) => Err(other),
         };
         if !matches!(outcome, Err(StoreError::KeyCollision)) {
             break;
@@ -228,45 +238,68 @@ pub(crate) async fn write_empty_tombstone<S: SessionStore + ?Sized>(
 /// Stores that sign data (sqlite, postgres, mysql) need `settings.secret_key`.
 ///
 /// Any URL may carry `failure_policy=empty` (see [`policy`]): then an unreachable store loads as an empty session
-/// instead of an error. `cached_db:CACHE_URL|DB_URL` puts one store in front of another (see [`cached_db`]).
+/// instead of an error; and `merge=false` (see [`last_write_wins`]): then a save replaces the stored session whole,
+/// as Django's engines do, instead of merging with parallel requests' writes. `cached_db:CACHE_URL|DB_URL` puts
+/// one store in front of another (see [`cached_db`]); each part takes its own options (`merge=false` belongs on the
+/// database part, which decides).
 pub async fn open_store(url: &str, settings: &Settings) -> Result<Arc<dyn SessionStore>, StoreError> {
-    let (url, policy) = take_failure_policy(url)?;
-    let store = open_one(&url, settings).await?;
-    Ok(match policy {
+    let (url, options) = take_wrapper_options(url)?;
+    let mut store = open_one(&url, settings).await?;
+    if !options.merge {
+        store = Arc::new(last_write_wins::LastWriteWins::new(store));
+    }
+    Ok(match options.failure_policy {
         FailurePolicy::Error => store,
         FailurePolicy::TreatAsEmpty => Arc::new(TreatUnavailableAsEmpty::new(store)),
     })
 }
 
-/// Removes the `failure_policy` query parameter from a URL and returns it parsed.
-fn take_failure_policy(url: &str) -> Result<(String, FailurePolicy), StoreError> {
+/// `url` without the options that wrap a store (`failure_policy`, `merge`), checked: for tools that open a store
+/// type directly (the CLI), where those options change nothing.
+pub fn without_wrapper_options(url: &str) -> Result<String, StoreError> {
+    take_wrapper_options(url).map(|(url, _)| url)
+}
+
+/// The options every store URL takes, handled by wrappers around the store rather than by the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WrapperOptions {
+    /// `failure_policy=error|empty`.
+    failure_policy: FailurePolicy,
+    /// `merge=true|false`: merge parallel saves (the default) or let the last write win.
+    merge: bool,
+}
+
+/// Removes the `failure_policy` and `merge` query parameters from a URL and returns them parsed.
+fn take_wrapper_options(url: &str) -> Result<(String, WrapperOptions), StoreError> {
+    let mut options = WrapperOptions { failure_policy: FailurePolicy::Error, merge: true };
     // cached_db URLs carry two URLs: each part keeps its own options.
     if url.starts_with("cached_db:") {
-        return Ok((url.to_owned(), FailurePolicy::Error));
+        return Ok((url.to_owned(), options));
     }
-    let Some((base, query)) = url.split_once('?') else { return Ok((url.to_owned(), FailurePolicy::Error)) };
-    let mut policy = FailurePolicy::Error;
+    let Some((base, query)) = url.split_once('?') else { return Ok((url.to_owned(), options)) };
+    let bad = |reason: String| -> StoreError { ConfigError::InvalidStoreUrl { url: redact_url(url), reason }.into() };
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("failure_policy", value)) => {
-                policy = match value {
+                options.failure_policy = match value {
                     "error" => FailurePolicy::Error,
                     "empty" => FailurePolicy::TreatAsEmpty,
-                    other => {
-                        return Err(ConfigError::InvalidStoreUrl {
-                            url: redact_url(url),
-                            reason: format!("failure_policy={other:?} is not error or empty"),
-                        }
-                        .into())
-                    }
+                    other => return Err(bad(format!("failure_policy={other:?} is not error or empty"))),
+                }
+            }
+            Some(("merge", value)) => {
+                options.merge = match value {
+                    "true" | "1" | "yes" | "on" => true,
+                    "false" | "0" | "no" | "off" => false,
+                    other => return Err(bad(format!("merge={other:?} is not true or false"))),
                 }
             }
             _ => kept.push(pair),
         }
     }
     let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
-    Ok((url, policy))
+    Ok((url, options))
 }
 
 /// A `cached_db:CACHE|DB` URL split in two; a Redis cache without a layout gets Django's cached_db keys.

@@ -48,6 +48,9 @@ pub(crate) trait BoundedDecode: Clone + Send + 'static {
     }
 }
 
+/// What a decode gave, and the bytes it decoded (handed back: the store keeps them as the session's version).
+pub(crate) type Decoded<T> = (Result<T, CodecError>, Vec<u8>);
+
 /// `decoder` on `bytes`: on the calling task when the value is small and within the worker limits, else on
 /// tokio's blocking pool (or here, when no tokio runtime runs). `store` names the store in the error returned
 /// when the runtime shuts down first.
@@ -55,15 +58,15 @@ pub(crate) async fn decode_off_worker<D: BoundedDecode>(
     store: &str,
     decoder: &D,
     bytes: Vec<u8>,
-) -> Result<Result<D::Output, CodecError>, StoreError> {
+) -> Result<Decoded<D::Output>, StoreError> {
     if bytes.len() <= WORKER_STORED_BYTES && decoder.inflated_len(&bytes) <= WORKER_INFLATED_BYTES {
         match decoder.decode_bounded(&bytes, true) {
             Err(CodecError::TooLarge { .. } | CodecError::WorkLimit { .. }) => {}
-            done => return Ok(done),
+            done => return Ok((done, bytes)),
         }
     }
     let decoder = decoder.clone();
-    run_blocking(store, move || decoder.decode_bounded(&bytes, false)).await
+    run_blocking(store, move || (decoder.decode_bounded(&bytes, false), bytes)).await
 }
 
 /// Runs `work` (CPU work over many stored values, e.g. decoding a page of sessions) on tokio's blocking pool, or here
@@ -159,9 +162,9 @@ mod tests {
         let codec = crate::codec::django_cache::CacheValueCodec::django_redis_cache();
         assert!(matches!(codec.decode_bounded(&pickle, true), Err(CodecError::WorkLimit { .. })));
         let here = std::thread::current().id();
-        let decoded = decode_off_worker("t", &WhereDecoded { worker_max: 0 }, vec![0]).await.unwrap().unwrap();
+        let decoded = decode_off_worker("t", &WhereDecoded { worker_max: 0 }, vec![0]).await.unwrap().0.unwrap();
         assert_eq!(decoded.1, here);
-        let data = decode_off_worker("t", &codec, pickle).await.unwrap().unwrap();
+        let data = decode_off_worker("t", &codec, pickle).await.unwrap().0.unwrap();
         let outer = data["k"].as_array().unwrap();
         assert_eq!((outer.len(), outer[0].as_array().unwrap().len()), (500, 500));
     }
@@ -170,13 +173,15 @@ mod tests {
     async fn small_values_decode_here_and_the_rest_on_the_blocking_pool() {
         let here = std::thread::current().id();
         let decoder = WhereDecoded { worker_max: 3 };
-        let small = decode_off_worker("t", &decoder, vec![0; WORKER_STORED_BYTES]).await.unwrap().unwrap();
-        assert_eq!(small, (WORKER_STORED_BYTES, here, true));
-        let large = decode_off_worker("t", &decoder, vec![0; WORKER_STORED_BYTES + 1]).await.unwrap().unwrap();
-        assert_eq!((large.0, large.2), (WORKER_STORED_BYTES + 1, false));
+        let (small, bytes) = decode_off_worker("t", &decoder, vec![0; WORKER_STORED_BYTES]).await.unwrap();
+        assert_eq!(small.unwrap(), (WORKER_STORED_BYTES, here, true));
+        assert_eq!(bytes.len(), WORKER_STORED_BYTES, "the bytes come back");
+        let (large, bytes) = decode_off_worker("t", &decoder, vec![0; WORKER_STORED_BYTES + 1]).await.unwrap();
+        let large = large.unwrap();
+        assert_eq!((large.0, large.2, bytes.len()), (WORKER_STORED_BYTES + 1, false, WORKER_STORED_BYTES + 1));
         assert_ne!(large.1, here, "a large value is decoded on another thread");
         // Small, but over a worker limit: decoded again, in full, elsewhere.
-        let costly = decode_off_worker("t", &decoder, vec![1; 10]).await.unwrap().unwrap();
+        let costly = decode_off_worker("t", &decoder, vec![1; 10]).await.unwrap().0.unwrap();
         assert_eq!((costly.0, costly.2), (10, false));
         assert_ne!(costly.1, here);
     }

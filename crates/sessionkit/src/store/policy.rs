@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{RawSession, SessionLister, SessionStore, UserSessionIndex};
-use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
+use super::{RawSession, Saved, SessionLister, SessionStore, UserSessionIndex};
+use crate::{ChangeSet, SessionKey, SessionRecord, StoreError, Version};
 
 /// The failure policy of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,11 +54,11 @@ impl SessionStore for TreatUnavailableAsEmpty {
         }
     }
 
-    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+    async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError> {
         self.inner.create(record).await
     }
 
-    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<(), StoreError> {
+    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError> {
         self.inner.save(record, changes).await
     }
 

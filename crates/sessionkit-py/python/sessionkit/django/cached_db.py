@@ -2,33 +2,60 @@
 ``django_session`` table.
 
 The database part *is* Django's ``db`` engine (this class subclasses it): rows are written through Django's ORM,
-in the table ``manage.py migrate`` created, signed by Django, inside Django's transactions and database routers,
-on any database Django supports. Only the cache part is sessionkit's (Rust, GIL released). By default the cache
-uses the ``django-cache`` layout with Django's ``cached_db`` keys, so Django's own ``cached_db`` engine (with
-Django's ``RedisCache`` on the same Redis) and this one share sessions; ``SESSIONKIT["LAYOUT"] = "string"`` is
-faster and sessionkit-only.
+in the table ``manage.py migrate`` created, signed by Django, inside Django's database routers, on any database
+Django supports. Only the cache part is sessionkit's (Rust, GIL released). By default the cache uses the
+``django-cache`` layout with Django's ``cached_db`` keys, so Django's own ``cached_db`` engine (with Django's
+``RedisCache`` on the same Redis) and this one share sessions; ``SESSIONKIT["LAYOUT"] = "string"`` is faster and
+sessionkit-only.
 
 Django's order and error rules (5.1+): reads try the cache, then the database (refilling the cache); writes go to
 the database, then the cache (a cache failure is logged, never raised, so the database stays the truth); deletes
 go to both, and a cache that cannot delete raises (a stale cached copy would keep a logged-out session alive).
+
+Parallel requests never lose each other's writes (``docs/concurrency.md``): the database decides. A save updates
+the row only if it still holds the token this request read (``UPDATE … WHERE session_data = <token>``); when another
+request wrote it meanwhile, the row is read again, this request's changes are applied on top (the keys whose value
+differs from what was loaded) and the update is tried again. Then the cache gets what the database now holds, if
+the cache still holds the copy this request saw; else (another request's newer copy, or a logout) the cached copy
+is replaced by a one-minute tombstone and loads read the database. A delete leaves that tombstone too, so a refill
+from a database read made before a logout cannot bring the session back. ``SESSIONKIT["MERGE"] = False`` gives
+Django's last-write-wins.
 """
 
 import logging
 
+from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DBStore
+from django.db import router
 
 from sessionkit import SessionkitError
+from sessionkit._native import Snapshot, StoreContended, merge
 from sessionkit.conf import get_store
+from sessionkit.conf import merge as merge_enabled
 
 logger = logging.getLogger("sessionkit")
 
 ENGINE = "cached_db"
+#: How many times a save tries its compare-and-set before ``StoreContended`` (as the Rust stores).
+MAX_SAVE_ATTEMPTS = 10
+EXPIRY_KEY = "_session_expiry"
 
 
 class SessionStore(DBStore):
     """Django's ``db`` engine with sessionkit's Redis store as its cache."""
 
     cache_key_prefix = "django.contrib.sessions.cached_db"
+
+    #: The session key the fields below belong to.
+    _sk_key = None
+    #: The data as this request loaded it (a Snapshot), for telling which keys it changed.
+    _sk_loaded = None
+    #: The ``session_data`` token read from the database (None when the data came from the cache).
+    _sk_token = None
+    #: The cache's snapshot of its copy (from a cache hit or a refill), for the compare-only cache write.
+    _sk_cache = None
+    #: True once ``clear()`` ran: the save then also removes keys other requests added meanwhile.
+    _sk_cleared = False
 
     @classmethod
     def _cache(cls):
@@ -44,82 +71,176 @@ class SessionStore(DBStore):
     def _cache_failed(self, operation, err):
         logger.warning("session cache failed during %s; the database answers: %s", operation, err)
 
+    def _remember(self, loaded=None, token=None, cache=None):
+        self._sk_key, self._sk_loaded, self._sk_token, self._sk_cache = self.session_key, loaded, token, cache
+
+    def _mine(self, value):
+        """A remembered value, if it belongs to this session key."""
+        return value if self._sk_key == self.session_key else None
+
+    # -- loading ----------------------------------------------------------------------------------------------
+
+    def _from_cache(self, loaded):
+        """A cache hit with data is the session; an empty or missing copy (or a tombstone) is not trusted."""
+        if loaded is not None and loaded[0]:
+            data, snapshot = loaded
+            self._remember(loaded=snapshot, cache=snapshot)
+            return data
+        return None
+
     def load(self):
         try:
-            data = self._cache().load(self.session_key)
+            data = self._from_cache(self._cache().load_versioned(self.session_key))
         except SessionkitError as err:
             self._cache_failed("load", err)
             data = None
-        if data is None:
-            s = self._get_session_from_db()
-            if s:
-                data = self.decode(s.session_data)
-                try:
-                    self._cache().put(s.session_key, data, self.get_expiry_age(expiry=s.expire_date))
-                except SessionkitError as err:
-                    self._cache_failed("refill", err)
-            else:
-                data = {}
+        if data is not None:
+            return data
+        s = self._get_session_from_db()
+        if not s:
+            return {}
+        data = self.decode(s.session_data)
+        cache = None
+        try:
+            cache = self._cache().refill(s.session_key, data, self.get_expiry_age(expiry=s.expire_date))
+        except SessionkitError as err:
+            self._cache_failed("refill", err)
+        self._remember(loaded=Snapshot.of(data), token=s.session_data, cache=cache)
         return data
 
     async def aload(self):
         try:
-            data = await self._cache().aload(self.session_key)
+            data = self._from_cache(await self._cache().aload_versioned(self.session_key))
         except SessionkitError as err:
             self._cache_failed("load", err)
             data = None
-        if data is None:
-            s = await self._aget_session_from_db()
-            if s:
-                data = self.decode(s.session_data)
-                try:
-                    await self._cache().aput(
-                        s.session_key, data, await self.aget_expiry_age(expiry=s.expire_date)
-                    )
-                except SessionkitError as err:
-                    self._cache_failed("refill", err)
-            else:
-                data = {}
+        if data is not None:
+            return data
+        s = await self._aget_session_from_db()
+        if not s:
+            return {}
+        data = self.decode(s.session_data)
+        cache = None
+        try:
+            age = await self.aget_expiry_age(expiry=s.expire_date)
+            cache = await self._cache().arefill(s.session_key, data, age)
+        except SessionkitError as err:
+            self._cache_failed("refill", err)
+        self._remember(loaded=Snapshot.of(data), token=s.session_data, cache=cache)
         return data
 
     def exists(self, session_key):
-        if not session_key:
-            return False
-        try:
-            if self._cache().exists(session_key):
-                return True
-        except SessionkitError as err:
-            self._cache_failed("exists", err)
-        return super().exists(session_key)
+        # The database decides: the cache may hold a tombstone of a deleted session.
+        return bool(session_key) and super().exists(session_key)
 
     async def aexists(self, session_key):
-        if not session_key:
-            return False
-        try:
-            if await self._cache().aexists(session_key):
-                return True
-        except SessionkitError as err:
-            self._cache_failed("exists", err)
-        return await super().aexists(session_key)
+        return bool(session_key) and await super().aexists(session_key)
+
+    def clear(self):
+        super().clear()
+        self._sk_cleared = True
+
+    # -- saving -----------------------------------------------------------------------------------------------
+
+    def _merged(self, row, current):
+        """What to write over ``row`` (the database's live row): this request's changes applied to its data, and
+        the expiry (this request's when the merged ``_session_expiry`` is its own, else the row's)."""
+        stored = self.decode(row.session_data)
+        merged = merge(stored, self._mine(self._sk_loaded), current, self._sk_cleared)
+        return merged, row.expire_date
+
+    def _fields(self, data, expire_date):
+        """The column values of a row holding ``data`` (``create_model_instance``, so a custom model's extra fields
+        are filled as Django fills them)."""
+        obj = self.create_model_instance(data)
+        obj.expire_date = expire_date
+        return {f.attname: getattr(obj, f.attname) for f in self.model._meta.concrete_fields if not f.primary_key}
+
+    def _save_to_db(self, current):
+        """The merging save of the database row; returns what it holds now. ``UpdateError`` when the row is gone."""
+        using = router.db_for_write(self.model)
+        rows = self.model.objects.using(using)
+        token = self._mine(self._sk_token)
+        if not merge_enabled():
+            fields = self._fields(current, self.get_expiry_date())
+            if not rows.filter(session_key=self.session_key).update(**fields):
+                raise UpdateError
+            self._sk_token = fields["session_data"]
+            return current
+        data, expire_date = current, self.get_expiry_date()
+        for _ in range(MAX_SAVE_ATTEMPTS):
+            if token is None:
+                row = self._get_session_from_db()
+                if row is None:
+                    raise UpdateError
+                token = row.session_data
+                data, stored_expiry = self._merged(row, current)
+                own = data.get(EXPIRY_KEY) == current.get(EXPIRY_KEY)
+                expire_date = self.get_expiry_date() if own else stored_expiry
+            fields = self._fields(data, expire_date)
+            if rows.filter(session_key=self.session_key, session_data=token).update(**fields):
+                self._sk_key, self._sk_token = self.session_key, fields["session_data"]
+                return data
+            token = None
+        raise StoreContended(f"{MAX_SAVE_ATTEMPTS} other requests saved this session while this one tried to")
+
+    def _stored(self, data, cache, token):
+        """After a database save: the session dict is what the database holds (``token``), and later saves compare
+        with it."""
+        if data is not self._session_cache:
+            self._session_cache = data
+        self._remember(loaded=Snapshot.of(data), token=token, cache=cache)
+        self._sk_cleared = False
 
     def save(self, must_create=False):
         if self.session_key is None:
             return self.create()  # create() saves with must_create=True, cache included
-        super().save(must_create)
+        if must_create:
+            super().save(must_create)
+            data = self._session
+            try:
+                cache = self._cache().write_copy(self.session_key, data, self.get_expiry_age())
+            except (SessionkitError, ValueError, TypeError) as err:
+                self._cache_failed("save", err)
+                cache = None
+            self._stored(data, cache, None)
+            return
+        data = self._save_to_db(self._get_session())
         try:
-            self._cache().put(self.session_key, self._session, self.get_expiry_age(), created=must_create)
+            cache = self._cache().write_copy(
+                self.session_key, data, self.get_expiry_age(), self._mine(self._sk_cache)
+            )
         except (SessionkitError, ValueError, TypeError) as err:
             self._cache_failed("save", err)
+            cache = None
+        self._stored(data, cache, self._sk_token)
 
     async def asave(self, must_create=False):
         if self.session_key is None:
             return await self.acreate()
-        await super().asave(must_create)
-        try:
+        if must_create:
+            await super().asave(must_create)
             data = await self._aget_session()
-            await self._cache().aput(self.session_key, data, await self.aget_expiry_age(), created=must_create)
+            try:
+                cache = await self._cache().awrite_copy(self.session_key, data, await self.aget_expiry_age())
+            except (SessionkitError, ValueError, TypeError) as err:
+                self._cache_failed("save", err)
+                cache = None
+            self._stored(data, cache, None)
+            return
+        from asgiref.sync import sync_to_async
+
+        current = await self._aget_session()
+        data = await sync_to_async(self._save_to_db)(current)
+        try:
+            age = await self.aget_expiry_age()
+            cache = await self._cache().awrite_copy(self.session_key, data, age, self._mine(self._sk_cache))
         except (SessionkitError, ValueError, TypeError) as err:
             self._cache_failed("save", err)
+            cache = None
+        self._stored(data, cache, self._sk_token)
+
+    # -- deleting ---------------------------------------------------------------------------------------------
 
     def delete(self, session_key=None):
         super().delete(session_key)
@@ -127,7 +248,8 @@ class SessionStore(DBStore):
             if self.session_key is None:
                 return
             session_key = self.session_key
-        self._cache().delete(session_key)
+        # A tombstone, not just a delete: a refill from a database read made before this delete fails on it.
+        self._cache().bury(session_key)
 
     async def adelete(self, session_key=None):
         await super().adelete(session_key)
@@ -135,7 +257,7 @@ class SessionStore(DBStore):
             if self.session_key is None:
                 return
             session_key = self.session_key
-        await self._cache().adelete(session_key)
+        await self._cache().abury(session_key)
 
     def flush(self):
         self.clear()

@@ -1,9 +1,14 @@
 """``SESSION_ENGINE = "sessionkit.django.redis"``: Django sessions in Redis through sessionkit's Rust core.
 
-Semantics are Django's cache engine's, with three differences, all on purpose:
+Semantics are Django's cache engine's, with four differences, all on purpose:
 
 - one Redis round trip per load, per save and per create (Django's cache engine: load 1, save 2, create 2);
-- a save never re-creates a session that was deleted meanwhile (``UpdateError``, a 400 from Django's middleware);
+- parallel requests never lose each other's writes: a save applies the keys this request changed (found by
+  comparing the dict with what was loaded, so a nested value changed in place counts) on top of what is stored
+  now, and the session dict then holds the merged data (``docs/concurrency.md``; ``SESSIONKIT["MERGE"] = False``
+  gives Django's last-write-wins);
+- a save never re-creates a session that was deleted meanwhile (``UpdateError``, a 400 from Django's middleware),
+  so a logout in another tab is never undone;
 - an unreachable Redis raises ``sessionkit.StoreUnavailable`` (a 500, logged) instead of silently giving an
   empty session, unless ``SESSIONKIT["FAILURE_POLICY"] = "empty"``.
 """
@@ -28,13 +33,6 @@ def _unreachable(err):
     return False
 
 
-_INDEX_KEYS = ("_auth_user_id", "_sessionkit_ua", "_sessionkit_ip")
-
-
-def _index_fields(data):
-    return tuple(data.get(key) for key in _INDEX_KEYS)
-
-
 class SessionStore(SessionBase):
     """Django's ``SessionBase`` on sessionkit's Redis store. The session dict lives in Python (so every
     ``SessionBase`` method works unchanged); load and save cross into Rust once each."""
@@ -43,37 +41,62 @@ class SessionStore(SessionBase):
     def _store(cls):
         return get_store(ENGINE)
 
+    #: What the last load (or save) read: kept in Rust for the next save's compare-and-set and change set.
+    _sessionkit_snapshot = None
+    #: The session key the snapshot belongs to.
+    _sessionkit_snapshot_key = None
+    #: True once ``clear()`` ran: the save then also removes keys other requests added meanwhile.
+    _sessionkit_cleared = False
+
     def load(self):
         try:
-            data = self._store().load(self.session_key)
+            loaded = self._store().load_versioned(self.session_key)
         except StoreUnavailable as err:
             if not _unreachable(err):
                 raise
-            data = None
-        return self._loaded(data)
+            loaded = None
+        return self._loaded(loaded)
 
     async def aload(self):
         try:
-            data = await self._store().aload(self.session_key)
+            loaded = await self._store().aload_versioned(self.session_key)
         except StoreUnavailable as err:
             if not _unreachable(err):
                 raise
-            data = None
-        return self._loaded(data)
+            loaded = None
+        return self._loaded(loaded)
 
-    def _loaded(self, data):
+    def _loaded(self, loaded):
         """The session dict of a load; nothing stored (or an unreachable store under the "empty" policy) is a new
         session, as in Django."""
-        if data is None:
+        if loaded is None:
             self._session_key = None
+            self._sessionkit_snapshot = None
             return {}
-        self._loaded_index_fields = _index_fields(data)
+        data, self._sessionkit_snapshot = loaded
+        self._sessionkit_snapshot_key = self.session_key
         return data
 
-    def _index_changed(self, data):
-        """Whether the keys the per-user index keeps (login, user agent, IP) differ from what was loaded: only
-        then must the save rewrite the index entry at once (else Redis' ``INDEX_REFRESH`` window applies)."""
-        return getattr(self, "_loaded_index_fields", None) != _index_fields(data)
+    def _snapshot(self):
+        """The snapshot of this session key, if this request loaded it."""
+        if self._sessionkit_snapshot_key != self.session_key:
+            return None
+        return self._sessionkit_snapshot
+
+    def _saved(self, result):
+        """Takes a ``save_changes`` result: ``None`` (the session vanished: ``UpdateError``) or the merged data
+        (when other requests' writes were merged in, the session dict becomes it) and the new snapshot."""
+        if result is None:
+            raise UpdateError
+        merged, self._sessionkit_snapshot = result
+        self._sessionkit_snapshot_key = self.session_key
+        self._sessionkit_cleared = False
+        if merged is not None:
+            self._session_cache = merged
+
+    def clear(self):
+        super().clear()
+        self._sessionkit_cleared = True
 
     def exists(self, session_key):
         return bool(session_key) and self._store().exists(session_key)
@@ -86,11 +109,15 @@ class SessionStore(SessionBase):
         # Django's exists() + add().
         data = self._get_session(no_load=True)
         self._session_key = self._store().create_new(data, self.get_expiry_age())
+        self._sessionkit_snapshot = None
+        self._sessionkit_cleared = False
         self.modified = True
 
     async def acreate(self):
         data = await self._aget_session(no_load=True)
         self._session_key = await self._store().acreate_new(data, await self.aget_expiry_age())
+        self._sessionkit_snapshot = None
+        self._sessionkit_cleared = False
         self.modified = True
 
     def save(self, must_create=False):
@@ -103,8 +130,9 @@ class SessionStore(SessionBase):
         if must_create:
             if not store.create(self.session_key, data, self.get_expiry_age()):
                 raise CreateError
-        elif not store.save(self.session_key, data, self.get_expiry_age(), self._index_changed(data)):
-            raise UpdateError
+            return
+        age = self.get_expiry_age()
+        self._saved(store.save_changes(self.session_key, data, age, self._snapshot(), self._sessionkit_cleared))
 
     async def asave(self, must_create=False):
         if self.session_key is None:
@@ -117,8 +145,9 @@ class SessionStore(SessionBase):
         if must_create:
             if not await store.acreate(self.session_key, data, age):
                 raise CreateError
-        elif not await store.asave(self.session_key, data, age, self._index_changed(data)):
-            raise UpdateError
+            return
+        snapshot, cleared = self._snapshot(), self._sessionkit_cleared
+        self._saved(await store.asave_changes(self.session_key, data, age, snapshot, cleared))
 
     def delete(self, session_key=None):
         if session_key is None:

@@ -29,9 +29,10 @@ use time::OffsetDateTime;
 use self::config::{Layout, RedisOptions};
 use self::connection::RedisConnection;
 use self::value::NativeCodec;
+use super::merge::{save_merging, CompareAndSet, Saved, WriteOutcome};
 use super::{redact_url, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, StoredSession};
 use crate::codec::{CodecError, DecodeLimits};
-use crate::{ChangeSet, SessionKey, SessionRecord, StoreError};
+use crate::{ChangeSet, SessionKey, SessionRecord, StoreError, Version};
 
 /// Sessions per bucket the `hash` layout's default bucket count is sized for.
 pub const TARGET_SESSIONS_PER_BUCKET: u32 = 200;
@@ -43,11 +44,27 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 if ARGV[4] == '1' then redis.call('HPEXPIREAT', KEYS[1], ARGV[3], 'FIELDS', 1, ARGV[1]) end
 return 1";
 
-/// Replaces a hash field only if present (a vanished session is never re-created).
+/// Replaces a hash field only if present (a vanished session is never re-created) and, with ARGV[5] = "1", only
+/// if it still holds ARGV[6] (the compare-and-set of a merging save). Returns 1 written, 0 vanished, or on a
+/// conflict {the value stored now, -1}, so the merge needs no second read.
+/// KEYS[1] bucket; ARGV[1] field, ARGV[2] value, ARGV[3] expiry ms, ARGV[4] "1" to use HPEXPIREAT.
 const HASH_UPDATE: &str = r"
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 0 end
+if ARGV[5] == '1' and current ~= ARGV[6] then return {current, -1} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[4] == '1' then redis.call('HPEXPIREAT', KEYS[1], ARGV[3], 'FIELDS', 1, ARGV[1]) end
+return 1";
+
+/// The compare-and-set of a string-valued session (`string` and `django-cache` layouts): `SET` only if the key
+/// still holds ARGV[4]. Returns 1 written, 0 vanished, or on a conflict {the value stored now, its PTTL}, so the
+/// merge needs no second read.
+/// KEYS[1] key; ARGV[1] value, ARGV[2] TTL unit (PXAT|EX), ARGV[3] TTL, ARGV[4] the value loaded.
+const STRING_UPDATE_IF: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if current ~= ARGV[4] then return {current, redis.call('PTTL', KEYS[1])} end
+redis.call('SET', KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return 1";
 
 /// Deletes the given fields of a bucket whose value is still expired: reads each value's header (byte 1 format
@@ -69,23 +86,33 @@ end
 return removed";
 
 /// Writes a session and, only if that succeeded, records it in its user's index (standalone and Sentinel, where
-/// all keys are reachable from one script).
+/// all keys are reachable from one script). An update with ARGV[15] = "1" is a compare-and-set: it writes only if
+/// the session still holds ARGV[16]. Returns 1 written, 0 vanished (update) or taken (create), or on a conflict
+/// {the value stored now, its PTTL (-1 for a hash field)}.
 /// KEYS: session key or bucket, user index, user details.
 /// ARGV: op (create|update), kind (set|hash), value, expiry ms, SET ttl unit (PXAT|EX), SET ttl value, hash field,
-/// "1" to use HPEXPIREAT, session id, now ms, user agent, IP.
+/// "1" to use HPEXPIREAT, session id, now ms, user agent, IP, index score ms, "1" to rewrite the index entry, "1" to
+/// compare, the value loaded.
 const INDEXED_WRITE: &str = r"
 if ARGV[2] == 'hash' then
   if ARGV[1] == 'create' then
     if redis.call('HSETNX', KEYS[1], ARGV[7], ARGV[3]) == 0 then return 0 end
   else
-    if redis.call('HEXISTS', KEYS[1], ARGV[7]) == 0 then return 0 end
+    local current = redis.call('HGET', KEYS[1], ARGV[7])
+    if not current then return 0 end
+    if ARGV[15] == '1' and current ~= ARGV[16] then return {current, -1} end
     redis.call('HSET', KEYS[1], ARGV[7], ARGV[3])
   end
   if ARGV[8] == '1' then redis.call('HPEXPIREAT', KEYS[1], ARGV[4], 'FIELDS', 1, ARGV[7]) end
+elseif ARGV[1] == 'create' then
+  if not redis.call('SET', KEYS[1], ARGV[3], ARGV[5], ARGV[6], 'NX') then return 0 end
 else
-  local condition = 'XX'
-  if ARGV[1] == 'create' then condition = 'NX' end
-  if not redis.call('SET', KEYS[1], ARGV[3], ARGV[5], ARGV[6], condition) then return 0 end
+  if ARGV[15] == '1' then
+    local current = redis.call('GET', KEYS[1])
+    if not current then return 0 end
+    if current ~= ARGV[16] then return {current, redis.call('PTTL', KEYS[1])} end
+  end
+  if not redis.call('SET', KEYS[1], ARGV[3], ARGV[5], ARGV[6], 'XX') then return 0 end
 end
 local id = ARGV[9]
 if ARGV[14] ~= '1' then
@@ -119,6 +146,7 @@ pub struct RedisStore {
     hash_field_expiry: bool,
     hash_create: redis::Script,
     hash_update: redis::Script,
+    string_update_if: redis::Script,
     indexed_write: redis::Script,
     hash_sweep_delete: redis::Script,
     sweep_next_bucket: AtomicU32,
@@ -149,6 +177,51 @@ fn stored_id(field: &[u8], hashed: bool) -> String {
 
 /// A hash field and its value, as `HSCAN` returns them.
 type FieldAndValue = (Vec<u8>, Vec<u8>);
+
+/// Which write [`RedisStore::write`] does.
+#[derive(Debug, Clone, Copy)]
+enum WriteMode<'a> {
+    /// A new session: the key (or field) must be free.
+    Create,
+    /// An existing session, whatever it holds (`merge=false`).
+    Replace,
+    /// An existing session that must still hold these bytes (the compare-and-set of a merging save).
+    ReplaceIf(&'a [u8]),
+}
+
+impl<'a> WriteMode<'a> {
+    fn expected(self) -> Option<&'a [u8]> {
+        match self {
+            WriteMode::ReplaceIf(expected) => Some(expected),
+            WriteMode::Create | WriteMode::Replace => None,
+        }
+    }
+}
+
+/// What a write's condition found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Written {
+    /// The condition held and the value was written.
+    Yes,
+    /// A create found the key taken, an update found no session.
+    No,
+    /// A compare-and-set found another value: the value stored now and its remaining TTL in ms (-1: none known).
+    Conflict(Vec<u8>, i64),
+}
+
+impl Written {
+    /// The reply of the write scripts: 1 written, 0 taken / vanished, {value, ttl} conflict.
+    fn from_script(reply: RedisValue) -> Written {
+        match reply {
+            RedisValue::Int(1) => Written::Yes,
+            RedisValue::Array(items) => match items.as_slice() {
+                [RedisValue::BulkString(value), RedisValue::Int(ttl)] => Written::Conflict(value.clone(), *ttl),
+                _ => Written::No,
+            },
+            _ => Written::No,
+        }
+    }
+}
 
 /// Where a session lives in Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +259,7 @@ impl RedisStore {
             hash_field_expiry: false,
             hash_create: redis::Script::new(HASH_CREATE),
             hash_update: redis::Script::new(HASH_UPDATE),
+            string_update_if: redis::Script::new(STRING_UPDATE_IF),
             indexed_write: redis::Script::new(INDEXED_WRITE),
             hash_sweep_delete: redis::Script::new(HASH_SWEEP_DELETE),
             sweep_next_bucket: AtomicU32::new(0),
@@ -359,13 +433,13 @@ impl RedisStore {
     async fn decode_django_off_worker(
         &self,
         bytes: Vec<u8>,
-    ) -> Result<Result<Map<String, Value>, crate::codec::CodecError>, StoreError> {
+    ) -> Result<super::offload::Decoded<Map<String, Value>>, StoreError> {
         #[cfg(feature = "django-cache")]
         {
             super::offload::decode_off_worker(&self.describe, &self.django, bytes).await
         }
         #[cfg(not(feature = "django-cache"))]
-        Ok(self.decode_django(&bytes))
+        Ok((self.decode_django(&bytes), bytes))
     }
 
     #[cfg(not(feature = "django-cache"))]
@@ -403,7 +477,7 @@ impl RedisStore {
     }
 
     /// `SET key value PXAT ms NX|XX` (`EX seconds` for Django's RedisCache), the string-valued layouts' create and
-    /// save.
+    /// last-write-wins save.
     fn set_command(&self, address: &Address, value: &[u8], expires_at: OffsetDateTime, create: bool) -> redis::Cmd {
         let (unit, amount) = self.ttl_arguments(expires_at);
         let mut cmd = redis::cmd("SET");
@@ -411,21 +485,28 @@ impl RedisStore {
         cmd
     }
 
-    /// Writes a session (create or update) and reports whether the condition held (absent / present).
+    /// Writes a session and reports what the condition found: a create needs the key free, an update needs the
+    /// session stored and, with an expected value, still holding it. Returns the outcome and the value written.
     ///
     /// For a logged-in session the index entry is written on create, when `refresh_index` says the entry's
     /// details change (login, user agent, IP), or when the session's expiry has moved past the entry's score
     /// (the score is the expiry plus `index_refresh`, so the saves within that window skip the index).
-    async fn write(&self, record: &SessionRecord, create: bool, refresh_index: bool) -> Result<bool, StoreError> {
+    async fn write(
+        &self,
+        record: &SessionRecord,
+        mode: WriteMode<'_>,
+        refresh_index: bool,
+    ) -> Result<(Written, Vec<u8>), StoreError> {
+        let create = matches!(mode, WriteMode::Create);
         if !record.key.is_storage_safe() {
             // No session can be stored under such a key: a create is refused, a save finds none to update.
-            return if create { Err(StoreError::UnsafeKey) } else { Ok(false) };
+            return if create { Err(StoreError::UnsafeKey) } else { Ok((Written::No, Vec::new())) };
         }
         let value = self.encode(record)?;
         let address = self.address(&record.key);
         let user = if self.options.user_index { crate::store::user_index::auth_user_id(&record.data) } else { None };
-        match user {
-            None => self.write_session(&address, &value, record.expires_at, create).await,
+        let written = match user {
+            None => self.write_session(&address, &value, record.expires_at, mode).await?,
             Some(user) if self.conn.is_cluster() => {
                 // Different slots, two round trips. A create writes the session first: were the index first, a
                 // concurrent list/revoke could prune the entry before the session exists, and the live session
@@ -437,14 +518,15 @@ impl RedisStore {
                     pipe.add_command(cmd).ignore();
                 }
                 if create {
-                    let created = self.write_session(&address, &value, record.expires_at, true).await?;
-                    if created {
+                    let created = self.write_session(&address, &value, record.expires_at, mode).await?;
+                    if created == Written::Yes {
                         let _: () = self.conn.query_pipeline(&pipe).await?;
                     }
-                    return Ok(created);
+                    created
+                } else {
+                    let _: () = self.conn.query_pipeline(&pipe).await?;
+                    self.write_session(&address, &value, record.expires_at, mode).await?
                 }
-                let _: () = self.conn.query_pipeline(&pipe).await?;
-                self.write_session(&address, &value, record.expires_at, false).await
             }
             Some(user) => {
                 // One script: the session write and, only if it succeeded, the index update. One command, atomic.
@@ -454,6 +536,7 @@ impl RedisStore {
                     Some(serde_json::Value::String(s)) => s.chars().take(512).collect(),
                     _ => String::new(),
                 };
+                let expected = mode.expected();
                 let mut invocation = self.indexed_write.prepare_invoke();
                 invocation
                     .key(&address.key)
@@ -472,25 +555,31 @@ impl RedisStore {
                     .arg(text(crate::store::user_index::USER_AGENT_KEY))
                     .arg(text(crate::store::user_index::CLIENT_IP_KEY))
                     .arg(self.index_score_ms(record.expires_at))
-                    .arg(if create || refresh_index || self.options.index_refresh.is_zero() { "1" } else { "0" });
+                    .arg(if create || refresh_index || self.options.index_refresh.is_zero() { "1" } else { "0" })
+                    .arg(if expected.is_some() { "1" } else { "0" })
+                    .arg(expected.unwrap_or_default());
                 let invocation = &invocation;
-                let done: i64 =
+                let reply: RedisValue =
                     self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
-                Ok(done == 1)
+                Written::from_script(reply)
             }
-        }
+        };
+        Ok((written, value))
     }
 
-    /// Writes a session without touching the index: `SET … NX|XX`, or the hash create/update script.
+    /// Writes a session without touching the index: `SET … NX|XX` or the compare-and-set script for string-valued
+    /// layouts, the hash create/update script for `hash`.
     async fn write_session(
         &self,
         address: &Address,
         value: &[u8],
         expires_at: OffsetDateTime,
-        create: bool,
-    ) -> Result<bool, StoreError> {
-        match &address.field {
-            Some(field) => {
+        mode: WriteMode<'_>,
+    ) -> Result<Written, StoreError> {
+        let create = matches!(mode, WriteMode::Create);
+        let expected = mode.expected();
+        let invocation = match (&address.field, expected) {
+            (Some(field), _) => {
                 let script = if create { &self.hash_create } else { &self.hash_update };
                 let mut invocation = script.prepare_invoke();
                 invocation
@@ -498,17 +587,72 @@ impl RedisStore {
                     .arg(field.as_slice())
                     .arg(value)
                     .arg(Self::expiry_ms(expires_at))
-                    .arg(if self.hash_field_expiry { "1" } else { "0" });
-                let invocation = &invocation;
-                let done: i64 =
-                    self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
-                Ok(done == 1)
+                    .arg(if self.hash_field_expiry { "1" } else { "0" })
+                    .arg(if expected.is_some() { "1" } else { "0" })
+                    .arg(expected.unwrap_or_default());
+                invocation
             }
-            None => {
+            (None, Some(expected)) => {
+                let (unit, amount) = self.ttl_arguments(expires_at);
+                let mut invocation = self.string_update_if.prepare_invoke();
+                invocation.key(&address.key).arg(value).arg(unit).arg(amount).arg(expected);
+                invocation
+            }
+            (None, None) => {
                 let reply: RedisValue = self.conn.query(&self.set_command(address, value, expires_at, create)).await?;
-                Ok(index::write_succeeded(&reply))
+                return Ok(if index::write_succeeded(&reply) { Written::Yes } else { Written::No });
             }
+        };
+        let invocation = &invocation;
+        let reply: RedisValue =
+            self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+        Ok(Written::from_script(reply))
+    }
+
+    /// A stored value (and, for `django-cache`, its remaining TTL in ms) as the session record a load gives:
+    /// decoded (off the async worker when costly), with the value itself as the version; `None` when it has
+    /// expired or is a tombstone.
+    async fn decode_stored(
+        &self,
+        key: &SessionKey,
+        bytes: Vec<u8>,
+        ttl_ms: Option<i64>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let (data, expires_at, bytes) = match self.options.layout {
+            Layout::DjangoCache => {
+                if self.stores_none(&bytes) {
+                    // Python's `None` (a cached_db tombstone): Django's cache reads it as a miss.
+                    return Ok(None);
+                }
+                let expires_at = match ttl_ms {
+                    Some(ms) if ms >= 0 => now.saturating_add(time::Duration::milliseconds(ms)),
+                    // No TTL (-1): Django's `timeout=None`; treat as the cookie age would: far future.
+                    _ => now + time::Duration::days(365 * 100),
+                };
+                let (decoded, bytes) = self.decode_django_off_worker(bytes).await?;
+                (decoded.unwrap_or_else(|err| self.corrupt_to_empty(key, &err)), expires_at, bytes)
+            }
+            Layout::String | Layout::Hash => {
+                // A readable header with an unreadable payload is corrupt data of a live session; without a
+                // header, keep it for an hour.
+                let stored_expiry = NativeCodec::peek_expiry(&bytes).ok();
+                let (decoded, bytes) = super::offload::decode_off_worker(&self.describe, &self.native, bytes).await?;
+                match decoded {
+                    Ok((data, expires_at)) => (data, expires_at, bytes),
+                    Err(err) => (
+                        self.corrupt_to_empty(key, &err),
+                        stored_expiry.unwrap_or(now + time::Duration::hours(1)),
+                        bytes,
+                    ),
+                }
+            }
+        };
+        if expires_at <= now {
+            return Ok(None);
         }
+        // The version is the stored value itself: a save's script checks Redis still holds exactly these bytes.
+        Ok(Some(SessionRecord { key: key.clone(), data, expires_at, version: Some(Version::new(bytes)) }))
     }
 
     /// Reads the stored bytes and, for `django-cache`, the remaining TTL in ms, in one round trip.
@@ -1045,56 +1189,18 @@ impl SessionStore for RedisStore {
         }
         let address = self.address(key);
         let Some((bytes, ttl_ms)) = self.read(&address).await? else { return Ok(None) };
-        let now = OffsetDateTime::now_utc();
-        let (data, expires_at) = match self.options.layout {
-            Layout::DjangoCache => {
-                if self.stores_none(&bytes) {
-                    // Python's `None` (a cached_db tombstone): Django's cache reads it as a miss.
-                    return Ok(None);
-                }
-                let expires_at = match ttl_ms {
-                    Some(ms) if ms >= 0 => now.saturating_add(time::Duration::milliseconds(ms)),
-                    // No TTL (-1): Django's `timeout=None`; treat as the cookie age would: far future.
-                    _ => now + time::Duration::days(365 * 100),
-                };
-                let decoded = self.decode_django_off_worker(bytes).await?;
-                (decoded.unwrap_or_else(|err| self.corrupt_to_empty(key, &err)), expires_at)
-            }
-            Layout::String | Layout::Hash => {
-                // Read before decoding (the bytes move to the decoder): a readable header with an unreadable
-                // payload is corrupt data of a live session; without a header, keep it for an hour.
-                let stored_expiry = NativeCodec::peek_expiry(&bytes).ok();
-                match super::offload::decode_off_worker(&self.describe, &self.native, bytes).await? {
-                    Ok((data, expires_at)) => (data, expires_at),
-                    Err(err) => {
-                        (self.corrupt_to_empty(key, &err), stored_expiry.unwrap_or(now + time::Duration::hours(1)))
-                    }
-                }
-            }
-        };
-        if expires_at <= now {
-            return Ok(None);
-        }
-        Ok(Some(SessionRecord { key: key.clone(), data, expires_at }))
+        self.decode_stored(key, bytes, ttl_ms).await
     }
 
-    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        if self.write(record, true, true).await? {
-            Ok(())
-        } else {
-            Err(StoreError::KeyCollision)
+    async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError> {
+        match self.write(record, WriteMode::Create, true).await? {
+            (Written::Yes, value) => Ok(Some(Version::new(value))),
+            _ => Err(StoreError::KeyCollision),
         }
     }
 
-    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<(), StoreError> {
-        use crate::store::user_index::{AUTH_USER_ID_KEY, CLIENT_IP_KEY, USER_AGENT_KEY};
-        let refresh_index = changes.cleared()
-            || [AUTH_USER_ID_KEY, USER_AGENT_KEY, CLIENT_IP_KEY].iter().any(|key| changes.get(key).is_some());
-        if self.write(record, false, refresh_index).await? {
-            Ok(())
-        } else {
-            Err(StoreError::SessionVanished)
-        }
+    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError> {
+        save_merging(self, record, changes).await
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
@@ -1180,6 +1286,37 @@ impl SessionStore for RedisStore {
     }
 }
 
+/// One command: `SET … XX` (last write wins), or a script that compares the stored value with the one loaded
+/// (string-valued layouts, `hash`, and the indexed write when the session belongs to a user).
+#[async_trait]
+impl CompareAndSet for RedisStore {
+    async fn write_if(
+        &self,
+        record: &SessionRecord,
+        expected: Option<&Version>,
+        changes: &ChangeSet,
+    ) -> Result<WriteOutcome, StoreError> {
+        use crate::store::user_index::{AUTH_USER_ID_KEY, CLIENT_IP_KEY, USER_AGENT_KEY};
+        let refresh_index = changes.cleared()
+            || [AUTH_USER_ID_KEY, USER_AGENT_KEY, CLIENT_IP_KEY].iter().any(|key| changes.get(key).is_some());
+        let mode = match expected {
+            Some(expected) => WriteMode::ReplaceIf(expected.as_bytes()),
+            None => WriteMode::Replace,
+        };
+        Ok(match self.write(record, mode, refresh_index).await? {
+            (Written::Yes, value) => WriteOutcome::Written(Some(Version::new(value))),
+            (Written::Conflict(current, ttl_ms), _) => {
+                match self.decode_stored(&record.key, current, Some(ttl_ms)).await? {
+                    Some(current) => WriteOutcome::Conflict(Some(current)),
+                    // What is stored now has expired (or is a tombstone): the session is gone.
+                    None => WriteOutcome::Vanished,
+                }
+            }
+            (Written::No, _) => WriteOutcome::Vanished,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -1198,7 +1335,7 @@ mod tests {
         let past = now - time::Duration::seconds(5);
         let (refreshed, untouched) = (SessionKey::generate(), SessionKey::generate());
         for key in [&refreshed, &untouched] {
-            let record = SessionRecord { key: key.clone(), data: Map::new(), expires_at: past };
+            let record = SessionRecord::new(key.clone(), Map::new(), past);
             store.create(&record).await.unwrap();
         }
         let bucket = store.bucket_key(0);
@@ -1208,7 +1345,11 @@ mod tests {
         // A request that loaded the session just before it expired saves it now, with a new expiry.
         let mut data = Map::new();
         data.insert("kept".into(), Value::Bool(true));
-        let live = SessionRecord { key: refreshed.clone(), data, expires_at: now + time::Duration::hours(1) };
+        let loaded = store.load_raw(&refreshed).await.unwrap().unwrap().bytes;
+        let live = SessionRecord {
+            version: Some(Version::new(loaded)),
+            ..SessionRecord::new(refreshed.clone(), data, now + time::Duration::hours(1))
+        };
         store.save(&live, &ChangeSet::default()).await.unwrap();
 
         assert_eq!(store.delete_fields_if_expired(&bucket, &expired, now).await.unwrap(), 1);

@@ -2,7 +2,9 @@
 //!
 //! One store, [`SqlStore`], holds the code path every database shares: the `django_session` table as Django's
 //! `sessions.0001_initial` migration creates it, the refusal of a table of another shape, the signed data codec,
-//! collision-safe creates, updates that notice a deleted session, and `clear_expired` by the `expire_date` index.
+//! collision-safe creates, updates that notice a deleted session and merge with parallel writes (a compare-and-set
+//! on the `session_data` the request loaded: `UPDATE … WHERE session_key = ? AND session_data = ?`, so Django's
+//! schema stays as it is and Django's own writes are noticed too), and `clear_expired` by the `expire_date` index.
 //! A [`Dialect`] adds only what differs between databases: connecting, placeholders and quoting, Django's DDL and
 //! its column types, reading the catalog, and how `expire_date` is bound and read:
 //!
@@ -26,12 +28,13 @@ use time::OffsetDateTime;
 
 use serde_json::{Map, Value};
 
+use super::merge::{save_merging, CompareAndSet, Saved, WriteOutcome};
 use super::signed_data::corrupt_to_empty;
 use super::{
     redact_url, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, SignedSessionCodec, StoredSession,
 };
 use crate::codec::CodecError;
-use crate::{ChangeSet, ConfigError, SessionKey, SessionRecord, Settings, StoreError};
+use crate::{ChangeSet, ConfigError, SessionKey, SessionRecord, Settings, StoreError, Version};
 
 #[cfg(feature = "mysql")]
 pub mod mysql;
@@ -134,6 +137,12 @@ pub(crate) mod backend {
         /// Placeholder `n` (1-based) as this database's driver spells it.
         fn placeholder(n: usize) -> String;
 
+        /// A condition that `column` holds exactly the text bound at `placeholder`, byte for byte (a
+        /// case-insensitive collation must not make two tokens equal).
+        fn exact_text_equals(column: &str, placeholder: &str) -> String {
+            format!("{column} = {placeholder}")
+        }
+
         /// Connects a pool to `url` (`describe` is the redacted URL, for errors).
         async fn connect(url: &str, describe: &str) -> Result<Self, StoreError>;
 
@@ -198,6 +207,8 @@ struct Statements {
     select_any: String,
     insert: String,
     update: String,
+    /// `UPDATE` only if `session_data` is still the given token: the compare-and-set of a merging save.
+    update_if: String,
     exists: String,
     delete: String,
     clear_expired: String,
@@ -213,6 +224,11 @@ impl Statements {
             select_any: render::<D>(templates::SELECT_ANY),
             insert: render::<D>(templates::INSERT),
             update: render::<D>(templates::UPDATE),
+            update_if: format!(
+                "{} AND {}",
+                render::<D>(templates::UPDATE),
+                D::exact_text_equals(&format!("{0}session_data{0}", D::QUOTE), &D::placeholder(4))
+            ),
             exists: render::<D>(templates::EXISTS),
             delete: render::<D>(templates::DELETE),
             clear_expired: render::<D>(templates::CLEAR_EXPIRED),
@@ -332,39 +348,28 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
             tracing::warn!(target: "sessionkit::corrupt", store = %self.describe, key = ?key, expire_date = %text, "unparseable expire_date");
             OffsetDateTime::now_utc()
         });
-        let data = super::offload::decode_off_worker(&self.describe, &self.codec, row.data.into_bytes())
-            .await?
-            .unwrap_or_else(|err| corrupt_to_empty(&err, key, &self.describe));
-        Ok(Some(SessionRecord { key: key.clone(), data, expires_at }))
+        let (decoded, token) =
+            super::offload::decode_off_worker(&self.describe, &self.codec, row.data.into_bytes()).await?;
+        let data = decoded.unwrap_or_else(|err| corrupt_to_empty(&err, key, &self.describe));
+        // The version is the token itself: the compare-and-set of a save checks the row still holds it.
+        Ok(Some(SessionRecord { key: key.clone(), data, expires_at, version: Some(Version::new(token)) }))
     }
 
-    async fn create(&self, record: &SessionRecord) -> Result<(), StoreError> {
+    async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError> {
         if !fits(&record.key) {
             return Err(StoreError::UnsafeKey);
         }
         let token = self.codec.encode(&record.data, OffsetDateTime::now_utc());
         let args = [Arg::Text(record.key.as_str()), Arg::Text(&token), Arg::Time(record.expires_at)];
         match self.dialect.execute(&self.sql.insert, &args).await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Some(Version::new(token))),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(StoreError::KeyCollision),
             Err(err) => Err(self.unavailable(err)),
         }
     }
 
-    async fn save(&self, record: &SessionRecord, _changes: &ChangeSet) -> Result<(), StoreError> {
-        if !fits(&record.key) {
-            // No session can be stored under such a key, so there is none to update.
-            return Err(StoreError::SessionVanished);
-        }
-        let token = self.codec.encode(&record.data, OffsetDateTime::now_utc());
-        let args = [Arg::Text(&token), Arg::Time(record.expires_at), Arg::Text(record.key.as_str())];
-        // Rows *matched*: on MySQL the connection has CLIENT_FOUND_ROWS (sqlx always sets it, as Django's MySQL
-        // backend does), so an update that writes identical data still counts its row.
-        let matched = self.dialect.execute(&self.sql.update, &args).await.map_err(|e| self.unavailable(e))?;
-        if matched == 0 {
-            return Err(StoreError::SessionVanished);
-        }
-        Ok(())
+    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError> {
+        save_merging(self, record, changes).await
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
@@ -397,6 +402,48 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
 
     fn lister(&self) -> Option<&dyn SessionLister> {
         Some(self)
+    }
+}
+
+/// One `UPDATE`: with an expected version, `… AND session_data = <the token loaded>`; no row matched means another
+/// writer changed it (a conflict) or it is gone (vanished), which one `SELECT 1` tells.
+#[async_trait]
+impl<D: Dialect> CompareAndSet for SqlStore<D> {
+    async fn write_if(
+        &self,
+        record: &SessionRecord,
+        expected: Option<&Version>,
+        _changes: &ChangeSet,
+    ) -> Result<WriteOutcome, StoreError> {
+        if !fits(&record.key) {
+            // No session can be stored under such a key, so there is none to update.
+            return Ok(WriteOutcome::Vanished);
+        }
+        let token = self.codec.encode(&record.data, OffsetDateTime::now_utc());
+        let key = record.key.as_str();
+        // Rows *matched*: on MySQL the connection has CLIENT_FOUND_ROWS (sqlx always sets it, as Django's MySQL
+        // backend does), so an update that writes identical data still counts its row.
+        let matched = match expected {
+            None => {
+                let args = [Arg::Text(&token), Arg::Time(record.expires_at), Arg::Text(key)];
+                self.dialect.execute(&self.sql.update, &args).await
+            }
+            Some(expected) => {
+                let Ok(loaded) = std::str::from_utf8(expected.as_bytes()) else {
+                    return Ok(WriteOutcome::Conflict(None));
+                };
+                let args = [Arg::Text(&token), Arg::Time(record.expires_at), Arg::Text(key), Arg::Text(loaded)];
+                self.dialect.execute(&self.sql.update_if, &args).await
+            }
+        }
+        .map_err(|e| self.unavailable(e))?;
+        if matched > 0 {
+            return Ok(WriteOutcome::Written(Some(Version::new(token))));
+        }
+        if expected.is_some() && self.exists(&record.key).await? {
+            return Ok(WriteOutcome::Conflict(None));
+        }
+        Ok(WriteOutcome::Vanished)
     }
 }
 

@@ -82,6 +82,12 @@ impl Backend for MySqlDialect {
     };
     const QUOTE: char = '`';
 
+    /// Byte for byte: `session_data` is `longtext` in the database's collation, which is usually
+    /// case-insensitive.
+    fn exact_text_equals(column: &str, placeholder: &str) -> String {
+        format!("CAST({column} AS BINARY) = CAST({placeholder} AS BINARY)")
+    }
+
     fn placeholder(_n: usize) -> String {
         "?".to_owned()
     }
