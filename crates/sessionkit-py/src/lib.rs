@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
@@ -33,7 +34,7 @@ use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
 use sessionkit::store::redis::config::Layout;
 use sessionkit::store::redis::RedisStore;
-use sessionkit::store::{Saved, SessionStore, TreatUnavailableAsEmpty, UserSessionIndex};
+use sessionkit::store::{cached_db, Saved, SessionStore, TreatUnavailableAsEmpty, UserSessionIndex};
 use sessionkit::{ChangeSet, SaveMode, SessionKey, SessionRecord, StoreError, Version};
 use time::OffsetDateTime;
 use tokio::runtime::Runtime;
@@ -235,17 +236,16 @@ impl Snapshot {
 }
 
 /// The changes a save from Python makes: the keys whose value differs from the snapshot (compared whole, so a
-/// nested value changed in place counts), the keys gone, and a clear when the engine saw `clear()`; with no
-/// snapshot (a session the request never loaded) the whole session replaces what is stored.
+/// nested value changed in place counts) and the keys gone; after `clear()`, or with no snapshot (a session the
+/// request never loaded), the whole session replaces what is stored.
 fn changes_from(snapshot: Option<&Snapshot>, current: &Map<String, Value>, cleared: bool) -> ChangeSet {
-    let mut changes = match snapshot {
+    match snapshot {
+        // After `clear()`, every key the session holds now was set after the clear (even one set back to the
+        // value it was loaded with).
+        Some(_) if cleared => ChangeSet::replacing(current),
         Some(snapshot) => ChangeSet::between(&snapshot.data, current),
         None => ChangeSet::replacing(current),
-    };
-    if cleared {
-        changes.mark_cleared();
     }
-    changes
 }
 
 /// A save from Python: the record (with the snapshot's version) merged into what is stored. `None` when the
@@ -279,52 +279,44 @@ fn saved_to_python(py: Python<'_>, saved: Option<(Option<Map<String, Value>>, Sn
     Ok((merged, Py::new(py, snapshot)?).into_pyobject(py)?.into_any().unbind())
 }
 
-/// A cache copy for `cached_db` (see [`Store::write_copy`]): compare-only against the snapshot, or a create;
-/// anything else (another request's copy, a tombstone) gives way to a tombstone. The new snapshot, or `None`.
+/// A cache copy for `cached_db` (see [`Store::write_copy`]): [`cached_db::write_cache_copy`], compared with what
+/// the snapshot read (the changes between its data and `record`'s go along for the per-user index). The new
+/// snapshot, or `None` when the cache stepped aside.
 async fn write_copy(
     store: &dyn SessionStore,
-    record: SessionRecord,
-    snapshot_version: Option<Option<Version>>,
+    mut record: SessionRecord,
+    snapshot: Option<(Option<Version>, ChangeSet)>,
+    db_write_took: Duration,
 ) -> Result<Option<Snapshot>, StoreError> {
-    let written = match snapshot_version {
-        Some(version) => {
-            let copy = SessionRecord { version, ..record.clone() };
-            let compare_only = ChangeSet::replacing(&record.data).with_mode(SaveMode::CompareOnly);
-            match store.save(&copy, &compare_only).await {
-                Ok(saved) => Ok(saved.version),
-                Err(StoreError::SessionVanished) => store.create(&record).await,
-                Err(err) => Err(err),
-            }
+    let changes = match snapshot {
+        Some((version, changes)) => {
+            record.version = version;
+            changes
         }
-        None => store.create(&record).await,
+        None => ChangeSet::default(),
     };
-    match written {
-        Ok(version) => Ok(Some(Snapshot { version, data: record.data })),
-        Err(StoreError::Contended { .. } | StoreError::KeyCollision) => {
-            bury(store, &record.key).await?;
-            Ok(None)
-        }
-        Err(err) => Err(err),
-    }
+    let version = cached_db::write_cache_copy(store, &record, &changes, db_write_took).await?;
+    Ok(version.map(|version| Snapshot { version: Some(version), data: record.data }))
 }
 
-/// A `cached_db` refill: a create, nothing when the cache holds an entry already.
-async fn refill(store: &dyn SessionStore, record: SessionRecord) -> Result<Option<Snapshot>, StoreError> {
-    match store.create(&record).await {
-        Ok(version) => Ok(Some(Snapshot { version, data: record.data })),
-        Err(StoreError::KeyCollision) => Ok(None),
-        Err(err) => Err(err),
-    }
+/// A `cached_db` refill ([`cached_db::refill_cache`]): the snapshot of the copy made, or `None`.
+async fn refill(
+    store: &dyn SessionStore,
+    record: SessionRecord,
+    db_read_took: Duration,
+) -> Result<Option<Snapshot>, StoreError> {
+    let version = cached_db::refill_cache(store, &record, db_read_took).await?;
+    Ok(version.map(|version| Snapshot { version: Some(version), data: record.data }))
 }
 
-/// A `cached_db` tombstone: [`SessionStore::hold_deleted`] for `TOMBSTONE_SECONDS` (a key no store takes has
-/// nothing to bury).
-async fn bury(store: &dyn SessionStore, key: &SessionKey) -> Result<(), StoreError> {
-    let hold = std::time::Duration::from_secs(sessionkit::store::cached_db::TOMBSTONE_SECONDS);
-    match store.hold_deleted(key, hold).await {
-        Err(StoreError::UnsafeKey) => Ok(()),
-        other => other,
-    }
+/// What a cache write compares with: the snapshot's version and the changes from its data to `record`'s.
+fn seen_copy(snapshot: Option<&Snapshot>, record: &SessionRecord) -> Option<(Option<Version>, ChangeSet)> {
+    snapshot.map(|snapshot| (snapshot.version.clone(), ChangeSet::between(&snapshot.data, &record.data)))
+}
+
+/// Seconds measured in Python as a duration (negative or not a number: zero; too large: the largest).
+fn took(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 /// A snapshot (or `None`) as a Python object.
@@ -335,16 +327,17 @@ fn snapshot_to_python(py: Python<'_>, snapshot: Option<Snapshot>) -> PyResult<Py
     })
 }
 
-/// Creates a session under fresh keys until one is free (one round trip unless a key collides).
+/// Creates a session under fresh keys until one is free (one round trip unless a key collides). The record
+/// written, with the version the store gave it.
 async fn create_new(
     store: &dyn SessionStore,
     map: serde_json::Map<String, serde_json::Value>,
     age: i64,
-) -> Result<SessionKey, StoreError> {
+) -> Result<SessionRecord, StoreError> {
     let mut record = SessionRecord::new(SessionKey::generate(), map, expires_in(age));
     for _ in 0..100 {
         match store.create(&record).await {
-            Ok(_) => return Ok(record.key),
+            Ok(version) => return Ok(SessionRecord { version, ..record }),
             Err(StoreError::KeyCollision) => record.key = SessionKey::generate(),
             Err(other) => return Err(other),
         }
@@ -494,7 +487,8 @@ impl Store {
     /// what `snapshot` read, or, with no snapshot, if it holds nothing. When another request changed the cached copy
     /// meanwhile (a newer copy, or a logout's tombstone), a tombstone replaces it instead, so loads read the database
     /// for a minute: a stale copy never overwrites a newer one. Returns the new snapshot, or `None`.
-    #[pyo3(signature = (key, data, age, snapshot = None))]
+    /// `db_seconds`: how long the database write took; past the refill deadline the cache steps aside.
+    #[pyo3(signature = (key, data, age, snapshot = None, db_seconds = 0.0))]
     fn write_copy(
         &self,
         py: Python<'_>,
@@ -502,32 +496,46 @@ impl Store {
         data: &Bound<'_, PyAny>,
         age: i64,
         snapshot: Option<PyRef<'_, Snapshot>>,
+        db_seconds: f64,
     ) -> PyResult<Option<Snapshot>> {
         let record = record_from_python(key, data, age)?;
-        let seen = snapshot.as_deref().map(|s| s.version.clone());
-        self.run_session(py, |store| async move { write_copy(store.as_ref(), record, seen).await })?
+        let seen = seen_copy(snapshot.as_deref(), &record);
+        let took = took(db_seconds);
+        self.run_session(py, |store| async move { write_copy(store.as_ref(), record, seen, took).await })?
             .map_err(store_error)
     }
 
     /// The cache part of `cached_db` after a database read: puts `data` into the cache unless the cache holds an
     /// entry for `key` (a logout's tombstone, or another request's copy). Returns the snapshot of the copy made, or
-    /// `None`.
-    fn refill(&self, py: Python<'_>, key: &str, data: &Bound<'_, PyAny>, age: i64) -> PyResult<Option<Snapshot>> {
+    /// `None`. `db_seconds`: how long the database read took; past the refill deadline nothing is refilled.
+    #[pyo3(signature = (key, data, age, db_seconds = 0.0))]
+    fn refill(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        data: &Bound<'_, PyAny>,
+        age: i64,
+        db_seconds: f64,
+    ) -> PyResult<Option<Snapshot>> {
         let record = record_from_python(key, data, age)?;
-        self.run_session(py, |store| async move { refill(store.as_ref(), record).await })?.map_err(store_error)
+        let took = took(db_seconds);
+        self.run_session(py, |store| async move { refill(store.as_ref(), record, took).await })?.map_err(store_error)
     }
 
     /// Async [`Store::refill`].
+    #[pyo3(signature = (key, data, age, db_seconds = 0.0))]
     fn arefill<'py>(
         &self,
         py: Python<'py>,
         key: &str,
         data: &Bound<'_, PyAny>,
         age: i64,
+        db_seconds: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let record = record_from_python(key, data, age)?;
+        let took = took(db_seconds);
         let store = self.store.clone();
-        bridge::spawn(py, self.runtime, async move { refill(store.as_ref(), record).await }, snapshot_to_python)
+        bridge::spawn(py, self.runtime, async move { refill(store.as_ref(), record, took).await }, snapshot_to_python)
     }
 
     /// The cache part of `cached_db` at a delete: replaces the cached copy with a tombstone for a minute, so a
@@ -535,7 +543,7 @@ impl Store {
     /// the tombstone as a miss).
     fn bury(&self, py: Python<'_>, key: &str) -> PyResult<()> {
         let Some(key) = parse_key(key) else { return Ok(()) };
-        self.run_session(py, |store| async move { bury(store.as_ref(), &key).await })?.map_err(store_error)
+        self.run_session(py, |store| async move { cached_db::bury(store.as_ref(), &key).await })?.map_err(store_error)
     }
 
     /// Async [`Store::bury`].
@@ -547,7 +555,7 @@ impl Store {
             self.runtime,
             async move {
                 match key {
-                    Some(key) => bury(store.as_ref(), &key).await,
+                    Some(key) => cached_db::bury(store.as_ref(), &key).await,
                     None => Ok(()),
                 }
             },
@@ -556,7 +564,7 @@ impl Store {
     }
 
     /// Async [`Store::write_copy`].
-    #[pyo3(signature = (key, data, age, snapshot = None))]
+    #[pyo3(signature = (key, data, age, snapshot = None, db_seconds = 0.0))]
     fn awrite_copy<'py>(
         &self,
         py: Python<'py>,
@@ -564,14 +572,16 @@ impl Store {
         data: &Bound<'_, PyAny>,
         age: i64,
         snapshot: Option<PyRef<'_, Snapshot>>,
+        db_seconds: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let record = record_from_python(key, data, age)?;
-        let seen = snapshot.as_deref().map(|s| s.version.clone());
+        let seen = seen_copy(snapshot.as_deref(), &record);
+        let took = took(db_seconds);
         let store = self.store.clone();
         bridge::spawn(
             py,
             self.runtime,
-            async move { write_copy(store.as_ref(), record, seen).await },
+            async move { write_copy(store.as_ref(), record, seen, took).await },
             snapshot_to_python,
         )
     }
@@ -589,9 +599,27 @@ impl Store {
     /// Stores a new session under a fresh key (retrying on the rare collision) and returns the key.
     fn create_new(&self, py: Python<'_>, data: &Bound<'_, PyAny>, age: i64) -> PyResult<String> {
         let map = convert::dict_to_map(data)?;
-        let key = self.run_session(py, |store| async move { create_new(store.as_ref(), map, age).await })?;
-        let key = key.map_err(store_error)?;
-        Ok(key.as_str().to_owned())
+        let created = self.run_session(py, |store| async move { create_new(store.as_ref(), map, age).await })?;
+        Ok(created.map_err(store_error)?.key.as_str().to_owned())
+    }
+
+    /// Like [`Store::create_new`], with what a later save of the same request needs: `(key, Snapshot)`.
+    fn create_fresh(&self, py: Python<'_>, data: &Bound<'_, PyAny>, age: i64) -> PyResult<(String, Snapshot)> {
+        let map = convert::dict_to_map(data)?;
+        let created = self.run_session(py, |store| async move { create_new(store.as_ref(), map, age).await })?;
+        let record = created.map_err(store_error)?;
+        Ok((record.key.as_str().to_owned(), Snapshot { version: record.version, data: record.data }))
+    }
+
+    /// Async [`Store::create_fresh`].
+    fn acreate_fresh<'py>(&self, py: Python<'py>, data: &Bound<'_, PyAny>, age: i64) -> PyResult<Bound<'py, PyAny>> {
+        let map = convert::dict_to_map(data)?;
+        let store = self.store.clone();
+        bridge::spawn(py, self.runtime, async move { create_new(store.as_ref(), map, age).await }, |py, record| {
+            let key = record.key.as_str().to_owned();
+            let snapshot = Py::new(py, Snapshot { version: record.version, data: record.data })?;
+            Ok((key, snapshot).into_pyobject(py)?.into_any().unbind())
+        })
     }
 
     /// Replaces a stored session with `data` whole; `False` if it no longer exists (it is never re-created). The
@@ -672,8 +700,8 @@ impl Store {
     fn acreate_new<'py>(&self, py: Python<'py>, data: &Bound<'_, PyAny>, age: i64) -> PyResult<Bound<'py, PyAny>> {
         let map = convert::dict_to_map(data)?;
         let store = self.store.clone();
-        bridge::spawn(py, self.runtime, async move { create_new(store.as_ref(), map, age).await }, |py, key| {
-            Ok(pyo3::types::PyString::new(py, key.as_str()).into_any().unbind())
+        bridge::spawn(py, self.runtime, async move { create_new(store.as_ref(), map, age).await }, |py, record| {
+            Ok(pyo3::types::PyString::new(py, record.key.as_str()).into_any().unbind())
         })
     }
 
@@ -866,5 +894,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("StoreUnavailable", py.get_type::<StoreUnavailable>())?;
     m.add("ConfigurationError", py.get_type::<ConfigurationError>())?;
     m.add("StoreContended", py.get_type::<StoreContended>())?;
+    m.add("REFILL_DEADLINE_SECONDS", cached_db::REFILL_DEADLINE_SECONDS)?;
+    m.add("TOMBSTONE_SECONDS", cached_db::TOMBSTONE_SECONDS)?;
     Ok(())
 }

@@ -43,7 +43,13 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": ":memory:",
         "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"sessionkit-py-tests-{os.getpid()}.sqlite3")},
-    }
+    },
+    # A second database a router can send reads to (test_cached_db's replica test); unused otherwise.
+    "replica": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": ":memory:",
+        "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"sessionkit-py-tests-replica-{os.getpid()}.sqlite3")},
+    },
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

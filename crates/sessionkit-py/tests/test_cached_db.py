@@ -120,3 +120,85 @@ def test_admin_login_with_cached_db(client, django_user_model, redis_client):
     assert Session.objects.get(session_key=key).get_decoded()["_auth_user_id"]
     assert redis_client.get(cache_key(key)) is not None
     assert client.get("/admin/").status_code == 200
+
+
+def test_a_save_after_create_needs_no_read():
+    """The create remembers the token it wrote, so the next save is one compare-and-set UPDATE."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    s = SessionStore()
+    s["a"] = 1
+    s.save()
+    s["b"] = 2
+    with CaptureQueriesContext(connection) as queries:
+        s.save()
+    assert [q["sql"].split()[0] for q in queries] == ["UPDATE"], queries.captured_queries
+    assert dict(SessionStore(s.session_key).items()) == {"a": 1, "b": 2}
+
+
+class ReadsFromReplica:
+    """Sends session reads to the "replica" database, which lags (it holds nothing), and writes to "default"."""
+
+    def db_for_read(self, model, **hints):
+        return "replica"
+
+    def db_for_write(self, model, **hints):
+        return "default"
+
+
+@pytest.mark.django_db(databases=["default", "replica"])
+def test_a_merge_reads_the_row_from_the_database_it_writes(settings):
+    """The row a conflicting save merges with comes from the database the UPDATE goes to, not a lagging replica
+    (which would find no row and raise UpdateError, losing the save)."""
+    s = SessionStore()
+    s["base"] = True
+    s.save()
+    settings.DATABASE_ROUTERS = [f"{__name__}.ReadsFromReplica"]
+    slow = SessionStore(s.session_key)
+    slow.items()  # from the cache
+    fast = SessionStore(s.session_key)
+    fast["fast"] = 1
+    fast.save()
+    slow["slow"] = 2
+    slow.save()
+    row = Session.objects.using("default").get(session_key=s.session_key)
+    assert SessionStore().decode(row.session_data) == {"base": True, "fast": 1, "slow": 2}
+
+
+def test_a_busy_session_gets_its_cache_back(redis_client):
+    """A cache write that meets another request's copy steps aside (a tombstone), and a tombstone already there
+    keeps its expiry: the cache is used again once it expires, even while the session is written all the time."""
+    s = SessionStore()
+    s["v"] = 0
+    s.save()
+    key = cache_key(s.session_key)
+    first = SessionStore(s.session_key)
+    first.items()
+    second = SessionStore(s.session_key)
+    second["second"] = 2
+    second.save()
+    first["first"] = 1
+    first.save()
+    assert redis_client.get(key) == pickle.dumps(None, 5), "stepped aside"
+    redis_client.pexpire(key, 1500)
+    third = SessionStore(s.session_key)
+    third["third"] = 3
+    third.save()
+    assert 0 < redis_client.pttl(key) <= 1500, "the tombstone was not extended"
+
+
+def test_cache_writes_after_a_slow_database_step_aside(redis_client):
+    from sessionkit._native import REFILL_DEADLINE_SECONDS
+
+    s = SessionStore()
+    s["v"] = 1
+    s.save()
+    key = cache_key(s.session_key)
+    assert pickle.loads(redis_client.get(key)) == {"v": 1}
+    store = get_store("cached_db")
+    assert store.write_copy(s.session_key, {"v": 2}, 60, None, REFILL_DEADLINE_SECONDS) is None
+    assert redis_client.get(key) == pickle.dumps(None, 5), "a late write leaves a tombstone, not its copy"
+    redis_client.delete(key)
+    assert store.refill(s.session_key, {"v": 2}, 60, REFILL_DEADLINE_SECONDS) is None
+    assert redis_client.get(key) is None, "a late refill writes nothing"

@@ -103,6 +103,51 @@ def test_removal_and_clear_are_changes_too(layout):
     assert dict(RedisStore(other).items()) == {"only": True}
 
 
+def clear_and_set_again_racing_a_write(store_class):
+    """After ``clear()``, a key set back to the value it was loaded with is still this request's write, also when
+    another request wrote the key meanwhile. Returns the session as stored."""
+    key = new_session(store_class, a=1, other=0)
+    slow = store_class(key)
+    slow.items()
+    fast = store_class(key)
+    fast["a"] = 2
+    fast.save()
+    slow.clear()
+    slow["a"] = 1
+    slow.save()
+    return dict(store_class(key).items())
+
+
+def test_a_key_set_again_after_clear_survives_a_conflict(layout):
+    assert clear_and_set_again_racing_a_write(RedisStore) == {"a": 1}
+
+
+def command_calls(redis_client):
+    """How often the server ran each command so far (commands a script runs count too)."""
+    return {name: v["calls"] for name, v in redis_client.info("commandstats").items()}
+
+
+def test_a_save_after_create_is_one_round_trip(layout, redis_client):
+    """The create keeps what it wrote, so the next save is the compare-and-set script alone (its one read
+    inside), with no load first."""
+    warm = RedisStore()
+    warm["x"] = 1
+    warm.save()
+    warm["x"] = 2
+    warm.save()  # the script is loaded into the server now
+    s = RedisStore()
+    s["a"] = 1
+    s.save()  # creates
+    before = command_calls(redis_client)
+    s["b"] = 2
+    s.save()
+    after = command_calls(redis_client)
+    ran = {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
+    reads = ran.get("cmdstat_get", 0) + ran.get("cmdstat_hget", 0)
+    assert ran.get("cmdstat_evalsha", 0) + ran.get("cmdstat_eval", 0) == 1 and reads == 1, ran
+    assert dict(RedisStore(s.session_key).items()) == {"a": 1, "b": 2}
+
+
 def test_after_a_merged_save_the_session_holds_the_merged_data(layout):
     key = new_session(RedisStore)
     first = RedisStore(key)
@@ -173,6 +218,12 @@ def test_cached_db_threads_setting_different_keys_both_land(settings):
 
         row = Session.objects.get(session_key=key)
         assert CachedDbStore().decode(row.session_data) == {"base": True, "a": 1, "b": 2}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cached_db_key_set_again_after_clear_survives_a_conflict(settings):
+    settings.SESSION_ENGINE = "sessionkit.django.cached_db"
+    assert clear_and_set_again_racing_a_write(CachedDbStore) == {"a": 1}
 
 
 @pytest.mark.django_db(transaction=True)

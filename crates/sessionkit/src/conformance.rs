@@ -22,7 +22,9 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use crate::{Expiry, Session, SessionError, SessionKey, SessionRecord, SessionStore, Settings, StoreError};
+use crate::{
+    ChangeSet, Expiry, SaveMode, Session, SessionError, SessionKey, SessionRecord, SessionStore, Settings, StoreError,
+};
 
 /// What the suite needs from a store under test.
 #[async_trait]
@@ -500,6 +502,22 @@ pub async fn a_merged_save_leaves_the_merged_data_in_the_session(h: &dyn Harness
     assert_eq!(stored.get("again"), Some(&json!(true)));
 }
 
+/// A compare-only save (a cache copy that must never overwrite a newer one) of a record that was never loaded has
+/// nothing to compare with: it fails as contended and writes nothing.
+pub async fn a_compare_only_save_without_a_version_writes_nothing(h: &dyn Harness) {
+    if h.stateless() {
+        return skip(h, "a session kept in the browser has no versions");
+    }
+    let key = saved_session(h, &sample_data()).await;
+    let mut other = Map::new();
+    other.insert("overwritten".into(), json!(true));
+    let record = SessionRecord::new(key.clone(), other, OffsetDateTime::now_utc() + Duration::hours(1));
+    let changes = ChangeSet::replacing(&record.data).with_mode(SaveMode::CompareOnly);
+    let err = h.store().save(&record, &changes).await.unwrap_err();
+    assert!(matches!(err, StoreError::Contended { attempts: 0 }), "{err:?}");
+    assert_eq!(h.store().load(&key).await.unwrap().unwrap().data, sample_data(), "nothing was written");
+}
+
 /// An expired session is never loaded, and `clear_expired` removes exactly the expired ones.
 pub async fn expired_sessions_are_never_loaded_and_cleared(h: &dyn Harness) {
     let store = h.store();
@@ -639,7 +657,7 @@ macro_rules! conformance_suite {
             extreme_expiries_are_stored, clear_then_save_under_an_unknown_key_is_vanished,
             parallel_saves_of_distinct_keys_all_land, parallel_removes_sets_and_same_key_writes,
             a_save_racing_a_logout_fails_and_the_logout_stands, a_save_racing_cycle_key_leaves_the_old_key_dead,
-            a_merged_save_leaves_the_merged_data_in_the_session);
+            a_merged_save_leaves_the_merged_data_in_the_session, a_compare_only_save_without_a_version_writes_nothing);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

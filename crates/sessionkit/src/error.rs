@@ -22,9 +22,10 @@ pub enum StoreError {
     /// ([`MAX_SAVE_ATTEMPTS`](crate::store::merge::MAX_SAVE_ATTEMPTS) times): so many requests write this session
     /// at once that this one could not get its changes in. Nothing of this request was written; trying again
     /// later is safe. The middleware answers 503.
-    #[error("the session was written by {attempts} other requests while this one tried to save it; nothing was saved, try again")]
+    #[error("other requests kept writing the session while this one tried to save it ({attempts} attempts); nothing was saved, try again")]
     Contended {
-        /// How many compare-and-set writes were tried.
+        /// How many compare-and-set writes were tried (0: a compare-only save of a record that was never loaded,
+        /// which has nothing to compare with).
         attempts: usize,
     },
     /// The key has characters other than `a-z0-9` or is longer than 64 characters, and this store puts keys

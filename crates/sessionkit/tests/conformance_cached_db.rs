@@ -453,3 +453,96 @@ async fn the_django_cache_tombstone_is_pythons_none() {
     };
     assert!(matches!(cache.create(&refill).await, Err(StoreError::KeyCollision)), "a refill fails on the tombstone");
 }
+
+/// The caches the cache-half tests run on: memory, and Redis in the `django-cache` and `string` layouts.
+async fn every_kind_of_cache() -> Vec<Arc<dyn SessionStore>> {
+    let redis = |layout: &str| {
+        format!(
+            "{}?layout={layout}&engine=cached_db&key_prefix=aside{}x{}&prefix=aside{}x{}:",
+            shared_standalone().url(),
+            std::process::id(),
+            unique(),
+            std::process::id(),
+            unique()
+        )
+    };
+    let mut caches: Vec<Arc<dyn SessionStore>> = vec![Arc::new(MemoryStore::new())];
+    for url in [
+        redis("django-cache").replace("&prefix=", "&unused="),
+        redis("string").replace("&engine=cached_db&key_prefix=", "&unused="),
+    ] {
+        caches.push(Arc::new(RedisStore::connect(&url).await.unwrap()));
+    }
+    caches
+}
+
+/// The cached copy of `key`, if the cache holds a live one (not a tombstone).
+async fn cached_copy(
+    cache: &Arc<dyn SessionStore>,
+    key: &SessionKey,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    cache.load(key).await.unwrap().map(|r| r.data).filter(|data| !data.is_empty())
+}
+
+/// A cache write that meets another request's copy steps aside (a tombstone: loads read the database), and a
+/// tombstone already there keeps its expiry, so a session written all the time gets its cache back once it expires
+/// instead of being tombstoned for as long as it is busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_cache_write_steps_aside_without_extending_the_tombstone() {
+    for cache in every_kind_of_cache().await {
+        let h = CachedDbHarness::new(cache.clone()).await;
+        let key = save_new(h.store.clone(), "v").await;
+        let mut first = Session::new(h.store.clone(), settings(), Some(key.clone()));
+        first.len().await.unwrap(); // loads the cached copy
+        let mut second = Session::new(h.store.clone(), settings(), Some(key.clone()));
+        second.set("second", 2).await.unwrap();
+        second.save().await.unwrap(); // the cache now holds the second request's copy
+        first.set("first", 1).await.unwrap();
+        first.save().await.unwrap(); // merged in the database; the cache copy it saw is gone
+        assert_eq!(cached_copy(&cache, &key).await, None, "{}: the cache stepped aside", cache.describe());
+        let stored = h.store.load(&key).await.unwrap().unwrap().data;
+        assert_eq!(
+            (stored.get("first"), stored.get("second")),
+            (Some(&serde_json::json!(1)), Some(&serde_json::json!(2)))
+        );
+
+        // The tombstone is about to expire; a busy session's next save must not extend it.
+        cache.hold_deleted(&key, std::time::Duration::from_millis(1200)).await.unwrap();
+        let mut third = Session::new(h.store.clone(), settings(), Some(key.clone()));
+        third.set("third", 3).await.unwrap();
+        third.save().await.unwrap();
+        assert_eq!(cached_copy(&cache, &key).await, None, "{}: still aside", cache.describe());
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let loaded = h.store.load(&key).await.unwrap().unwrap().data; // a miss: read from the database, refilled
+        assert_eq!(loaded.get("third"), Some(&serde_json::json!(3)));
+        let copy = cached_copy(&cache, &key).await;
+        assert_eq!(copy.as_ref(), Some(&loaded), "{}: the cache is back in use", cache.describe());
+    }
+}
+
+/// A database write or read slower than the refill deadline leaves nothing in the cache: the tombstone of a delete
+/// made meanwhile could have expired by the time the cache write arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_writes_after_a_slow_database_step_aside() {
+    use sessionkit::store::cached_db::{refill_cache, write_cache_copy, REFILL_DEADLINE_SECONDS};
+    let slow = std::time::Duration::from_secs(REFILL_DEADLINE_SECONDS);
+    for cache in every_kind_of_cache().await {
+        let record = sessionkit::SessionRecord::new(
+            SessionKey::generate(),
+            [("v".to_owned(), serde_json::json!("db"))].into_iter().collect(),
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        );
+        assert_eq!(refill_cache(cache.as_ref(), &record, slow).await.unwrap(), None);
+        assert_eq!(cached_copy(&cache, &record.key).await, None, "{}: no late refill", cache.describe());
+        let version = write_cache_copy(cache.as_ref(), &record, &sessionkit::ChangeSet::default(), slow - slow / 2)
+            .await
+            .unwrap();
+        assert!(version.is_some(), "{}: a prompt write is cached", cache.describe());
+        let late = sessionkit::SessionRecord { version, ..record.clone() };
+        assert_eq!(
+            write_cache_copy(cache.as_ref(), &late, &sessionkit::ChangeSet::default(), slow).await.unwrap(),
+            None
+        );
+        assert_eq!(cached_copy(&cache, &record.key).await, None, "{}: a late write steps aside", cache.describe());
+    }
+}

@@ -20,6 +20,17 @@
 //! - a load whose database read took longer than [`REFILL_DEADLINE_SECONDS`] does not refill at all, so the
 //!   tombstone is still there whenever a refill can arrive.
 //!
+//! **A cache write never puts a stale copy over a newer one.** After a save merged in the database, the cache gets
+//! what the database holds only if it still holds the copy this request saw (a compare-only write); when another
+//! request changed the cached copy meanwhile, or the database write took longer than [`REFILL_DEADLINE_SECONDS`],
+//! the cache *steps aside* ([`SessionStore::step_aside`]): a tombstone, unless one is there already (which keeps
+//! its expiry, so a session written all the time gets its cache back after [`TOMBSTONE_SECONDS`]), and loads read
+//! the database meanwhile. These guarantees hold among sessionkit processes; Django's own `cached_db` engine
+//! refills and writes the cache unconditionally.
+//!
+//! [`refill_cache`], [`write_cache_copy`] and [`bury`] are the cache half on its own, for front-ends whose
+//! database half is elsewhere (the Django engine writes its rows with Django's ORM).
+//!
 //! URL: `cached_db:CACHE_URL|DB_URL`, e.g. `cached_db:redis://127.0.0.1:6379/0|postgres://app@db/app` or
 //! `cached_db:memory://|sqlite://db.sqlite3`. A Redis cache URL without `layout=` gets
 //! `layout=django-cache&engine=cached_db`, the keys Django's own `cached_db` engine uses.
@@ -68,58 +79,12 @@ impl CachedDbStore {
             "session cache failed; the database answers");
     }
 
-    /// Puts a session read from the database into the cache, unless the cache has an entry for it (a tombstone
-    /// left by a concurrent delete, or a copy a concurrent write made). Failures are logged and counted. Returns
-    /// the cache's version of the copy it made.
-    async fn refill(&self, record: &SessionRecord) -> Option<Version> {
-        match self.cache.create(record).await {
-            Ok(version) => version,
-            Err(StoreError::KeyCollision) => None,
-            Err(err) => {
-                self.cache_failed("refill", &err);
-                None
-            }
-        }
-    }
-
-    /// Makes the cache hold `stored`, what the database now holds, if the cache still holds the copy this request
-    /// saw (`seen`, the cache's version), or nothing when it saw none. When another request changed the cache
-    /// meanwhile (a newer copy, or a tombstone of a logout), the entry is replaced by a tombstone instead, so
-    /// loads read the database until it expires: a stale copy is never written over a newer one. Returns the
-    /// cache's new version when the copy was written. Failures are logged and counted.
-    async fn update_cache(
-        &self,
-        stored: &SessionRecord,
-        seen: Option<Version>,
-        changes: &ChangeSet,
-    ) -> Option<Version> {
-        let copy = SessionRecord { version: seen, ..stored.clone() };
-        let written = match &copy.version {
-            Some(_) => {
-                // The request's changes go along only for the cache's per-user index (did the login change?).
-                let compare_only = changes.clone().with_mode(SaveMode::CompareOnly);
-                match self.cache.save(&copy, &compare_only).await {
-                    Ok(saved) => Ok(saved.version),
-                    // Gone from the cache (evicted): put it back, unless someone else did.
-                    Err(StoreError::SessionVanished) => self.cache.create(&copy).await,
-                    Err(err) => Err(err),
-                }
-            }
-            None => self.cache.create(&copy).await,
-        };
-        match written {
-            Ok(version) => version,
-            Err(StoreError::Contended { .. } | StoreError::KeyCollision) => {
-                if let Err(err) = bury(self.cache.as_ref(), &stored.key).await {
-                    self.cache_failed("write", &err);
-                }
-                None
-            }
-            Err(err) => {
-                self.cache_failed("write", &err);
-                None
-            }
-        }
+    /// A cache call that failed: logged and counted, and the database answers.
+    fn tolerate(&self, operation: &str, outcome: Result<Option<Version>, StoreError>) -> Option<Version> {
+        outcome.unwrap_or_else(|err| {
+            self.cache_failed(operation, &err);
+            None
+        })
     }
 }
 
@@ -155,8 +120,10 @@ impl Versions {
         else {
             return Versions::default();
         };
-        let db_len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let (Some(db), Some(cache)) = (bytes.get(6..6 + db_len), bytes.get(6 + db_len..)) else {
+        let db_end = (u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize).checked_add(6);
+        let (Some(db), Some(cache)) =
+            (db_end.and_then(|end| bytes.get(6..end)), db_end.and_then(|end| bytes.get(end..)))
+        else {
             return Versions::default();
         };
         Versions { db: (has_db == 1).then(|| Version::new(db)), cache: (has_cache == 1).then(|| Version::new(cache)) }
@@ -185,30 +152,36 @@ impl SessionStore for CachedDbStore {
         };
         let started = Instant::now();
         let Some(record) = self.db.load(key).await? else { return Ok(None) };
-        let cache = if !cache_has_entry && started.elapsed() < Duration::from_secs(REFILL_DEADLINE_SECONDS) {
-            self.refill(&record).await
-        } else {
+        let cache = if cache_has_entry {
             None
+        } else {
+            self.tolerate("refill", refill_cache(self.cache.as_ref(), &record, started.elapsed()).await)
         };
         let version = Versions { db: record.version.clone(), cache }.encode();
         Ok(Some(SessionRecord { version, ..record }))
     }
 
     async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError> {
+        let started = Instant::now();
         let db = self.db.create(record).await?;
-        let cache = self.update_cache(record, None, &ChangeSet::default()).await;
+        let written = write_cache_copy(self.cache.as_ref(), record, &ChangeSet::default(), started.elapsed()).await;
+        let cache = self.tolerate("write", written);
         Ok(Versions { db, cache }.encode())
     }
 
     /// The database is the arbiter: the save merges there (a request that read the cache has no database version,
     /// so the database is read first). Then the cache gets what the database now holds, if it still holds what this
-    /// request saw (else a tombstone, see `update_cache`).
+    /// request saw (else the cache steps aside, see [`write_cache_copy`]).
     async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError> {
         let seen = Versions::decode(record.version.as_ref());
+        let started = Instant::now();
         let db_record = SessionRecord { version: seen.db, ..record.clone() };
         let saved = self.db.save(&db_record, changes).await?;
-        let stored = saved.merged.as_ref().unwrap_or(record);
-        let cache = self.update_cache(stored, seen.cache, changes).await;
+        // The cache gets what the database holds now, compared with the copy this request saw.
+        let stored = saved.merged.clone().unwrap_or(db_record);
+        let copy = SessionRecord { version: seen.cache, ..stored };
+        let written = write_cache_copy(self.cache.as_ref(), &copy, changes, started.elapsed()).await;
+        let cache = self.tolerate("write", written);
         let version = Versions { db: saved.version, cache }.encode();
         Ok(Saved { version, ..saved })
     }
@@ -257,11 +230,77 @@ pub const TOMBSTONE_SECONDS: u64 = 60;
 /// happened meanwhile might have expired by the time the refill arrives. Above any store timeout in use.
 pub const REFILL_DEADLINE_SECONDS: u64 = 10;
 
+// The cache half of `cached_db`, for any front-end: `CachedDbStore` here, and the Django engine, whose database
+// half is Django's ORM.
+
+/// Puts a session read from the database into the cache, unless the cache has an entry for it (a tombstone left
+/// by a concurrent delete, or a copy a concurrent write made: a refill only creates) or the database read took
+/// `db_read_took` ≥ [`REFILL_DEADLINE_SECONDS`] (a tombstone of a delete made meanwhile might be gone by now).
+/// Returns the cache's version of the copy it made.
+pub async fn refill_cache(
+    cache: &dyn SessionStore,
+    record: &SessionRecord,
+    db_read_took: Duration,
+) -> Result<Option<Version>, StoreError> {
+    if db_read_took >= Duration::from_secs(REFILL_DEADLINE_SECONDS) {
+        return Ok(None);
+    }
+    match cache.create(record).await {
+        Err(StoreError::KeyCollision | StoreError::UnsafeKey) => Ok(None),
+        other => other,
+    }
+}
+
+/// After a database write: makes the cache hold `copy` (what the database now holds) if the cache still holds the
+/// copy this request saw (`copy.version`, the cache's version; `None`: it saw none, and the copy is created). When
+/// another request changed the cache meanwhile (a newer copy, or a logout's tombstone), or the database write took
+/// `db_write_took` ≥ [`REFILL_DEADLINE_SECONDS`], the cache steps aside instead ([`SessionStore::step_aside`]:
+/// a tombstone for [`TOMBSTONE_SECONDS`], loads read the database): a stale copy is never written over a newer
+/// one. `changes` are the request's, for the cache's per-user index (did the login change?). Returns the cache's
+/// version when the copy was written.
+pub async fn write_cache_copy(
+    cache: &dyn SessionStore,
+    copy: &SessionRecord,
+    changes: &ChangeSet,
+    db_write_took: Duration,
+) -> Result<Option<Version>, StoreError> {
+    if db_write_took >= Duration::from_secs(REFILL_DEADLINE_SECONDS) {
+        step_aside(cache, &copy.key).await?;
+        return Ok(None);
+    }
+    let written = if copy.version.is_some() {
+        match cache.save(copy, &changes.clone().with_mode(SaveMode::CompareOnly)).await {
+            Ok(saved) => Ok(saved.version),
+            // Gone from the cache (evicted, expired): put it back, unless someone else did.
+            Err(StoreError::SessionVanished) => cache.create(copy).await,
+            Err(err) => Err(err),
+        }
+    } else {
+        cache.create(copy).await
+    };
+    match written {
+        Err(StoreError::Contended { .. } | StoreError::KeyCollision) => {
+            step_aside(cache, &copy.key).await?;
+            Ok(None)
+        }
+        Err(StoreError::UnsafeKey) => Ok(None),
+        other => other,
+    }
+}
+
 /// Replaces the cached copy of a deleted session with a tombstone ([`SessionStore::hold_deleted`] for
 /// [`TOMBSTONE_SECONDS`]), so a refill from a database read made before the delete cannot put the session back.
-async fn bury(cache: &dyn SessionStore, key: &SessionKey) -> Result<(), StoreError> {
+pub async fn bury(cache: &dyn SessionStore, key: &SessionKey) -> Result<(), StoreError> {
     match cache.hold_deleted(key, Duration::from_secs(TOMBSTONE_SECONDS)).await {
         // A cache that refuses the key (an unsafe key: such a session cannot be cached either) has nothing to bury.
+        Err(StoreError::UnsafeKey) => Ok(()),
+        other => other,
+    }
+}
+
+/// [`SessionStore::step_aside`] for [`TOMBSTONE_SECONDS`] (nothing for a key the cache refuses).
+async fn step_aside(cache: &dyn SessionStore, key: &SessionKey) -> Result<(), StoreError> {
+    match cache.step_aside(key, Duration::from_secs(TOMBSTONE_SECONDS)).await {
         Err(StoreError::UnsafeKey) => Ok(()),
         other => other,
     }

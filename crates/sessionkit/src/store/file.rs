@@ -377,7 +377,8 @@ impl Inner {
             let version = content.bytes.map(Version::new);
             return Ok(Loaded::Live(SessionRecord { key: key.clone(), data, expires_at, version }));
         }
-        let removed = match remove_if_same(&path, &content.file) {
+        // Under the key's lock: a save renaming a fresh file over this one in between must not lose it.
+        let removed = match self.lock(key).and_then(|_lock| remove_if_same(&path, &content.file)) {
             Ok(removed) => removed,
             Err(err) => {
                 tracing::warn!(store = %self.describe, key = ?key, error = %err, "could not delete an expired session file");
@@ -458,7 +459,12 @@ impl Inner {
         options.create(true).truncate(false).write(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(path)?;
+        let file = match options.open(&path) {
+            Ok(file) => file,
+            // Made by another user (a Django process sharing the directory): a read-only descriptor locks too.
+            Err(err) if err.kind() == io::ErrorKind::PermissionDenied => File::open(&path)?,
+            Err(err) => return Err(err),
+        };
         file.lock()?;
         Ok(file)
     }
@@ -783,6 +789,8 @@ impl SessionLister for FileStore {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -829,5 +837,32 @@ mod tests {
         ] {
             assert_eq!(classify("sessionid", &other), EntryName::Other, "{other}");
         }
+    }
+
+    /// The removal of an expired file waits for the key's lock: a save holding it may be renaming a fresh file
+    /// over the expired one, which must not be deleted right after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_expired_file_is_removed_under_the_keys_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        let store = FileStore::open(&url, &crate::Settings::with_secret_key("file-lock")).await.unwrap();
+        let key = SessionKey::generate();
+        let record = SessionRecord::new(key.clone(), Map::new(), OffsetDateTime::now_utc() + time::Duration::hours(1));
+        store.create(&record).await.unwrap();
+        let path = store.path_for(&key).unwrap();
+        let weeks_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 24 * 3600);
+        File::options().write(true).open(&path).unwrap().set_modified(weeks_ago).unwrap();
+
+        let lock = store.inner.lock(&key).unwrap(); // a save of this key is in progress
+        let load = tokio::spawn({
+            let store = FileStore { inner: Arc::clone(&store.inner) };
+            let key = key.clone();
+            async move { store.load(&key).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(path.exists(), "the expired file was removed while a save held the key's lock");
+        drop(lock);
+        assert!(load.await.unwrap().unwrap().is_none(), "expired: no session");
+        assert!(!path.exists(), "removed once the lock was free");
     }
 }

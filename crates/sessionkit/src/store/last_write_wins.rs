@@ -68,6 +68,10 @@ impl SessionStore for LastWriteWins {
         self.inner.hold_deleted(key, hold).await
     }
 
+    async fn step_aside(&self, key: &SessionKey, hold: std::time::Duration) -> Result<(), StoreError> {
+        self.inner.step_aside(key, hold).await
+    }
+
     fn issue_key(&self, record: &SessionRecord) -> Result<Option<SessionKey>, StoreError> {
         self.inner.issue_key(record)
     }

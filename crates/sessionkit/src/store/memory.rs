@@ -134,8 +134,11 @@ impl SessionStore for MemoryStore {
     async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError> {
         let entry = self.entry_for(record);
         let version = version_of(&entry);
+        let now = OffsetDateTime::now_utc();
         let mut entries = self.entries();
-        if entries.contains_key(&record.key) {
+        // An expired entry does not hold its key (as in a cache, and as Redis): a cached_db refill after a
+        // tombstone expired must succeed before any `clear_expired`.
+        if entries.get(&record.key).is_some_and(|e| e.expires_at > now) {
             return Err(StoreError::KeyCollision);
         }
         entries.insert(record.key.clone(), entry);

@@ -8,6 +8,14 @@
 //! conflict, so a retry costs one round trip. A session deleted meanwhile (a logout, a `cycle_key`, a flush) is never written again:
 //! [`StoreError::SessionVanished`]. `docs/concurrency.md` has the whole contract.
 //!
+//! A record without a version (never loaded) is merged with what is stored: the request's `changes` are applied
+//! to the stored session, so keys it did not change keep their stored values. To replace the whole session, pass
+//! [`ChangeSet::replacing`] (or save with [`SaveMode::LastWriteWins`]).
+//!
+//! Versions are compared as bytes (the Redis stores compare the whole stored value, the SQL stores the
+//! `session_data` column): another request's write of identical bytes is not seen as a conflict, which is
+//! harmless (the merge would give the same session), and nothing extra (a counter) has to be stored.
+//!
 //! A store provides the one primitive, [`CompareAndSet::write_if`], and its `save` calls [`save_merging`]:
 //!
 //! ```ignore
@@ -79,10 +87,12 @@ pub async fn save_merging<S: CompareAndSet + ?Sized>(
     record: &SessionRecord,
     changes: &ChangeSet,
 ) -> Result<Saved, StoreError> {
-    let single_write = match changes.mode() {
-        SaveMode::Merge => None,
-        SaveMode::LastWriteWins => Some(None),
-        SaveMode::CompareOnly => Some(record.version.as_ref()),
+    let single_write = match (changes.mode(), &record.version) {
+        (SaveMode::Merge, _) => None,
+        (SaveMode::LastWriteWins, _) => Some(None),
+        (SaveMode::CompareOnly, Some(version)) => Some(Some(version)),
+        // Nothing loaded, nothing to compare with: writing would overwrite whatever is stored.
+        (SaveMode::CompareOnly, None) => return Err(StoreError::Contended { attempts: 0 }),
     };
     if let Some(expected) = single_write {
         return match store.write_if(record, expected, changes).await? {
@@ -106,6 +116,8 @@ pub async fn save_merging<S: CompareAndSet + ?Sized>(
                 return Ok(Saved { version, merged, attempts });
             }
             WriteOutcome::Vanished => return Err(StoreError::SessionVanished),
+            // The last attempt lost: no pause and no reload for a write that will not be tried.
+            WriteOutcome::Conflict(_) if attempts == MAX_SAVE_ATTEMPTS => break,
             WriteOutcome::Conflict(current) => {
                 back_off(attempts).await;
                 attempt = Some(match current {

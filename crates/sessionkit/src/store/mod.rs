@@ -149,7 +149,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn load(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError>;
 
     /// Stores a new session; fails with [`StoreError::KeyCollision`] if the key exists (Django's
-    /// `save(must_create=True)`). Returns the version written.
+    /// `save(must_create=True)`). Returns the version written. `record.version` is ignored.
     async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError>;
 
     /// Writes this request's view of an existing session (Django's `save(must_create=False)`): `record` is the
@@ -179,6 +179,16 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// which Django's own engine reads as a miss.
     async fn hold_deleted(&self, key: &SessionKey, hold: std::time::Duration) -> Result<(), StoreError> {
         write_empty_tombstone(self, key, hold).await
+    }
+
+    /// For a store used as the cache of [`cached_db`](cached_db::CachedDbStore): makes loads of `key` read the
+    /// database for a while, because a cache write met a copy another request wrote (or a logout's tombstone).
+    /// Like [`hold_deleted`](SessionStore::hold_deleted), except that a tombstone already there keeps its expiry:
+    /// a session written all the time gets its cache back after `hold` instead of being tombstoned for good. The
+    /// default loads the key and writes a tombstone unless it finds one (an empty session); the Redis
+    /// `django-cache` layout does the same in one script.
+    async fn step_aside(&self, key: &SessionKey, hold: std::time::Duration) -> Result<(), StoreError> {
+        step_aside_unless_tombstoned(self, key, hold).await
     }
 
     /// For stores whose key *is* the session (signed cookies): the key to send to the client after `record` was
@@ -224,6 +234,18 @@ pub(crate) async fn write_empty_tombstone<S: SessionStore + ?Sized>(
         }
     }
     outcome
+}
+
+/// The default [`SessionStore::step_aside`]: a tombstone, unless a load finds one (an empty session) already.
+pub(crate) async fn step_aside_unless_tombstoned<S: SessionStore + ?Sized>(
+    store: &S,
+    key: &SessionKey,
+    hold: std::time::Duration,
+) -> Result<(), StoreError> {
+    match store.load(key).await? {
+        Some(record) if record.data.is_empty() => Ok(()),
+        _ => write_empty_tombstone(store, key, hold).await,
+    }
 }
 
 /// Opens a store from a URL.

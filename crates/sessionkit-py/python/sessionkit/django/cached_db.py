@@ -13,20 +13,28 @@ the database, then the cache (a cache failure is logged, never raised, so the da
 go to both, and a cache that cannot delete raises (a stale cached copy would keep a logged-out session alive).
 
 Parallel requests never lose each other's writes (``docs/concurrency.md``): the database decides. A save updates
-the row only if it still holds the token this request read (``UPDATE … WHERE session_data = <token>``); when another
-request wrote it meanwhile, the row is read again, this request's changes are applied on top (the keys whose value
-differs from what was loaded) and the update is tried again. Then the cache gets what the database now holds, if
-the cache still holds the copy this request saw; else (another request's newer copy, or a logout) the cached copy
-is replaced by a one-minute tombstone and loads read the database. A delete leaves that tombstone too, so a refill
-from a database read made before a logout cannot bring the session back. ``SESSIONKIT["MERGE"] = False`` gives
-Django's last-write-wins.
+the row only if it still holds the token this request read (``UPDATE … WHERE session_data = <token>``, compared
+with the column's collation: on MySQL/MariaDB a case-insensitive one, where two different signed tokens that
+differ only in letter case would compare equal; they never do in practice, their signatures differ throughout);
+when another request wrote it meanwhile, the live row is read again from the database written to, this request's
+changes are applied on top (the keys whose value differs from what was loaded) and the update is tried again
+(after a short random pause from the third try on). Then the cache gets what the database now holds, if the cache
+still holds the copy this request saw; else (another request's newer copy, or a logout), or when the database
+write took longer than the refill deadline, the cache *steps aside*: a one-minute tombstone unless one is there
+already, and loads read the database until it expires. A delete leaves a tombstone too, so a refill from a
+database read made before a logout cannot bring the session back. These guarantees hold among sessionkit
+processes: Django's own ``cached_db`` engine writes and refills the cache unconditionally.
+``SESSIONKIT["MERGE"] = False`` gives Django's last-write-wins.
 """
 
 import logging
+import random
+import time
 
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DBStore
-from django.db import router
+from django.db import IntegrityError, router, transaction
+from django.utils import timezone
 
 from sessionkit import SessionkitError
 from sessionkit._native import Snapshot, StoreContended, merge
@@ -39,6 +47,14 @@ ENGINE = "cached_db"
 #: How many times a save tries its compare-and-set before ``StoreContended`` (as the Rust stores).
 MAX_SAVE_ATTEMPTS = 10
 EXPIRY_KEY = "_session_expiry"
+
+
+def _back_off(attempt):
+    """After the ``attempt``-th compare-and-set lost: nothing after the first two, then a random pause of up to
+    1 ms, 2 ms, 4 ms, ... (64 ms at most), as the Rust stores do, so many writers of one session stop colliding
+    in lockstep."""
+    if attempt >= 3:
+        time.sleep(random.uniform(0, 0.00025 * (1 << min(attempt - 1, 8))))
 
 
 class SessionStore(DBStore):
@@ -96,13 +112,15 @@ class SessionStore(DBStore):
             data = None
         if data is not None:
             return data
+        started = time.monotonic()
         s = self._get_session_from_db()
         if not s:
             return {}
         data = self.decode(s.session_data)
         cache = None
         try:
-            cache = self._cache().refill(s.session_key, data, self.get_expiry_age(expiry=s.expire_date))
+            age = self.get_expiry_age(expiry=s.expire_date)
+            cache = self._cache().refill(s.session_key, data, age, time.monotonic() - started)
         except SessionkitError as err:
             self._cache_failed("refill", err)
         self._remember(loaded=Snapshot.of(data), token=s.session_data, cache=cache)
@@ -116,6 +134,7 @@ class SessionStore(DBStore):
             data = None
         if data is not None:
             return data
+        started = time.monotonic()
         s = await self._aget_session_from_db()
         if not s:
             return {}
@@ -123,7 +142,7 @@ class SessionStore(DBStore):
         cache = None
         try:
             age = await self.aget_expiry_age(expiry=s.expire_date)
-            cache = await self._cache().arefill(s.session_key, data, age)
+            cache = await self._cache().arefill(s.session_key, data, age, time.monotonic() - started)
         except SessionkitError as err:
             self._cache_failed("refill", err)
         self._remember(loaded=Snapshot.of(data), token=s.session_data, cache=cache)
@@ -156,8 +175,21 @@ class SessionStore(DBStore):
         obj.expire_date = expire_date
         return {f.attname: getattr(obj, f.attname) for f in self.model._meta.concrete_fields if not f.primary_key}
 
+    def _insert(self, data):
+        """Django's ``save(must_create=True)`` of the row (its router, a transaction, ``CreateError`` when the key
+        is taken); returns the ``session_data`` token written, for the compare-and-set of a later save."""
+        obj = self.create_model_instance(data)
+        using = router.db_for_write(self.model, instance=obj)
+        try:
+            with transaction.atomic(using=using):
+                obj.save(force_insert=True, using=using)
+        except IntegrityError as err:
+            raise CreateError from err
+        return obj.session_data
+
     def _save_to_db(self, current):
-        """The merging save of the database row; returns what it holds now. ``UpdateError`` when the row is gone."""
+        """The merging save of the database row; returns what it holds now. ``UpdateError`` when the row is gone
+        (deleted or expired)."""
         using = router.db_for_write(self.model)
         rows = self.model.objects.using(using)
         token = self._mine(self._sk_token)
@@ -168,9 +200,10 @@ class SessionStore(DBStore):
             self._sk_token = fields["session_data"]
             return current
         data, expire_date = current, self.get_expiry_date()
-        for _ in range(MAX_SAVE_ATTEMPTS):
+        for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
             if token is None:
-                row = self._get_session_from_db()
+                # The row as the database that is written holds it now (not a replica), live.
+                row = rows.filter(session_key=self.session_key, expire_date__gt=timezone.now()).first()
                 if row is None:
                     raise UpdateError
                 token = row.session_data
@@ -181,64 +214,69 @@ class SessionStore(DBStore):
             if rows.filter(session_key=self.session_key, session_data=token).update(**fields):
                 self._sk_key, self._sk_token = self.session_key, fields["session_data"]
                 return data
+            if attempt == MAX_SAVE_ATTEMPTS:
+                break
+            _back_off(attempt)
             token = None
-        raise StoreContended(f"{MAX_SAVE_ATTEMPTS} other requests saved this session while this one tried to")
+        raise StoreContended(
+            f"other requests kept writing the session while this one tried to save it ({MAX_SAVE_ATTEMPTS} attempts); "
+            "nothing was saved, try again"
+        )
 
     def _stored(self, data, cache, token):
         """After a database save: the session dict is what the database holds (``token``), and later saves compare
-        with it."""
+        with it (the cache's snapshot holds the same data, so it serves as the loaded one)."""
         if data is not self._session_cache:
             self._session_cache = data
-        self._remember(loaded=Snapshot.of(data), token=token, cache=cache)
+        self._remember(loaded=cache if cache is not None else Snapshot.of(data), token=token, cache=cache)
         self._sk_cleared = False
+
+    def _write_copy(self, data, age, snapshot, db_seconds):
+        """The cache part of a save: the copy, or a step aside; a cache failure is logged, never raised."""
+        try:
+            return self._cache().write_copy(self.session_key, data, age, snapshot, db_seconds)
+        except (SessionkitError, ValueError, TypeError) as err:
+            self._cache_failed("save", err)
+            return None
+
+    async def _awrite_copy(self, data, age, snapshot, db_seconds):
+        try:
+            return await self._cache().awrite_copy(self.session_key, data, age, snapshot, db_seconds)
+        except (SessionkitError, ValueError, TypeError) as err:
+            self._cache_failed("save", err)
+            return None
 
     def save(self, must_create=False):
         if self.session_key is None:
             return self.create()  # create() saves with must_create=True, cache included
+        started = time.monotonic()
         if must_create:
-            super().save(must_create)
-            data = self._session
-            try:
-                cache = self._cache().write_copy(self.session_key, data, self.get_expiry_age())
-            except (SessionkitError, ValueError, TypeError) as err:
-                self._cache_failed("save", err)
-                cache = None
-            self._stored(data, cache, None)
-            return
-        data = self._save_to_db(self._get_session())
-        try:
-            cache = self._cache().write_copy(
-                self.session_key, data, self.get_expiry_age(), self._mine(self._sk_cache)
-            )
-        except (SessionkitError, ValueError, TypeError) as err:
-            self._cache_failed("save", err)
-            cache = None
-        self._stored(data, cache, self._sk_token)
+            data = self._get_session(no_load=True)
+            token = self._insert(data)
+            snapshot = None
+        else:
+            data = self._save_to_db(self._get_session())
+            token, snapshot = self._sk_token, self._mine(self._sk_cache)
+        cache = self._write_copy(data, self.get_expiry_age(), snapshot, time.monotonic() - started)
+        self._stored(data, cache, token)
 
     async def asave(self, must_create=False):
         if self.session_key is None:
             return await self.acreate()
-        if must_create:
-            await super().asave(must_create)
-            data = await self._aget_session()
-            try:
-                cache = await self._cache().awrite_copy(self.session_key, data, await self.aget_expiry_age())
-            except (SessionkitError, ValueError, TypeError) as err:
-                self._cache_failed("save", err)
-                cache = None
-            self._stored(data, cache, None)
-            return
         from asgiref.sync import sync_to_async
 
-        current = await self._aget_session()
-        data = await sync_to_async(self._save_to_db)(current)
-        try:
-            age = await self.aget_expiry_age()
-            cache = await self._cache().awrite_copy(self.session_key, data, age, self._mine(self._sk_cache))
-        except (SessionkitError, ValueError, TypeError) as err:
-            self._cache_failed("save", err)
-            cache = None
-        self._stored(data, cache, self._sk_token)
+        started = time.monotonic()
+        if must_create:
+            data = await self._aget_session(no_load=True)
+            token = await sync_to_async(self._insert)(data)
+            snapshot = None
+        else:
+            current = await self._aget_session()
+            data = await sync_to_async(self._save_to_db)(current)
+            token, snapshot = self._sk_token, self._mine(self._sk_cache)
+        age = await self.aget_expiry_age()
+        cache = await self._awrite_copy(data, age, snapshot, time.monotonic() - started)
+        self._stored(data, cache, token)
 
     # -- deleting ---------------------------------------------------------------------------------------------
 

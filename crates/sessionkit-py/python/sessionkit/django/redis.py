@@ -107,16 +107,17 @@ class SessionStore(SessionBase):
     def create(self):
         # One round trip: a fresh key is written with SET NX (retried in Rust on the rare collision), instead of
         # Django's exists() + add().
+        # The snapshot of what was written lets a later save of this request compare-and-set in one round trip.
         data = self._get_session(no_load=True)
-        self._session_key = self._store().create_new(data, self.get_expiry_age())
-        self._sessionkit_snapshot = None
-        self._sessionkit_cleared = False
-        self.modified = True
+        self._created(self._store().create_fresh(data, self.get_expiry_age()))
 
     async def acreate(self):
         data = await self._aget_session(no_load=True)
-        self._session_key = await self._store().acreate_new(data, await self.aget_expiry_age())
-        self._sessionkit_snapshot = None
+        self._created(await self._store().acreate_fresh(data, await self.aget_expiry_age()))
+
+    def _created(self, created):
+        self._session_key, self._sessionkit_snapshot = created
+        self._sessionkit_snapshot_key = self._session_key
         self._sessionkit_cleared = False
         self.modified = True
 

@@ -67,6 +67,14 @@ if current ~= ARGV[4] then return {current, redis.call('PTTL', KEYS[1])} end
 redis.call('SET', KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return 1";
 
+/// `cached_db`'s step aside on the `django-cache` layout: the tombstone (ARGV[1], Python's `None`) for ARGV[2]
+/// milliseconds, unless the key holds one already (which keeps its expiry). Returns 1 when it wrote one.
+#[cfg(feature = "django-cache")]
+const STEP_ASIDE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1";
+
 /// Deletes the given fields of a bucket whose value is still expired: reads each value's header (byte 1 format
 /// version 1, bytes 3-6 the expiry in Unix seconds, big-endian; see [`value`]) and deletes the field only when that
 /// expiry is at or before ARGV[1]. A field refreshed since the sweeper read it is kept.
@@ -149,6 +157,8 @@ pub struct RedisStore {
     string_update_if: redis::Script,
     indexed_write: redis::Script,
     hash_sweep_delete: redis::Script,
+    #[cfg(feature = "django-cache")]
+    step_aside: redis::Script,
     sweep_next_bucket: AtomicU32,
     describe: String,
 }
@@ -262,6 +272,8 @@ impl RedisStore {
             string_update_if: redis::Script::new(STRING_UPDATE_IF),
             indexed_write: redis::Script::new(INDEXED_WRITE),
             hash_sweep_delete: redis::Script::new(HASH_SWEEP_DELETE),
+            #[cfg(feature = "django-cache")]
+            step_aside: redis::Script::new(STEP_ASIDE),
             sweep_next_bucket: AtomicU32::new(0),
             describe,
             options,
@@ -1249,16 +1261,18 @@ impl SessionStore for RedisStore {
     async fn hold_deleted(&self, key: &SessionKey, hold: std::time::Duration) -> Result<(), StoreError> {
         #[cfg(feature = "django-cache")]
         if self.options.layout == Layout::DjangoCache {
-            if !key.is_storage_safe() {
-                return Err(StoreError::UnsafeKey);
-            }
-            let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
-            let set =
-                redis::cmd("SET").arg(self.address(key).key).arg(self.django.encode_none()).arg("PX").arg(ms).clone();
-            let _: () = self.conn.query(&set).await?;
-            return Ok(());
+            return self.write_none_tombstone(key, hold, false).await;
         }
         super::write_empty_tombstone(self, key, hold).await
+    }
+
+    /// `django-cache`: one script (Python's `None` unless it is there already). The other layouts: the default.
+    async fn step_aside(&self, key: &SessionKey, hold: std::time::Duration) -> Result<(), StoreError> {
+        #[cfg(feature = "django-cache")]
+        if self.options.layout == Layout::DjangoCache {
+            return self.write_none_tombstone(key, hold, true).await;
+        }
+        super::step_aside_unless_tombstoned(self, key, hold).await
     }
 
     fn user_index(&self) -> Option<&dyn crate::store::UserSessionIndex> {
@@ -1283,6 +1297,33 @@ impl SessionStore for RedisStore {
             _ => NativeCodec::peek_expiry(&bytes).ok(),
         };
         Ok(Some(RawSession { bytes, expires_at }))
+    }
+}
+
+impl RedisStore {
+    /// The `django-cache` tombstone: Python's `None` for `hold`; with `keep_existing`, a tombstone already there is
+    /// left as it is (its expiry too).
+    #[cfg(feature = "django-cache")]
+    async fn write_none_tombstone(
+        &self,
+        key: &SessionKey,
+        hold: std::time::Duration,
+        keep_existing: bool,
+    ) -> Result<(), StoreError> {
+        if !key.is_storage_safe() {
+            return Err(StoreError::UnsafeKey);
+        }
+        let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
+        let (redis_key, none) = (self.address(key).key, self.django.encode_none());
+        if keep_existing {
+            let mut invocation = self.step_aside.prepare_invoke();
+            invocation.key(redis_key).arg(none).arg(ms);
+            let invocation = &invocation;
+            let _: u8 = self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+        } else {
+            let _: () = self.conn.query(&redis::cmd("SET").arg(redis_key).arg(none).arg("PX").arg(ms).clone()).await?;
+        }
+        Ok(())
     }
 }
 
