@@ -51,6 +51,36 @@ DATABASES = {
         "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"sessionkit-py-tests-replica-{os.getpid()}.sqlite3")},
     },
 }
+
+
+
+def _postgres():
+    """The PostgreSQL server scripts/test runs (127.0.0.1:5432, user root; SESSIONKIT_TEST_POSTGRES_URL
+    postgres://USER@HOST:PORT points elsewhere), when one answers: the "postgres" alias for the parallel-save tests
+    of cached_db on PostgreSQL (skipped without it)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ.get("SESSIONKIT_TEST_POSTGRES_URL", "postgres://root@127.0.0.1:5432"))
+    host, port = url.hostname or "127.0.0.1", url.port or 5432
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return None
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "postgres",
+        "USER": url.username or "root",
+        "PASSWORD": url.password or "",
+        "HOST": host,
+        "PORT": str(port),
+        "TEST": {"NAME": f"sessionkit_py_test_{os.getpid()}"},
+    }
+
+
+if _postgres() is not None:
+    DATABASES["postgres"] = _postgres()
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 SESSION_ENGINE = "sessionkit.django.redis"

@@ -209,3 +209,33 @@ def test_store_url_mapping():
     )
     assert store_url({}, "cached_db") == "redis://127.0.0.1:6379/0?layout=django-cache&engine=cached_db"
     assert store_url({"LAYOUT": "string"}, "cached_db") == "redis://127.0.0.1:6379/0?layout=string"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ["redis", "cached_db"])
+def test_load_without_a_key_is_an_empty_session(engine, settings):
+    """Django's engines return {} from load() on a session with no key (SessionMiddleware can get there when a
+    view answers 5xx on a new session); sessionkit's did raise TypeError."""
+    import importlib
+
+    settings.SESSION_ENGINE = f"sessionkit.django.{engine}"
+    store_class = importlib.import_module(settings.SESSION_ENGINE).SessionStore
+    s = store_class()
+    assert s.load() == {}
+    assert s.session_key is None
+    assert not s.exists(None)
+    s.delete()  # nothing to delete: no error
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("engine", ["redis", "cached_db"])
+async def test_aload_without_a_key_is_an_empty_session(engine, settings):
+    import importlib
+
+    import django
+
+    if django.VERSION < (5, 0):
+        pytest.skip("the async session API came in Django 5.0")
+    settings.SESSION_ENGINE = f"sessionkit.django.{engine}"
+    store_class = importlib.import_module(settings.SESSION_ENGINE).SessionStore
+    assert await store_class().aload() == {}

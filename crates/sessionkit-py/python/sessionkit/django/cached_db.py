@@ -105,6 +105,8 @@ class SessionStore(DBStore):
         return None
 
     def load(self):
+        if self.session_key is None:  # no cookie yet: an empty session, as Django's engines give
+            return {}
         try:
             data = self._from_cache(self._cache().load_versioned(self.session_key))
         except SessionkitError as err:
@@ -127,6 +129,8 @@ class SessionStore(DBStore):
         return data
 
     async def aload(self):
+        if self.session_key is None:
+            return {}
         try:
             data = self._from_cache(await self._cache().aload_versioned(self.session_key))
         except SessionkitError as err:

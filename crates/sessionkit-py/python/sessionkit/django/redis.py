@@ -49,6 +49,8 @@ class SessionStore(SessionBase):
     _sessionkit_cleared = False
 
     def load(self):
+        if self.session_key is None:  # no cookie yet: an empty session, as Django's engines give
+            return self._loaded(None)
         try:
             loaded = self._store().load_versioned(self.session_key)
         except StoreUnavailable as err:
@@ -58,6 +60,8 @@ class SessionStore(SessionBase):
         return self._loaded(loaded)
 
     async def aload(self):
+        if self.session_key is None:
+            return self._loaded(None)
         try:
             loaded = await self._store().aload_versioned(self.session_key)
         except StoreUnavailable as err:
