@@ -39,16 +39,18 @@ use sessionkit::{ChangeSet, SaveMode, SessionKey, SessionRecord, StoreError, Ver
 use time::OffsetDateTime;
 use tokio::runtime::Runtime;
 
-create_exception!(_native, SessionkitError, PyException, "Base class of sessionkit's errors.");
+// Named `sessionkit.exceptions.*` (the Python module re-exports them), so they report that module and pickle by
+// reference to it (Celery, Django's parallel test runner).
+create_exception!(sessionkit.exceptions, SessionkitError, PyException, "Base class of sessionkit's errors.");
 create_exception!(
-    _native,
+    sessionkit.exceptions,
     StoreUnavailable,
     SessionkitError,
     "The session store could not be reached, or did not answer within its timeout."
 );
-create_exception!(_native, ConfigurationError, SessionkitError, "The store URL or an option is invalid.");
+create_exception!(sessionkit.exceptions, ConfigurationError, SessionkitError, "The store URL or an option is invalid.");
 create_exception!(
-    _native,
+    sessionkit.exceptions,
     StoreContended,
     SessionkitError,
     "So many requests wrote the session at once that this save never got its changes in; nothing was saved."

@@ -239,3 +239,20 @@ async def test_aload_without_a_key_is_an_empty_session(engine, settings):
     settings.SESSION_ENGINE = f"sessionkit.django.{engine}"
     store_class = importlib.import_module(settings.SESSION_ENGINE).SessionStore
     assert await store_class().aload() == {}
+
+
+def test_exceptions_name_their_module_and_pickle():
+    """Celery and Django's parallel test runner pickle exceptions: they must round-trip and name a module users
+    can import."""
+    import pickle
+
+    import sessionkit
+    from sessionkit import exceptions
+
+    for name in exceptions.__all__:
+        cls = getattr(exceptions, name)
+        assert cls.__module__ == "sessionkit.exceptions", cls
+        assert getattr(sessionkit, name) is cls
+        err = pickle.loads(pickle.dumps(cls("store at redis://x is unavailable")))
+        assert type(err) is cls and err.args == ("store at redis://x is unavailable",)
+        assert issubclass(cls, exceptions.SessionkitError)

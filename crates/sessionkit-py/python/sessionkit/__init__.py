@@ -8,14 +8,8 @@ Use it as a Django session engine::
 The Rust extension ``sessionkit._native`` does the Redis I/O, encoding and compression with the GIL released.
 """
 
-from sessionkit._native import (
-    ConfigurationError,
-    SessionkitError,
-    Store,
-    StoreContended,
-    StoreUnavailable,
-    session_id,
-)
+from sessionkit._native import Store, session_id
+from sessionkit.exceptions import ConfigurationError, SessionkitError, StoreContended, StoreUnavailable
 
 __all__ = ["ConfigurationError", "SessionkitError", "Store", "StoreContended", "StoreUnavailable", "session_id"]
 __version__ = "0.1.0"
