@@ -15,7 +15,7 @@ pub mod memory;
 pub mod workload;
 
 use hdrhistogram::Histogram;
-use sessionkit::store::redis::config::{Layout, RedisOptions};
+use sessionkit::store::redis::config::RedisOptions;
 use sessionkit::{SessionKey, SessionStore};
 
 /// `SECRET_KEY` of the benchmark's settings (Redis stores do not sign; the sqlite store would).
@@ -74,15 +74,9 @@ impl StoreDescription {
 pub fn describe_store(url: &str) -> StoreDescription {
     let redacted = sessionkit::store::redact_url(url);
     match RedisOptions::from_url(url) {
-        Ok(options) => StoreDescription {
-            url: redacted,
-            layout: match options.layout {
-                Layout::String => "string",
-                Layout::Hash => "hash",
-                Layout::DjangoCache => "django-cache",
-            },
-            user_index: options.user_index,
-        },
+        Ok(options) => {
+            StoreDescription { url: redacted, layout: options.layout.as_str(), user_index: options.user_index }
+        }
         Err(_) => StoreDescription { url: redacted, layout: "-", user_index: false },
     }
 }

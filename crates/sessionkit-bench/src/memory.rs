@@ -254,11 +254,12 @@ pub async fn run_memory(options: &MemoryOptions) -> Result<MemoryReport, BenchEr
         .await
         .map_err(|_| BenchError(format!("cannot connect to Redis within {INSPECT_TIMEOUT:?}")))?
         .map_err(|e| BenchError(format!("cannot connect to Redis: {e}")))?;
-    // Connect the store first, so its connection counts in both readings.
+    // Keys before the store connects (which writes its layout record, one small key); the store is connected
+    // before the memory readings, so its connection counts in both.
+    let keys_before: u64 = inspect(&mut conn, &redis::cmd("DBSIZE")).await?;
     let store = Arc::new(
         RedisStore::connect(&options.store_url).await.map_err(|e| BenchError(format!("cannot open the store: {e}")))?,
     );
-    let keys_before: u64 = inspect(&mut conn, &redis::cmd("DBSIZE")).await?;
     if keys_before > 0 {
         eprintln!(
             "sessionkit-bench: warning: the database already holds {keys_before} keys; use a fresh server for exact figures"

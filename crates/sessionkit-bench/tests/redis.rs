@@ -69,10 +69,12 @@ async fn memory_counts_bytes_per_session_and_bucket_encodings() {
     assert_eq!(report.sample_encoding.as_deref(), Some("listpack"));
     assert_eq!(report.listpack_limits, Some((512, 1024)));
 
-    // A second run on the same server notices the keys already there.
-    let options = MemoryOptions { store_url: format!("{}/?layout=string&user_index=false", server.url()), ..options };
+    // A second run on the same server (another prefix) notices the keys already there: 10 buckets and the first
+    // run's layout record.
+    let url = format!("{}/?layout=string&user_index=false&prefix=second:", server.url());
+    let options = MemoryOptions { store_url: url, ..options };
     let report = run_memory(&options).await.expect("memory run");
-    assert_eq!(report.keys_before, 10);
+    assert_eq!(report.keys_before, 11);
     assert!(report.buckets.is_none());
     assert!(report.bytes_per_session() > report.value_bytes as f64, "{report}");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sessionkit::store::file::FileStore;
 use sessionkit::store::redis::RedisStore;
-use sessionkit::store::{ListCursor, SessionLister, SessionPage, StoredSession};
+use sessionkit::store::{Access, ListCursor, SessionLister, SessionPage, StoredSession};
 use sessionkit::{ConfigError, SecretKey, SessionStore, Settings, StoreError};
 use time::OffsetDateTime;
 
@@ -61,6 +61,8 @@ impl From<StoreError> for CliError {
                 "SECRET_KEY is empty: this store signs session data; set SECRET_KEY (and SECRET_KEY_FALLBACKS) in the \
                  environment or pass --secret-file PATH",
             ),
+            // The command found data of another shape than configured: something to act on (exit 3).
+            StoreError::Config(ConfigError::LayoutMismatch(message)) => CliError::finding(message.clone()),
             _ => CliError::new(err.to_string()),
         }
     }
@@ -116,8 +118,10 @@ fn scheme(url: &str) -> &str {
     url.split_once(':').map_or("", |(scheme, _)| scheme)
 }
 
-/// Opens the store at `url`.
-pub async fn open(url: &str, settings: &Settings) -> Result<Opened, CliError> {
+/// Opens the store at `url`. Commands that only read (`list`, `show`, `count`, `stats`, `doctor`, the source of
+/// `migrate`) open it with [`Access::ReadOnly`]: nothing is created (no SQLite file, no `django_session` table, no
+/// Redis layout record) and a missing `SECRET_KEY` is not an error until something must be decoded.
+pub async fn open(url: &str, settings: &Settings, access: Access) -> Result<Opened, CliError> {
     if url.trim().is_empty() {
         return Err(CliError::usage("no store given: pass --store URL or set SESSIONKIT_STORE"));
     }
@@ -125,18 +129,31 @@ pub async fn open(url: &str, settings: &Settings) -> Result<Opened, CliError> {
     match scheme(url) {
         "redis" | "rediss" | "unix" | "redis+unix" | "redis+sentinel" | "rediss+sentinel" | "redis+cluster"
         | "rediss+cluster" => {
-            let redis = Arc::new(RedisStore::connect(&sessionkit::store::without_wrapper_options(url)?).await?);
+            let url = sessionkit::store::without_wrapper_options(url)?;
+            let redis = Arc::new(RedisStore::connect_with_access(&url, access).await?);
             Ok(Opened { store: redis.clone(), redis: Some(redis), file: None, settings })
         }
         "file" => {
-            let file = Arc::new(FileStore::open(&sessionkit::store::without_wrapper_options(url)?, &settings).await?);
+            let url = sessionkit::store::without_wrapper_options(url)?;
+            let file = Arc::new(FileStore::open_with(&url, &settings, access).await?);
             Ok(Opened { store: file.clone(), redis: None, file: Some(file), settings })
         }
         _ => {
-            let store = sessionkit::open_store(url, &settings).await?;
+            let store = sessionkit::store::open_store_with(url, &settings, access).await?;
             Ok(Opened { store, redis: None, file: None, settings })
         }
     }
+}
+
+/// Fails with the usual missing-secret message when `settings` has no `SECRET_KEY` and the store signs its data
+/// (every store but Redis and memory): for read-only commands that decode sessions, since a store opened read-only
+/// accepts a missing secret.
+pub fn require_secret(opened: &Opened) -> Result<(), CliError> {
+    let signs = opened.redis.is_none() && !opened.store.describe().starts_with("memory");
+    if signs && opened.settings.secret_key.is_empty() {
+        return Err(StoreError::from(ConfigError::MissingSecretKey).into());
+    }
+    Ok(())
 }
 
 /// The store's enumeration, or the reason it has none.

@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use sessionkit::store::redis::config::Layout;
-use sessionkit::store::redis::{RedisStore, ServerReport};
+use sessionkit::store::redis::config::{DjangoEngine, Layout};
+use sessionkit::store::redis::layout_record::{self, RecordCheck};
+use sessionkit::store::redis::{glob_escape, RedisStore, ServerReport};
+use sessionkit::store::Access;
 
 use crate::common::{self, CliError, Opened, EXIT_FINDINGS, EXIT_OK};
 use crate::Context;
@@ -66,17 +68,75 @@ impl Finding {
 /// Runs `doctor`.
 pub async fn run(ctx: &mut Context<'_>, args: DoctorArgs) -> Result<u8, CliError> {
     let settings = common::load_settings(ctx)?;
-    let opened = common::open(ctx.store_url()?, &settings).await?;
-    let describe = opened.store.describe();
+    let url = ctx.store_url()?.to_owned();
     let mut findings = Vec::new();
+    let opened = match common::open(&url, &settings, Access::ReadOnly).await {
+        Ok(opened) => opened,
+        // A layout record of another shape is what doctor is for: report it as a finding.
+        Err(err) if err.code == EXIT_FINDINGS => {
+            let describe = sessionkit::store::redact_url(&url);
+            findings.push(
+                finding("layout record", Severity::Error, err.message)
+                    .why("a store reading another shape than the sessions were written with finds none of them: every user looks logged out"),
+            );
+            print_findings(ctx, &describe, &findings)?;
+            return Ok(EXIT_FINDINGS);
+        }
+        Err(err) => return Err(err),
+    };
+    common::require_secret(&opened)?;
+    let describe = opened.store.describe();
     match &opened.redis {
-        Some(redis) => redis_checks(redis, args.scan_budget, &mut findings).await?,
-        None => findings.push(
-            finding("redis", Severity::Info, format!("{describe} is not a Redis store: only the store checks ran"))
-                .why("doctor's server checks (eviction, persistence, listpack limits, HEXPIRE) are about Redis"),
-        ),
+        Some(redis) => redis_checks(redis, Role::of(redis), args.scan_budget, &mut findings).await?,
+        None => match cached_db_cache(&url) {
+            // cached_db: the cache's Redis server is checked as a cache (the database holds the sessions).
+            Some(cache_url) => {
+                let cache = common::open(&cache_url, &settings, Access::ReadOnly).await?;
+                if let Some(redis) = &cache.redis {
+                    redis_checks(redis, Role::CachedDbCache, args.scan_budget, &mut findings).await?;
+                }
+            }
+            None => findings.push(
+                finding("redis", Severity::Info, format!("{describe} is not a Redis store: only the store checks ran"))
+                    .why("doctor's server checks (eviction, persistence, listpack limits, HEXPIRE) are about Redis"),
+            ),
+        },
     }
     store_checks(&opened, &mut findings).await;
+    print_findings(ctx, &describe, &findings)?;
+    let problems = findings.iter().filter(|f| f.severity >= Severity::Warning).count();
+    Ok(if problems > 0 { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// The Redis cache part of a `cached_db:CACHE|DB` URL, when it is one.
+fn cached_db_cache(url: &str) -> Option<String> {
+    let (cache, _) = sessionkit::store::cached_db_parts(url).ok()?;
+    cache.starts_with("redis").then_some(cache)
+}
+
+/// What the sessions on a Redis server depend on it for: graded findings differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The server holds the sessions: losing a key logs its user out.
+    Primary,
+    /// The server is the cache of a `cached_db` store: the database holds every session, so an evicted or lost
+    /// key costs one database read, not a login.
+    CachedDbCache,
+}
+
+impl Role {
+    fn of(redis: &RedisStore) -> Role {
+        let options = redis.options();
+        if options.layout == Layout::DjangoCache && options.django.engine == DjangoEngine::CachedDb {
+            Role::CachedDbCache
+        } else {
+            Role::Primary
+        }
+    }
+}
+
+/// Prints the findings (a table for people, or `--json`).
+fn print_findings(ctx: &mut Context<'_>, describe: &str, findings: &[Finding]) -> Result<(), CliError> {
     let problems = findings.iter().filter(|f| f.severity >= Severity::Warning).count();
     if ctx.json {
         let items: Vec<Value> = findings
@@ -89,7 +149,7 @@ pub async fn run(ctx: &mut Context<'_>, args: DoctorArgs) -> Result<u8, CliError
         common::print_json(ctx.out, &json!({"store": describe, "problems": problems, "findings": items}))?;
     } else {
         outln!(ctx, "sessionkit doctor: {describe}");
-        for f in &findings {
+        for f in findings {
             outln!(ctx, "{:<8} {}: {}", f.severity.label(), f.check, f.found);
             if !f.why.is_empty() {
                 outln!(ctx, "         why: {}", f.why);
@@ -100,7 +160,7 @@ pub async fn run(ctx: &mut Context<'_>, args: DoctorArgs) -> Result<u8, CliError
         }
         outln!(ctx, "{problems} problem(s) found");
     }
-    Ok(if problems > 0 { EXIT_FINDINGS } else { EXIT_OK })
+    Ok(())
 }
 
 /// Store-level checks for every store: reachable, listable, and whether the secret reads the data.
@@ -146,8 +206,19 @@ fn parse_u64(text: Option<&str>) -> Option<u64> {
     text?.trim().parse().ok()
 }
 
-async fn redis_checks(redis: &RedisStore, budget: u32, findings: &mut Vec<Finding>) -> Result<(), CliError> {
+async fn redis_checks(
+    redis: &RedisStore,
+    role: Role,
+    budget: u32,
+    findings: &mut Vec<Finding>,
+) -> Result<(), CliError> {
     let options = redis.options();
+    if role == Role::CachedDbCache {
+        findings.push(
+            finding("role", Severity::Info, "this Redis server is the cache of a cached_db store")
+                .why("the database holds every session: a key this server loses costs one database read, not a login; findings are graded for a cache"),
+        );
+    }
     let config_names =
         ["maxmemory-policy", "maxmemory", "save", "appendonly", "hash-max-listpack-entries", "hash-max-listpack-value"];
     let reports = redis.server_reports(&config_names).await?;
@@ -163,8 +234,8 @@ async fn redis_checks(redis: &RedisStore, budget: u32, findings: &mut Vec<Findin
     for report in &reports {
         let node = if reports.len() > 1 { format!(" ({})", report.node) } else { String::new() };
         version_check(report, options.layout, &node, findings);
-        eviction_check(report, &node, findings);
-        persistence_check(report, &node, findings);
+        eviction_check(report, &node, role, findings);
+        persistence_check(report, &node, role, findings);
         if options.layout == Layout::Hash {
             listpack_config_check(report, &node, options.compress_min_bytes, findings);
         }
@@ -190,6 +261,67 @@ async fn redis_checks(redis: &RedisStore, budget: u32, findings: &mut Vec<Findin
         }
     }
     prefix_check(redis, budget, findings).await?;
+    layout_checks(redis, budget, findings).await?;
+    Ok(())
+}
+
+/// The layout record of the prefix (a mismatch never gets here: opening the store reports it), keys of the other
+/// layout under the same prefix, and `hash` buckets beyond the configured count (data written with more buckets
+/// before the record existed).
+async fn layout_checks(redis: &RedisStore, budget: u32, findings: &mut Vec<Finding>) -> Result<(), CliError> {
+    let options = redis.options();
+    let record_key = layout_record::record_key(&options.prefix);
+    match redis.layout_record() {
+        RecordCheck::NotApplicable => return Ok(()),
+        RecordCheck::Matches | RecordCheck::Written => findings.push(finding(
+            "layout record",
+            Severity::Ok,
+            format!("{record_key} matches this store's configuration"),
+        )),
+        RecordCheck::Adopted { previous } => findings.push(finding(
+            "layout record",
+            Severity::Warning,
+            format!("adopt_layout=true replaced {record_key} (it said {previous:?})"),
+        )
+        .why("sessions written with the previous shape are unreachable")
+        .fix("remove adopt_layout=true from the URL now that the record is rewritten")),
+        RecordCheck::Missing => findings.push(
+            finding("layout record", Severity::Info, format!("no {record_key} yet"))
+                .why("the first store that opens this prefix to write records its layout, bucket count and key form; until then a mismatch cannot be detected")
+                .fix("nothing to do: the application writes it when it connects"),
+        ),
+    }
+    let (other, other_name) = match options.layout {
+        Layout::String => ("h:", "hash"),
+        Layout::Hash => ("s:", "string"),
+        Layout::DjangoCache => return Ok(()),
+    };
+    let pattern = |part: &str| format!("{}*", glob_escape(&format!("{}{part}", options.prefix)));
+    let (foreign, complete) = redis.sample_keys(&pattern(other), budget.max(1), 1000).await?;
+    if !foreign.is_empty() {
+        let example = String::from_utf8_lossy(&foreign[0]).into_owned();
+        findings.push(
+            finding("other layout", Severity::Warning, format!("{}{} keys of the {other_name} layout under prefix '{}' (e.g. {example}){}",
+                foreign.len(), if complete { "" } else { "+" }, options.prefix, if complete { "" } else { ", SCAN budget used up" }))
+                .why(format!("this store uses the {} layout and never reads them: they are sessions of another configuration, logged out for this one", options.layout.as_str()))
+                .fix(format!("move them with `sessionkit migrate --from 'URL?layout={other_name}' --to 'URL?layout={}'`, or delete them", options.layout.as_str())),
+        );
+    }
+    if options.layout == Layout::Hash {
+        let (buckets, _) = redis.sample_keys(&pattern("h:"), budget.max(1), 100_000).await?;
+        let beyond = buckets
+            .iter()
+            .filter_map(|key| String::from_utf8_lossy(key).rsplit(':').next().and_then(|n| n.parse::<u64>().ok()))
+            .filter(|n| *n >= u64::from(options.buckets))
+            .max();
+        if let Some(highest) = beyond {
+            findings.push(
+                finding("bucket count", Severity::Error, format!("bucket hashes up to {}h:{highest} exist, but this store has buckets={}", options.prefix, options.buckets))
+                    .why("sessions were written with more buckets than configured: a key is looked up in another bucket than it was written to, so most sessions are never found")
+                    .fix(format!("set buckets to the count they were written with (at least {}), or migrate them to a new prefix", highest + 1)),
+            );
+        }
+    }
     Ok(())
 }
 
@@ -218,9 +350,20 @@ fn version_check(report: &ServerReport, layout: Layout, node: &str, findings: &m
     }
 }
 
-fn eviction_check(report: &ServerReport, node: &str, findings: &mut Vec<Finding>) {
+fn eviction_check(report: &ServerReport, node: &str, role: Role, findings: &mut Vec<Finding>) {
     let policy = report.config("maxmemory-policy").or(report.info("maxmemory_policy")).unwrap_or("unknown").to_owned();
     let maxmemory = parse_u64(report.config("maxmemory").or(report.info("maxmemory")));
+    if role == Role::CachedDbCache {
+        let found = match maxmemory {
+            Some(0) => format!("no maxmemory set{node}"),
+            Some(limit) => format!("maxmemory-policy {policy} with maxmemory {limit}{node}"),
+            None => format!("maxmemory not reported{node}"),
+        };
+        findings.push(finding("eviction", Severity::Ok, found).why(
+            "as a cached_db cache, an evicted session is read from the database on its next request: eviction costs a query, never a login",
+        ));
+        return;
+    }
     match maxmemory {
         Some(0) => findings.push(
             finding("eviction", Severity::Ok, format!("no maxmemory set{node} (policy {policy} never applies)"))
@@ -241,7 +384,15 @@ fn eviction_check(report: &ServerReport, node: &str, findings: &mut Vec<Finding>
     }
 }
 
-fn persistence_check(report: &ServerReport, node: &str, findings: &mut Vec<Finding>) {
+fn persistence_check(report: &ServerReport, node: &str, role: Role, findings: &mut Vec<Finding>) {
+    if role == Role::CachedDbCache {
+        findings.push(
+            finding("persistence", Severity::Ok, format!("not needed{node}: this server is a cached_db cache")).why(
+                "the database holds every session; after a restart the cache refills from it, one query per session",
+            ),
+        );
+        return;
+    }
     let aof = report.config("appendonly").map(|v| v == "yes").or_else(|| report.info("aof_enabled").map(|v| v == "1"));
     let why = "a restart or crash loses every session: all users are logged out at once";
     let fix = "enable AOF (appendonly yes, appendfsync everysec) or RDB snapshots (save 3600 1 300 100 60 10000)";

@@ -33,7 +33,8 @@ pub struct ListArgs {
 /// page, however large the store).
 pub async fn run(ctx: &mut Context<'_>, args: ListArgs) -> Result<u8, CliError> {
     let settings = common::load_settings(ctx)?;
-    let opened = common::open(ctx.store_url()?, &settings).await?;
+    let opened = common::open(ctx.store_url()?, &settings, sessionkit::store::Access::ReadOnly).await?;
+    common::require_secret(&opened)?;
     let describe = opened.store.describe();
     let lister = common::lister_of(opened.store.as_ref())?;
     common::check_secret(lister, &describe, &settings).await?;

@@ -17,7 +17,7 @@ pub struct CountArgs {
 /// Runs `count`.
 pub async fn count(ctx: &mut Context<'_>, args: CountArgs) -> Result<u8, CliError> {
     let settings = common::load_settings(ctx)?;
-    let opened = common::open(ctx.store_url()?, &settings).await?;
+    let opened = common::open(ctx.store_url()?, &settings, sessionkit::store::Access::ReadOnly).await?;
     let lister = common::lister_of(opened.store.as_ref())?;
     let n = lister.count(args.valid).await?;
     if ctx.json {
@@ -40,7 +40,7 @@ pub struct ClearArgs {
 /// runs in bounded steps with a progress bar on a terminal.
 pub async fn clear_expired(ctx: &mut Context<'_>, args: ClearArgs) -> Result<u8, CliError> {
     let settings = common::load_settings(ctx)?;
-    let opened = common::open(ctx.store_url()?, &settings).await?;
+    let opened = common::open(ctx.store_url()?, &settings, sessionkit::store::Access::ReadWrite).await?;
     let describe = opened.store.describe();
     let started = std::time::Instant::now();
     let sweeper =

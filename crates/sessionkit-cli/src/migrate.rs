@@ -63,8 +63,9 @@ fn same_data(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
 /// Runs `migrate`.
 pub async fn run(ctx: &mut Context<'_>, args: MigrateArgs) -> Result<u8, CliError> {
     let settings = common::load_settings(ctx)?;
-    let source = common::open(&args.from, &settings).await?;
-    let target = common::open(&args.to, &settings).await?;
+    let source = common::open(&args.from, &settings, sessionkit::store::Access::ReadOnly).await?;
+    common::require_secret(&source)?;
+    let target = common::open(&args.to, &settings, sessionkit::store::Access::ReadWrite).await?;
     let (from, to) = (source.store.describe(), target.store.describe());
     if from == to {
         return Err(CliError::usage(format!("--from and --to are the same store ({from})")));

@@ -24,7 +24,8 @@ pub async fn run(ctx: &mut Context<'_>, args: ShowArgs) -> Result<u8, CliError> 
     let key = SessionKey::parse(args.key.trim())
         .map_err(|_| CliError::usage("not a session key: Django's keys have at least 8 characters"))?;
     let settings = common::load_settings(ctx)?;
-    let opened = common::open(ctx.store_url()?, &settings).await?;
+    let opened = common::open(ctx.store_url()?, &settings, sessionkit::store::Access::ReadOnly).await?;
+    common::require_secret(&opened)?;
     let describe = opened.store.describe();
     let Some(raw) = opened.store.load_raw(&key).await? else {
         return Err(CliError::finding(format!("no session with this key in {describe}")));

@@ -31,19 +31,16 @@ fn class_label(i: usize) -> String {
 /// Runs `stats`: one pass over every page.
 pub async fn run(ctx: &mut Context<'_>, args: StatsArgs) -> Result<u8, CliError> {
     let settings = common::load_settings(ctx)?;
-    let opened = common::open(ctx.store_url()?, &settings).await?;
+    let opened = common::open(ctx.store_url()?, &settings, sessionkit::store::Access::ReadOnly).await?;
+    common::require_secret(&opened)?;
     let describe = opened.store.describe();
     let lister = common::lister_of(opened.store.as_ref())?;
     common::check_secret(lister, &describe, &settings).await?;
     let layout = match &opened.redis {
         Some(redis) => {
-            use sessionkit::store::redis::config::{Layout, Topology};
+            use sessionkit::store::redis::config::Topology;
             let o = redis.options();
-            let layout = match o.layout {
-                Layout::DjangoCache => "django-cache",
-                Layout::String => "string",
-                Layout::Hash => "hash",
-            };
+            let layout = o.layout.as_str();
             let topology = match o.topology {
                 Topology::Standalone { .. } => "standalone",
                 Topology::Sentinel { .. } => "sentinel",

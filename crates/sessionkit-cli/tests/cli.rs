@@ -234,8 +234,14 @@ async fn bad_url_unreachable_store_and_wrong_secret_give_one_line() {
         let line = one_line_error(&sessionkit(&args, &[("SECRET_KEY", "not-the-secret")]), 1);
         assert!(line.contains("wrong secret"), "{command:?}: {line}");
     }
-    let line = one_line_error(&sessionkit(&["--store", &url, "count"], &[("SECRET_KEY", "")]), 1);
-    assert!(line.contains("SECRET_KEY is empty"), "{line}");
+    // count decodes nothing, so it needs no secret; the commands that decode do.
+    let counted = sessionkit(&["--store", &url, "count"], &[("SECRET_KEY", "")]);
+    assert_eq!((counted.code, counted.stdout.trim()), (0, "4"), "{}", counted.stderr);
+    for command in [&["list"][..], &["show", &keys[0]], &["stats"], &["doctor"]] {
+        let args = [&["--store", &url][..], command].concat();
+        let line = one_line_error(&sessionkit(&args, &[("SECRET_KEY", "")]), 1);
+        assert!(line.contains("SECRET_KEY is empty"), "{command:?}: {line}");
+    }
 
     // The secret file: SECRET_KEY first, fallbacks after; the rotated secret reads the old sessions.
     let secret_file = dir.path().join("secret");
@@ -409,5 +415,203 @@ async fn doctor_finds_what_loses_sessions_with_and_without_config_rights() {
     assert_eq!(finding(&report, "eviction")["severity"], json!("error"), "{report}");
     assert_eq!(finding(&report, "persistence")["severity"], json!("warning"), "{report}");
     assert!(!report.to_string().contains("app-pw"), "no password in the report");
+    drop(redis);
+}
+
+/// Read-only commands create nothing: a mistyped SQLite path is "no such database file" (not a new empty database
+/// that Django's `migrate` then trips over), an empty database is "no django_session table".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_commands_create_no_database_file_or_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.sqlite3");
+    let url = format!("sqlite://{}", typo.display());
+    for command in [&["list"][..], &["count"], &["show", "abcdefgh12345678"], &["stats"], &["doctor"]] {
+        let args = [&["--store", &url][..], command].concat();
+        let line = one_line_error(&sessionkit(&args, &[]), 1);
+        assert!(line.contains("no such SQLite database file"), "{command:?}: {line}");
+        assert!(!typo.exists(), "{command:?} created {}", typo.display());
+    }
+    // An empty file is an empty SQLite database: read, never given a table.
+    let empty = dir.path().join("empty.sqlite3");
+    std::fs::write(&empty, b"").unwrap();
+    let url = format!("sqlite://{}", empty.display());
+    for command in [&["list"][..], &["count"], &["stats"]] {
+        let args = [&["--store", &url][..], command].concat();
+        let line = one_line_error(&sessionkit(&args, &[]), 1);
+        assert!(line.contains("no django_session table"), "{command:?}: {line}");
+    }
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "the empty database was written to");
+    // A command that writes still creates what it needs.
+    let fresh = dir.path().join("fresh.sqlite3");
+    let out = sessionkit(&["--store", &format!("sqlite://{}", fresh.display()), "clear-expired"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(fresh.exists());
+}
+
+/// Unknown store-URL options are refused before anything connects, naming the option meant.
+#[test]
+fn unknown_store_url_options_are_refused_with_the_known_ones() {
+    let port = sessionkit_testsupport::free_port().unwrap();
+    for (url, meant) in [
+        (format!("redis://127.0.0.1:{port}?layot=hash"), "layout"),
+        (format!("redis://127.0.0.1:{port}?layout=hash&bukets=64"), "buckets"),
+        ("sqlite:///tmp/x.sqlite3?mod=ro".to_owned(), "mode"),
+        (format!("postgres://root@127.0.0.1:{port}/x?sslmod=disable"), "sslmode"),
+        (format!("mysql://root@127.0.0.1:{port}/x?charst=utf8mb4"), "charset"),
+        ("file:///tmp?fsnyc=1".to_owned(), "fsync"),
+        ("memory://?merg=false".to_owned(), "merge"),
+    ] {
+        let line = one_line_error(&sessionkit(&["--store", &url, "count"], &[]), 1);
+        assert!(line.contains(&format!("did you mean \"{meant}\"")), "{url}: {line}");
+        assert!(line.contains("knows:"), "{url}: {line}");
+    }
+}
+
+/// A server that answers every connection like an HTTP server, for the connection-error tests.
+fn http_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 1024];
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                // Like a real server: answer once a request line has arrived.
+                let mut seen = Vec::new();
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen.windows(2).any(|w| w == b"\r\n") {
+                        let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Connection errors say what is wrong, at once: a refused port, a port that speaks HTTP, a plaintext Redis
+/// behind a `rediss://` URL; no parse errors, no pool timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_name_the_cause_without_waiting_for_a_timeout() {
+    let http = http_server();
+    let refused = sessionkit_testsupport::free_port().unwrap();
+    let plain_redis = shared_standalone().server.port();
+    for (url, cause) in [
+        (format!("redis://127.0.0.1:{http}"), "does not speak the Redis protocol: it answered like an HTTP server"),
+        (format!("rediss://127.0.0.1:{plain_redis}"), "TLS handshake failed: a plaintext Redis server answers"),
+        (format!("postgres://root@127.0.0.1:{refused}/x"), "Connection refused"),
+        (format!("mysql://root@127.0.0.1:{refused}/x"), "Connection refused"),
+        (
+            format!("postgres://root@127.0.0.1:{http}/x"),
+            "does not speak the PostgreSQL protocol: it answered like an HTTP server",
+        ),
+        (
+            format!("postgres://root@127.0.0.1:{plain_redis}/x"),
+            "does not speak the PostgreSQL protocol: a Redis server",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let line = one_line_error(&sessionkit(&["--store", &url, "count"], &[]), 1);
+        let took = started.elapsed();
+        assert!(line.contains(cause), "{url}: {line}");
+        // The pools and clients would wait 10 s; the cause is known within the probe's second and a half.
+        assert!(took < std::time::Duration::from_secs(6), "{url} took {took:?}: {line}");
+    }
+}
+
+/// The layout record: sessions written with one shape are never read with another. A mismatch is refused (exit
+/// 3, and doctor reports it), adopt_layout=true rewrites the record, doctor finds other-layout keys and buckets
+/// beyond the configured count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_mismatch_is_refused_and_doctor_reports_it() {
+    let base = shared_standalone().url();
+    let prefix = format!("{}:", unique());
+    let written = format!("{base}?layout=hash&buckets=64&prefix={prefix}");
+    seed(&written).await;
+    let recorded = shared_standalone().server.command(&["GET", &format!("{prefix}layout")]).unwrap();
+    assert!(recorded.contains("layout=hash;buckets=64;hashed_keys=false;format=1"), "{recorded}");
+    assert_eq!(sessionkit(&["--store", &written, "count", "--valid"], &[]).stdout.trim(), "3");
+
+    let wrong = format!("{base}?layout=hash&buckets=1024&prefix={prefix}");
+    let line = one_line_error(&sessionkit(&["--store", &wrong, "count"], &[]), 3);
+    assert!(line.contains("written with layout=hash&buckets=64") && line.contains("buckets=1024"), "{line}");
+    let err = sessionkit::open_store(&wrong, &Settings::with_secret_key(SECRET)).await.unwrap_err();
+    assert!(matches!(err, sessionkit::StoreError::Config(sessionkit::ConfigError::LayoutMismatch(_))), "{err}");
+    let report = sessionkit(&["--store", &wrong, "doctor", "--json"], &[]);
+    assert_eq!(report.code, 3, "{}", report.stderr);
+    let record = finding(&report.json(), "layout record").clone();
+    assert_eq!(record["severity"], json!("error"), "{record}");
+    let string = format!("{base}?layout=string&prefix={prefix}");
+    let line = one_line_error(&sessionkit(&["--store", &string, "list"], &[]), 3);
+    assert!(line.contains("written with layout=hash&buckets=64"), "{line}");
+
+    let report = sessionkit(&["--store", &written, "doctor", "--json"], &[]).json();
+    assert_eq!(finding(&report, "layout record")["severity"], json!("ok"), "{report}");
+
+    // adopt_layout=true (a store that writes) replaces the record; the old sessions are then out of reach.
+    let adopt = format!("{wrong}&adopt_layout=true");
+    sessionkit::open_store(&adopt, &Settings::with_secret_key(SECRET)).await.unwrap();
+    let recorded = shared_standalone().server.command(&["GET", &format!("{prefix}layout")]).unwrap();
+    assert!(recorded.contains("buckets=1024"), "{recorded}");
+    let report = sessionkit(&["--store", &wrong, "doctor", "--json"], &[]).json();
+    assert_eq!(finding(&report, "layout record")["severity"], json!("ok"), "{report}");
+
+    // Data from before the record existed: 1024 buckets written, no record, a store with 4 buckets.
+    let prefix = format!("{}:", unique());
+    seed(&format!("{base}?layout=hash&buckets=1024&prefix={prefix}")).await;
+    shared_standalone().server.command(&["DEL", &format!("{prefix}layout")]).unwrap();
+    let few = format!("{base}?layout=hash&buckets=4&prefix={prefix}");
+    let report = sessionkit(&["--store", &few, "doctor", "--json"], &[]).json();
+    assert_eq!(finding(&report, "layout record")["severity"], json!("info"), "{report}");
+    assert_eq!(finding(&report, "bucket count")["severity"], json!("error"), "{report}");
+    let read_only = shared_standalone().server.command(&["EXISTS", &format!("{prefix}layout")]).unwrap();
+    assert!(read_only.contains('0'), "doctor wrote a layout record: {read_only}");
+
+    // Keys of the other layout under the same prefix.
+    let prefix = format!("{}:", unique());
+    seed(&format!("{base}?layout=string&prefix={prefix}")).await;
+    shared_standalone().server.command(&["DEL", &format!("{prefix}layout")]).unwrap();
+    let hash = format!("{base}?layout=hash&buckets=4&prefix={prefix}");
+    let report = sessionkit(&["--store", &hash, "doctor", "--json"], &[]).json();
+    let other = finding(&report, "other layout");
+    assert_eq!(other["severity"], json!("warning"), "{report}");
+    assert!(other["found"].as_str().unwrap().contains("string layout"), "{other}");
+}
+
+/// doctor grades a cached_db cache as a cache: no persistence and eviction lose no session there (the database
+/// holds them), so they are not errors; the same server holding the sessions itself gets the errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_grades_a_cached_db_cache_by_its_role() {
+    let redis = Standalone::start().unwrap();
+    for args in [&["CONFIG", "SET", "maxmemory", "100mb"][..], &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]] {
+        assert!(redis.server.command(args).unwrap().starts_with('+'), "{args:?}");
+    }
+    let port = redis.server.port();
+    let primary = sessionkit(&["--store", &format!("redis://127.0.0.1:{port}"), "doctor", "--json"], &[]).json();
+    assert_eq!(finding(&primary, "persistence")["severity"], json!("error"), "{primary}");
+    assert_eq!(finding(&primary, "eviction")["severity"], json!("error"), "{primary}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+    seed(&db).await;
+    for url in [
+        format!("redis://127.0.0.1:{port}?layout=django-cache&engine=cached_db"),
+        format!("cached_db:redis://127.0.0.1:{port}|{db}"),
+    ] {
+        let out = sessionkit(&["--store", &url, "doctor", "--json"], &[]);
+        let report = out.json();
+        assert_eq!(finding(&report, "role")["severity"], json!("info"), "{url}: {report}");
+        for check in ["persistence", "eviction"] {
+            assert_eq!(finding(&report, check)["severity"], json!("ok"), "{url}: {report}");
+        }
+        assert_eq!(out.code, 0, "{url}: {report}");
+    }
     drop(redis);
 }

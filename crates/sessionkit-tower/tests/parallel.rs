@@ -82,8 +82,13 @@ async fn rounds_keeping_both_keys(url: &str) -> usize {
     results.iter().filter(|data| data.get("a").is_some() && data.get("b").is_some()).count()
 }
 
+/// A store URL on the shared server with `options`, under a prefix of its own (each layout records its shape
+/// under its prefix, so two layouts never share one).
 fn redis_url(options: &str) -> String {
-    format!("{}/0?prefix=par{}:&{options}", sessionkit_testsupport::shared_standalone().url(), std::process::id())
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let server = sessionkit_testsupport::shared_standalone().url();
+    format!("{server}/0?prefix=par{}x{n}:&{options}", std::process::id())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

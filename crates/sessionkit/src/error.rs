@@ -101,4 +101,13 @@ pub enum ConfigError {
     /// A store's existing schema differs from what Django (and sessionkit) use.
     #[error("{0}")]
     SchemaMismatch(String),
+    /// A store opened only to read ([`open_store_read_only`](crate::store::open_store_read_only)) does not exist:
+    /// no such SQLite file, no `django_session` table. The message names what is missing.
+    #[error("{0}")]
+    NoSuchStore(String),
+    /// The Redis layout record under the key prefix names another shape than the store was configured with
+    /// (layout, bucket count, hashed keys, value format): reading with this configuration would find none of the
+    /// sessions. The message names both shapes and the fixes.
+    #[error("{0}")]
+    LayoutMismatch(String),
 }

@@ -456,20 +456,11 @@ async fn the_django_cache_tombstone_is_pythons_none() {
 
 /// The caches the cache-half tests run on: memory, and Redis in the `django-cache` and `string` layouts.
 async fn every_kind_of_cache() -> Vec<Arc<dyn SessionStore>> {
-    let redis = |layout: &str| {
-        format!(
-            "{}?layout={layout}&engine=cached_db&key_prefix=aside{}x{}&prefix=aside{}x{}:",
-            shared_standalone().url(),
-            std::process::id(),
-            unique(),
-            std::process::id(),
-            unique()
-        )
-    };
+    let tag = format!("aside{}x{}", std::process::id(), unique());
     let mut caches: Vec<Arc<dyn SessionStore>> = vec![Arc::new(MemoryStore::new())];
     for url in [
-        redis("django-cache").replace("&prefix=", "&unused="),
-        redis("string").replace("&engine=cached_db&key_prefix=", "&unused="),
+        format!("{}?layout=django-cache&engine=cached_db&key_prefix={tag}", shared_standalone().url()),
+        format!("{}?layout=string&prefix={tag}:", shared_standalone().url()),
     ] {
         caches.push(Arc::new(RedisStore::connect(&url).await.unwrap()));
     }

@@ -116,7 +116,14 @@ impl FileStore {
     /// directory (Django's `ImproperlyConfigured`), `SECRET_KEY` is empty, or the cookie name cannot be part of
     /// a file name.
     pub async fn open(url: &str, settings: &Settings) -> Result<Self, StoreError> {
-        let codec = SignedSessionCodec::new(settings)?;
+        Self::open_with(url, settings, crate::store::Access::ReadWrite).await
+    }
+
+    /// [`open`](Self::open); with [`Access::ReadOnly`](crate::store::Access::ReadOnly) a missing `SECRET_KEY` is
+    /// accepted (see [`open_store_read_only`](crate::store::open_store_read_only)). Opening never creates the
+    /// directory either way.
+    pub async fn open_with(url: &str, settings: &Settings, access: crate::store::Access) -> Result<Self, StoreError> {
+        let codec = SignedSessionCodec::for_access(settings, access)?;
         let (url_dir, fsync) = parse_url(url)?;
         if settings.cookie_name.is_empty() || !settings.cookie_name.bytes().all(is_cookie_name_byte) {
             return Err(ConfigError::InvalidSetting {
@@ -228,7 +235,7 @@ fn parse_url(url: &str) -> Result<(Option<PathBuf>, bool), ConfigError> {
                     other => return Err(invalid(format!("fsync must be true or false, not {other:?}"))),
                 }
             }
-            other => return Err(invalid(format!("unknown option {other:?} (the file store knows: fsync)"))),
+            other => return Err(crate::store::url_options::unknown_option(url, "file", other, &["fsync"])),
         }
     }
     if path.is_empty() {

@@ -33,6 +33,8 @@ pub mod memory;
 pub mod merge;
 mod offload;
 pub mod policy;
+#[cfg(any(feature = "redis", feature = "postgres", feature = "mysql"))]
+mod probe;
 mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -45,6 +47,7 @@ pub use sql::mysql;
 pub use sql::postgres;
 #[cfg(feature = "sqlite")]
 pub use sql::sqlite;
+mod url_options;
 pub mod user_index;
 
 pub use merge::{CompareAndSet, Saved, WriteOutcome};
@@ -264,9 +267,40 @@ pub(crate) async fn step_aside_unless_tombstoned<S: SessionStore + ?Sized>(
 /// as Django's engines do, instead of merging with parallel requests' writes. `cached_db:CACHE_URL|DB_URL` puts
 /// one store in front of another (see [`cached_db`]); each part takes its own options (`merge=false` belongs on the
 /// database part, which decides).
+///
+/// Options a store does not know are refused with the list of those it does (`?layot=hash` is an error, not the
+/// default layout).
 pub async fn open_store(url: &str, settings: &Settings) -> Result<Arc<dyn SessionStore>, StoreError> {
+    open_store_with(url, settings, Access::ReadWrite).await
+}
+
+/// Opens a store only to read it, for tools that inspect (`sessionkit list`, `count`, `show`, `stats`, `doctor`):
+/// nothing is created or recorded. A SQLite file that does not exist and a database without a `django_session`
+/// table are errors that say so ([`ConfigError::NoSuchStore`]) instead of an empty table created on the spot; a
+/// Redis store checks its layout record without writing one. A store that signs data opens without a secret
+/// (a blank `SECRET_KEY`): counting works, and every decode fails as a bad signature.
+pub async fn open_store_read_only(url: &str, settings: &Settings) -> Result<Arc<dyn SessionStore>, StoreError> {
+    open_store_with(url, settings, Access::ReadOnly).await
+}
+
+/// Whether a store is opened to be written or only read (see [`open_store_read_only`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Access {
+    /// Creates what is missing (the SQLite file, the `django_session` table, the Redis layout record).
+    #[default]
+    ReadWrite,
+    /// Creates and writes nothing while opening.
+    ReadOnly,
+}
+
+/// [`open_store`] or [`open_store_read_only`], by `access`.
+pub async fn open_store_with(
+    url: &str,
+    settings: &Settings,
+    access: Access,
+) -> Result<Arc<dyn SessionStore>, StoreError> {
     let (url, options) = take_wrapper_options(url)?;
-    let mut store = open_one(&url, settings).await?;
+    let mut store = open_one(&url, settings, access).await?;
     if !options.merge {
         store = Arc::new(last_write_wins::LastWriteWins::new(store));
     }
@@ -324,8 +358,9 @@ fn take_wrapper_options(url: &str) -> Result<(String, WrapperOptions), StoreErro
     Ok((url, options))
 }
 
-/// A `cached_db:CACHE|DB` URL split in two; a Redis cache without a layout gets Django's cached_db keys.
-fn split_cached_db(url: &str) -> Result<(String, String), StoreError> {
+/// A `cached_db:CACHE|DB` URL split into the cache's URL and the database's; a Redis cache without a layout gets
+/// Django's cached_db keys (`layout=django-cache&engine=cached_db`), as [`open_store`] opens it.
+pub fn cached_db_parts(url: &str) -> Result<(String, String), StoreError> {
     let rest = url.strip_prefix("cached_db:").unwrap_or(url);
     let (cache, db) = rest.split_once('|').ok_or_else(|| ConfigError::InvalidStoreUrl {
         url: redact_url(url),
@@ -343,35 +378,41 @@ fn split_cached_db(url: &str) -> Result<(String, String), StoreError> {
 type OpenFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Arc<dyn SessionStore>, StoreError>> + Send + 'a>>;
 
-fn open_one<'a>(url: &'a str, settings: &'a Settings) -> OpenFuture<'a> {
-    Box::pin(open_one_inner(url, settings))
+fn open_one<'a>(url: &'a str, settings: &'a Settings, access: Access) -> OpenFuture<'a> {
+    Box::pin(open_one_inner(url, settings, access))
 }
 
-async fn open_one_inner(url: &str, settings: &Settings) -> Result<Arc<dyn SessionStore>, StoreError> {
+async fn open_one_inner(url: &str, settings: &Settings, access: Access) -> Result<Arc<dyn SessionStore>, StoreError> {
     let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or("");
     match scheme {
         "cached_db" => {
-            let (cache, db) = split_cached_db(url)?;
-            let cache = open_store(&cache, settings).await?;
-            let db = open_store(&db, settings).await?;
+            let (cache, db) = cached_db_parts(url)?;
+            let cache = open_store_with(&cache, settings, access).await?;
+            let db = open_store_with(&db, settings, access).await?;
             Ok(Arc::new(cached_db::CachedDbStore::new(cache, db)))
         }
         #[cfg(feature = "memory")]
-        "memory" => Ok(Arc::new(memory::MemoryStore::new())),
-        "cookie" | "signed-cookies" | "signed_cookies" => Ok(Arc::new(cookie::CookieStore::new(settings)?)),
+        "memory" => {
+            url_options::refuse_unknown(url, "memory", &[])?;
+            Ok(Arc::new(memory::MemoryStore::new()))
+        }
+        "cookie" | "signed-cookies" | "signed_cookies" => {
+            url_options::refuse_unknown(url, "signed-cookie", &[])?;
+            Ok(Arc::new(cookie::CookieStore::new(settings)?))
+        }
         #[cfg(feature = "sqlite")]
-        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?)),
+        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::connect_with(url, settings, access).await?)),
         #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => Ok(Arc::new(postgres::PostgresStore::connect(url, settings).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::PostgresStore::connect_with(url, settings, access).await?)),
         #[cfg(feature = "mysql")]
-        "mysql" | "mariadb" => Ok(Arc::new(mysql::MySqlStore::connect(url, settings).await?)),
+        "mysql" | "mariadb" => Ok(Arc::new(mysql::MySqlStore::connect_with(url, settings, access).await?)),
         #[cfg(feature = "file")]
-        "file" => Ok(Arc::new(file::FileStore::open(url, settings).await?)),
+        "file" => Ok(Arc::new(file::FileStore::open_with(url, settings, access).await?)),
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "unix" | "redis+unix" | "redis+sentinel" | "rediss+sentinel" | "redis+cluster"
-        | "rediss+cluster" => Ok(Arc::new(redis::RedisStore::connect(url).await?)),
+        | "rediss+cluster" => Ok(Arc::new(redis::RedisStore::connect_with_access(url, access).await?)),
         _ => {
-            let _ = settings;
+            let _ = (settings, access);
             Err(ConfigError::InvalidStoreUrl {
                 url: redact_url(url),
                 reason: format!(
@@ -407,9 +448,66 @@ fn supported_schemes() -> Vec<&'static str> {
     schemes
 }
 
+/// Every store URL form [`open_store`] accepts in this build (the stores of disabled features left out), as
+/// `(form, what it opens)`, for help texts (`sessionkit-demo --help`). Every form also takes the query options
+/// `failure_policy=error|empty` and `merge=true|false` (see [`open_store`]).
+pub fn store_url_forms() -> Vec<(&'static str, &'static str)> {
+    let mut forms = Vec::new();
+    if cfg!(feature = "memory") {
+        forms.push(("memory://", "in-process store; sessions are lost when the process exits"));
+    }
+    if cfg!(feature = "sqlite") {
+        forms.push(("sqlite://PATH", "Django's db backend on SQLite, PATH relative to the working directory"));
+        forms.push(("sqlite:///ABS/PATH", "the same with an absolute path (Django's own db.sqlite3 works)"));
+    }
+    if cfg!(feature = "postgres") {
+        forms.push((
+            "postgres://USER[:PASSWORD]@HOST[:5432]/DB",
+            "Django's db backend on PostgreSQL (or postgresql://)",
+        ));
+    }
+    if cfg!(feature = "mysql") {
+        forms.push(("mysql://USER[:PASSWORD]@HOST[:3306]/DB", "Django's db backend on MariaDB/MySQL (or mariadb://)"));
+    }
+    if cfg!(feature = "file") {
+        forms.push(("file:///ABS/DIR", "Django's file backend: one file per session in DIR"));
+        forms.push(("file://", "the same in SESSION_FILE_PATH, else the temp directory"));
+    }
+    if cfg!(feature = "redis") {
+        forms.push((
+            "redis://[USER:PASSWORD@]HOST[:PORT][/DB][?layout=string|hash|django-cache]",
+            "Redis (rediss:// over TLS); every URL option is in docs/redis.md",
+        ));
+        forms.push(("unix:///PATH/redis.sock[?db=N]", "Redis over a Unix socket (or redis+unix://)"));
+        forms.push((
+            "redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/DB]",
+            "Redis behind Sentinel (rediss+sentinel:// over TLS)",
+        ));
+        forms.push(("redis+cluster://HOST:PORT[,HOST:PORT...]", "Redis Cluster (rediss+cluster:// over TLS)"));
+    }
+    forms.push((
+        "cookie:",
+        "Django's signed_cookies backend: the cookie is the session (or signed-cookies:, signed_cookies:)",
+    ));
+    forms.push(("cached_db:CACHE_URL|DB_URL", "Django's cached_db backend: the CACHE_URL store in front of DB_URL"));
+    forms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_url_forms_name_every_supported_scheme() {
+        let forms = store_url_forms();
+        for scheme in supported_schemes() {
+            let scheme = scheme.split(':').next().unwrap_or(scheme);
+            assert!(
+                forms.iter().any(|(form, text)| form.starts_with(&format!("{scheme}:")) || text.contains(scheme)),
+                "{scheme} is missing from store_url_forms()"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn unknown_schemes_are_a_clear_config_error() {

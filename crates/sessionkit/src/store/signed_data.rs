@@ -33,6 +33,24 @@ impl SignedSessionCodec {
         })
     }
 
+    /// The codec of a store opened with `access`: as [`new`](Self::new), except that a store opened only to read
+    /// accepts a missing `SECRET_KEY` and gets a random throwaway one, so tools that decode nothing (counting)
+    /// need no secret; every decode with it fails as a bad signature.
+    pub fn for_access(settings: &Settings, access: crate::store::Access) -> Result<Self, ConfigError> {
+        match Self::new(settings) {
+            Err(ConfigError::MissingSecretKey) if access == crate::store::Access::ReadOnly => {
+                let throwaway = crate::SessionKey::generate();
+                let settings = Settings {
+                    secret_key: crate::SecretKey::new(format!("sessionkit-read-only-{}", throwaway.as_str())),
+                    secret_key_fallbacks: Vec::new(),
+                    ..settings.clone()
+                };
+                Self::new(&settings)
+            }
+            other => other,
+        }
+    }
+
     /// Whether [`decode`](Self::decode) also reads session data in the format of Django before 3.1 (as Django
     /// 3.1 and 3.2 do; Django 4.0+ does not). Overrides `Settings::accept_legacy_format`.
     #[must_use]

@@ -8,7 +8,7 @@
 //! redis+cluster://[user:password@]host:port[,host:port...][?options]
 //! ```
 //!
-//! Options (query parameters; all optional):
+//! Options (query parameters; all optional). Any other name is refused with the list of known ones:
 //!
 //! | option | default | meaning |
 //! |---|---|---|
@@ -22,6 +22,9 @@
 //! | `timeout` | `5` | seconds to wait for any reply (Django's common `SOCKET_TIMEOUT`) |
 //! | `user_index` | `true` | keep the per-user session index for sessions with `_auth_user_id` |
 //! | `index_refresh` | `300` | seconds: a save refreshes a session's index entry only when its expiry has moved past what the entry covers, at most once per this window (`0`: on every save); `last_seen` in the index has this precision |
+//! | `adopt_layout` | `false` | `string`, `hash`: when the layout record under `prefix` names another shape (layout, bucket count, hashed keys, value format), rewrite it with this URL's instead of refusing to connect; sessions written with the old shape become unreachable (move them first with `sessionkit migrate`) |
+//! | `protocol` | `resp2` | `redis://`, `rediss://`, `unix://`: passed to redis-rs (`resp3`) |
+//! | `db`, `user`, `pass` | none | `unix://` only: database number and credentials (redis-rs) |
 //! | `key_prefix` | empty | `django-cache`: Django's cache `KEY_PREFIX` |
 //! | `version` | `1` | `django-cache`: Django's cache `VERSION` |
 //! | `engine` | `cache` | `django-cache`: `cache` or `cached_db` (the key prefix Django's engine uses) |
@@ -44,6 +47,17 @@ pub enum Layout {
     String,
     /// Sessions spread over bucket hashes: the smallest layout.
     Hash,
+}
+
+impl Layout {
+    /// The layout's name in URLs (`layout=…`): `string`, `hash` or `django-cache`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::String => "string",
+            Layout::Hash => "hash",
+            Layout::DjangoCache => "django-cache",
+        }
+    }
 }
 
 /// Compression of `string` and `hash` values.
@@ -171,6 +185,9 @@ pub struct RedisOptions {
     /// How far past a session's expiry its index entry is written, so that the saves within this window leave
     /// the index alone (the save script checks the entry's score). Zero refreshes the entry on every save.
     pub index_refresh: Duration,
+    /// Rewrite the layout record with this configuration when it records another one (`adopt_layout=true`;
+    /// see [`layout_record`](super::layout_record)), instead of refusing to connect.
+    pub adopt_layout: bool,
     /// `django-cache` layout options.
     pub django: DjangoCacheOptions,
 }
@@ -202,6 +219,7 @@ impl RedisOptions {
             timeout: Duration::from_secs(5),
             user_index: true,
             index_refresh: Duration::from_secs(300),
+            adopt_layout: false,
             django: DjangoCacheOptions {
                 key_prefix: String::new(),
                 version: 1,
@@ -216,7 +234,6 @@ impl RedisOptions {
         let mut compress_min_given = false;
         let mut sentinel_username = None;
         let mut sentinel_password = None;
-        let mut unix_db = None;
         for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
             let value = value.into_owned();
             match name.as_ref() {
@@ -290,11 +307,15 @@ impl RedisOptions {
                 "compressor" => options.django.compressor = value,
                 "sentinel_username" => sentinel_username = Some(value),
                 "sentinel_password" => sentinel_password = Some(value),
-                "db" if scheme == "unix" => {
-                    unix_db = Some(value.clone());
-                    passthrough.push((name.into_owned(), value));
+                "adopt_layout" => {
+                    options.adopt_layout =
+                        parse_bool(&value).ok_or_else(|| bad(format!("adopt_layout={value:?} is not true or false")))?
                 }
-                _ => passthrough.push((name.into_owned(), value)),
+                other if client_options(scheme).contains(&other) => passthrough.push((name.into_owned(), value)),
+                other => {
+                    let known: Vec<&str> = OPTIONS.iter().chain(client_options(scheme)).copied().collect();
+                    return Err(crate::store::url_options::unknown_option(&redacted, "Redis", other, &known));
+                }
             }
         }
         if !compress_min_given {
@@ -311,7 +332,6 @@ impl RedisOptions {
                 "hashed_keys cannot be used with the django-cache layout: Django looks sessions up by key".into(),
             ));
         }
-        let _ = unix_db;
         let (userinfo, hosts_and_path) = match before_query.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, before_query),
@@ -363,6 +383,41 @@ impl RedisOptions {
             other => return Err(bad(format!("{other:?} is not a Redis scheme"))),
         };
         Ok(options)
+    }
+}
+
+/// The options sessionkit reads from a Redis URL (the module docs say what each does).
+const OPTIONS: &[&str] = &[
+    "layout",
+    "prefix",
+    "hashed_keys",
+    "compression",
+    "compress_min_bytes",
+    "buckets",
+    "connect_timeout",
+    "timeout",
+    "user_index",
+    "index_refresh",
+    "adopt_layout",
+    "key_prefix",
+    "version",
+    "engine",
+    "client",
+    "serializer",
+    "pickle_protocol",
+    "compressor",
+    "sentinel_username",
+    "sentinel_password",
+];
+
+/// The options redis-rs reads from a URL of `scheme`, passed on to it: `protocol` on standalone URLs, and on
+/// `unix://` URLs also `db`, `user` and `pass`. Sentinel and Cluster connections are built from parts, so they
+/// take none.
+fn client_options(scheme: &str) -> &'static [&'static str] {
+    match scheme {
+        "unix" | "redis+unix" => &["protocol", "db", "user", "pass"],
+        "redis" | "rediss" | "valkey" | "valkeys" => &["protocol"],
+        _ => &[],
     }
 }
 
@@ -475,5 +530,20 @@ mod tests {
             DjangoCacheOptions { engine: DjangoEngine::CachedDb, ..o.django }.cache_key("k"),
             ":1:django.contrib.sessions.cached_dbk"
         );
+    }
+
+    #[test]
+    fn unknown_options_are_refused_with_the_known_ones() {
+        let err = RedisOptions::from_url("redis://:hunter2@h?layot=hash").unwrap_err().to_string();
+        assert!(err.contains("unknown option \"layot\" (did you mean \"layout\"?)"), "{err}");
+        assert!(err.contains("buckets") && err.contains("protocol") && !err.contains("hunter2"), "{err}");
+        // redis-rs reads these itself on the URLs it parses; elsewhere they would be dropped, so they are refused.
+        assert!(RedisOptions::from_url("redis://h?protocol=resp3").is_ok());
+        assert!(RedisOptions::from_url("unix:///run/r.sock?db=1&user=u&pass=p").is_ok());
+        for url in ["redis+cluster://a:7000?protocol=resp3", "redis://h?db=2", "redis+sentinel://s/m?pass=x"] {
+            let err = RedisOptions::from_url(url).unwrap_err().to_string();
+            assert!(err.contains("unknown option"), "{url}: {err}");
+        }
+        assert!(RedisOptions::from_url("redis://h?layout=hash&adopt_layout=true").unwrap().adopt_layout);
     }
 }

@@ -113,11 +113,9 @@ impl RedisConnection {
                     install_tls_provider();
                 }
                 let client = redis::Client::open(url.as_str()).map_err(bad_url)?;
+                let target = tcp_target(url);
                 let connect = ConnectionManager::new_with_config(client, manager_config(options));
-                let manager = tokio::time::timeout(options.connect_timeout * 2, connect)
-                    .await
-                    .map_err(|_| StoreError::unavailable(describe.clone(), Timeout(options.connect_timeout * 2)))?
-                    .map_err(unavailable)?;
+                let manager = connect_explained(&describe, options.connect_timeout * 2, target, connect).await?;
                 Backend::Standalone(manager)
             }
             Topology::Sentinel {
@@ -318,6 +316,62 @@ fn refresh_sentinel(state: Arc<SentinelState>, describe: String) {
 }
 
 /// A call that took longer than the store's timeout.
+/// The TCP host, port and TLS flag of a standalone URL (`None` for Unix sockets, whose errors name the cause).
+fn tcp_target(url: &str) -> Option<(String, u16, bool)> {
+    let parsed = url::Url::parse(url).ok()?;
+    let tls = matches!(parsed.scheme(), "rediss" | "valkeys");
+    if !matches!(parsed.scheme(), "redis" | "rediss" | "valkey" | "valkeys") {
+        return None;
+    }
+    let host = parsed.host_str()?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    Some((host, parsed.port().unwrap_or(6379), tls))
+}
+
+/// Runs `connect` within `deadline`. When it fails, or is still running after a second, the address is probed
+/// ([`probe`](crate::store::probe)): a port that cannot be a Redis server of the URL's kind (HTTP, PostgreSQL,
+/// MySQL, TLS for `redis://`, plaintext for `rediss://`) fails at once with a message that says so, instead of a
+/// parse error or a timeout.
+async fn connect_explained<T>(
+    describe: &str,
+    deadline: Duration,
+    target: Option<(String, u16, bool)>,
+    connect: impl std::future::Future<Output = Result<T, RedisError>>,
+) -> Result<T, StoreError> {
+    use crate::store::probe::{probe, redis_mismatch, Explained};
+    let explained = |cause: String, source: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::unavailable(describe.to_owned(), Explained { cause, source })
+    };
+    let slow_probe = async {
+        match &target {
+            Some((host, port, tls)) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                match redis_mismatch(&probe(host, *port).await, *tls, false) {
+                    Some(cause) => cause,
+                    None => std::future::pending().await,
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        outcome = tokio::time::timeout(deadline, connect) => match outcome {
+            Ok(Ok(connected)) => Ok(connected),
+            Ok(Err(err)) => {
+                let cause = match &target {
+                    Some((host, port, tls)) => redis_mismatch(&probe(host, *port).await, *tls, true),
+                    None => None,
+                };
+                Err(match cause {
+                    Some(cause) => explained(cause, Box::new(err)),
+                    None => StoreError::unavailable(describe.to_owned(), err),
+                })
+            }
+            Err(_) => Err(StoreError::unavailable(describe.to_owned(), Timeout(deadline))),
+        },
+        cause = slow_probe => Err(explained(cause, Box::new(Timeout(Duration::from_secs(1))))),
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Timeout(pub Duration);
 

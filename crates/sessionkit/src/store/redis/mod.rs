@@ -16,7 +16,11 @@
 pub mod config;
 mod connection;
 mod index;
+mod inspect;
+pub mod layout_record;
 mod value;
+
+pub use inspect::{ServerTtl, ValueHeader};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -30,7 +34,7 @@ use self::config::{Layout, RedisOptions};
 use self::connection::RedisConnection;
 use self::value::NativeCodec;
 use super::merge::{save_merging, CompareAndSet, Saved, WriteOutcome};
-use super::{redact_url, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, StoredSession};
+use super::{redact_url, Access, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, StoredSession};
 use crate::codec::{CodecError, DecodeLimits};
 use crate::{ChangeSet, SessionKey, SessionRecord, StoreError, Version};
 
@@ -160,6 +164,8 @@ pub struct RedisStore {
     #[cfg(feature = "django-cache")]
     step_aside: redis::Script,
     sweep_next_bucket: AtomicU32,
+    /// What the layout record check found on connect.
+    layout_record: layout_record::RecordCheck,
     describe: String,
 }
 
@@ -247,13 +253,21 @@ impl RedisStore {
     /// `hash-max-listpack-value` / `hash-max-listpack-entries` are too small for the memory gain; both checks work
     /// without `CONFIG` rights (they are skipped with a debug line when refused).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = RedisOptions::from_url(url)?;
-        Self::connect_with(options, redact_url(url)).await
+        Self::connect_with_access(url, Access::ReadWrite).await
     }
 
-    /// Connects with parsed options; `describe` names the store in logs and errors.
-    pub async fn connect_with(options: RedisOptions, describe: String) -> Result<Self, StoreError> {
+    /// [`connect`](Self::connect); with [`Access::ReadOnly`] the [layout record](layout_record) is checked but
+    /// never written.
+    pub async fn connect_with_access(url: &str, access: Access) -> Result<Self, StoreError> {
+        let options = RedisOptions::from_url(url)?;
+        Self::connect_with(options, redact_url(url), access).await
+    }
+
+    /// Connects with parsed options; `describe` names the store in logs and errors. Checks the
+    /// [layout record](layout_record) of the prefix (and writes it, unless `access` is read-only, when missing).
+    pub async fn connect_with(options: RedisOptions, describe: String, access: Access) -> Result<Self, StoreError> {
         let conn = RedisConnection::connect(&options, describe.clone()).await?;
+        let layout_record = layout_record::check(&conn, &options, &describe, access).await?;
         #[cfg(feature = "django-cache")]
         let django = django_value_codec(&options)?;
         let native = NativeCodec {
@@ -275,6 +289,7 @@ impl RedisStore {
             #[cfg(feature = "django-cache")]
             step_aside: redis::Script::new(STEP_ASIDE),
             sweep_next_bucket: AtomicU32::new(0),
+            layout_record,
             describe,
             options,
         };
@@ -288,6 +303,11 @@ impl RedisStore {
     /// The parsed options.
     pub fn options(&self) -> &RedisOptions {
         &self.options
+    }
+
+    /// What the [layout record](layout_record) check found when the store connected.
+    pub fn layout_record(&self) -> &layout_record::RecordCheck {
+        &self.layout_record
     }
 
     /// True when the `hash` layout expires fields on the server (`HPEXPIREAT`, Redis ≥ 7.4); otherwise
@@ -1177,8 +1197,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Escapes the glob characters of Redis' MATCH patterns.
-fn glob_escape(text: &str) -> String {
+/// `text` with the glob characters of `SCAN … MATCH` (`*`, `?`, `[`, `]`, `\`) escaped.
+pub fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {

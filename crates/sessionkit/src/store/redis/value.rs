@@ -19,7 +19,7 @@ use super::config::Compression;
 use crate::codec::{CodecError, DecodeLimits};
 use crate::store::offload::{worker_limits, BoundedDecode};
 
-const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 1;
 const HEADER_LEN: usize = 6;
 const FLAG_ZSTD: u8 = 1;
 const FLAG_LZ4: u8 = 2;

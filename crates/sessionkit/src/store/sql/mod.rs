@@ -31,7 +31,8 @@ use serde_json::{Map, Value};
 use super::merge::{save_merging, CompareAndSet, Saved, WriteOutcome};
 use super::signed_data::corrupt_to_empty;
 use super::{
-    redact_url, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, SignedSessionCodec, StoredSession,
+    redact_url, Access, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, SignedSessionCodec,
+    StoredSession,
 };
 use crate::codec::CodecError;
 use crate::{ChangeSet, ConfigError, SessionKey, SessionRecord, Settings, StoreError, Version};
@@ -143,8 +144,9 @@ pub(crate) mod backend {
             format!("{column} = {placeholder}")
         }
 
-        /// Connects a pool to `url` (`describe` is the redacted URL, for errors).
-        async fn connect(url: &str, describe: &str) -> Result<Self, StoreError>;
+        /// Connects a pool to `url` (`describe` is the redacted URL, for errors); with [`Access::ReadOnly`] it
+        /// creates nothing (no SQLite file).
+        async fn connect(url: &str, describe: &str, access: Access) -> Result<Self, StoreError>;
 
         /// The columns of `django_session` in order; empty when the table does not exist.
         async fn columns(&self) -> Result<Vec<ColumnShape>, sqlx::Error>;
@@ -255,11 +257,18 @@ impl<D: Dialect> SqlStore<D> {
     /// migration does when it is missing, and refuses an existing table of another shape
     /// ([`ConfigError::SchemaMismatch`]). Needs `settings.secret_key` to sign session data.
     pub async fn connect(url: &str, settings: &Settings) -> Result<Self, StoreError> {
-        let codec = Arc::new(SignedSessionCodec::new(settings)?);
+        Self::connect_with(url, settings, Access::ReadWrite).await
+    }
+
+    /// [`connect`](Self::connect), or with [`Access::ReadOnly`] a connection that creates nothing: a SQLite file
+    /// that does not exist and a missing `django_session` table are [`ConfigError::NoSuchStore`], and a missing
+    /// `SECRET_KEY` is accepted (see [`open_store_read_only`](crate::store::open_store_read_only)).
+    pub async fn connect_with(url: &str, settings: &Settings, access: Access) -> Result<Self, StoreError> {
+        let codec = Arc::new(SignedSessionCodec::for_access(settings, access)?);
         let describe = redact_url(url);
-        let dialect = D::connect(url, &describe).await?;
+        let dialect = D::connect(url, &describe, access).await?;
         let store = SqlStore { dialect, codec, describe, sql: Statements::new::<D>() };
-        store.ensure_schema().await?;
+        store.ensure_schema(access).await?;
         Ok(store)
     }
 
@@ -272,8 +281,16 @@ impl<D: Dialect> SqlStore<D> {
         StoreError::unavailable(self.describe.clone(), err)
     }
 
-    async fn ensure_schema(&self) -> Result<(), StoreError> {
+    async fn ensure_schema(&self, access: Access) -> Result<(), StoreError> {
         let mut columns = self.dialect.columns().await.map_err(|e| self.unavailable(e))?;
+        if columns.is_empty() && access == Access::ReadOnly {
+            return Err(ConfigError::NoSuchStore(format!(
+                "{}: there is no django_session table (nothing was ever stored there); opened read-only, so it was \
+                 not created — check the URL, or run Django's migrate (any write through sessionkit creates it too)",
+                self.describe
+            ))
+            .into());
+        }
         if columns.is_empty() {
             if self.dialect.create_table().await.map_err(|e| self.unavailable(e))? {
                 tracing::info!(store = %self.describe, "created table django_session");
@@ -302,6 +319,79 @@ impl<D: Dialect> SqlStore<D> {
         };
         result.map_err(|e| self.unavailable(e))
     }
+}
+
+/// How long the first, direct connection of a PostgreSQL or MySQL store may take.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+const FIRST_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Connects once, directly, before the pool is built: a pool retries a refused connection until its acquire
+/// timeout and then says only "pool timed out"; one direct attempt fails at once with the cause ("connection
+/// refused", a wrong password, a missing database), and when the server does not answer like the database
+/// (`expected`, see [`probe`](super::probe)) the message says what it answered like instead.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) async fn first_connection<O>(
+    options: &O,
+    describe: &str,
+    tcp: Option<(&str, u16)>,
+    expected: super::probe::Peer,
+    protocol: &str,
+) -> Result<(), StoreError>
+where
+    O: sqlx::ConnectOptions,
+    O::Connection: Sized,
+{
+    use sqlx::Connection;
+    let explained = |cause: String, source: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::unavailable(describe.to_owned(), super::probe::Explained { cause, source })
+    };
+    // While the connection is slow, a probe after a second may show the port is no such database at all.
+    let slow_probe = async {
+        match tcp {
+            Some((host, port)) => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let peer = super::probe::probe(host, port).await;
+                match super::probe::sql_mismatch(&peer, &expected, protocol) {
+                    Some(cause) => cause,
+                    None => std::future::pending().await,
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let attempt = tokio::select! {
+        attempt = tokio::time::timeout(FIRST_CONNECTION_TIMEOUT, options.connect()) => attempt,
+        cause = slow_probe => {
+            let waited = std::io::Error::new(std::io::ErrorKind::TimedOut, "no reply within 1s");
+            return Err(explained(cause, Box::new(waited)));
+        }
+    };
+    let err = match attempt {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            return Ok(());
+        }
+        Ok(Err(err)) => err,
+        Err(_) => {
+            return Err(StoreError::unavailable(
+                describe.to_owned(),
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {}s", FIRST_CONNECTION_TIMEOUT.as_secs()),
+                ),
+            ))
+        }
+    };
+    let cause = match tcp {
+        Some((host, port)) if !matches!(&err, sqlx::Error::Database(_)) => {
+            super::probe::sql_mismatch(&super::probe::probe(host, port).await, &expected, protocol)
+        }
+        _ => None,
+    };
+    Err(match cause {
+        Some(cause) => explained(cause, Box::new(err)),
+        None => StoreError::unavailable(describe.to_owned(), err),
+    })
 }
 
 /// A key that may address a row: storage-safe and not longer than Django's column.

@@ -25,6 +25,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::backend::{Arg, Backend, ColumnShape, DjangoTypes, StoredRow};
 use super::{utc_micros, Dialect, SqlStore};
+use crate::store::Access;
 use crate::{ConfigError, StoreError};
 
 /// Django's `db` backend on MariaDB/MySQL.
@@ -37,6 +38,24 @@ pub const DJANGO_DDL: [&str; 2] = [
 ];
 
 /// Name of the `GET_LOCK` lock that serialises processes creating the table at the same time.
+/// The URL options sqlx reads for MySQL/MariaDB.
+const URL_OPTIONS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslca",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "charset",
+    "collation",
+    "socket",
+    "timezone",
+    "time-zone",
+];
+
 const CREATE_LOCK: &str = "sessionkit.django_session.create";
 
 /// The MariaDB/MySQL side of [`MySqlStore`]: a pool of connections to one database.
@@ -92,10 +111,13 @@ impl Backend for MySqlDialect {
         "?".to_owned()
     }
 
-    async fn connect(url: &str, describe: &str) -> Result<Self, StoreError> {
+    async fn connect(url: &str, describe: &str, _access: Access) -> Result<Self, StoreError> {
+        crate::store::url_options::refuse_unknown(url, "MySQL/MariaDB", URL_OPTIONS)?;
         // sqlx reads the URL's authority and path only, so `mariadb://` needs no rewriting.
         let options = MySqlConnectOptions::from_str(url)
             .map_err(|err| ConfigError::InvalidStoreUrl { url: describe.to_owned(), reason: err.to_string() })?;
+        let tcp = options.get_socket().is_none().then(|| (options.get_host(), options.get_port()));
+        super::first_connection(&options, describe, tcp, crate::store::probe::Peer::MySql, "MySQL").await?;
         let pool = MySqlPoolOptions::new()
             .max_connections(10)
             .min_connections(0)

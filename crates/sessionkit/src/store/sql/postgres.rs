@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 
 use super::backend::{Arg, Backend, ColumnShape, DjangoTypes, StoredRow};
 use super::{utc_micros, Dialect, SqlStore};
+use crate::store::Access;
 use crate::{ConfigError, StoreError};
 
 /// Django's `db` backend on PostgreSQL.
@@ -36,6 +37,28 @@ pub const DJANGO_DDL: [&str; 3] = [
 ];
 
 /// Key of the transaction-level advisory lock that serialises processes creating the table at the same time.
+/// The URL options sqlx reads for PostgreSQL (libpq's names, as sqlx spells them).
+const URL_OPTIONS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
 const CREATE_LOCK: i64 = 0x5e55_1011_d1a0_0001;
 
 /// The PostgreSQL side of [`PostgresStore`]: a pool of connections to one database.
@@ -79,10 +102,13 @@ impl Backend for PostgresDialect {
         format!("${n}")
     }
 
-    async fn connect(url: &str, describe: &str) -> Result<Self, StoreError> {
+    async fn connect(url: &str, describe: &str, _access: Access) -> Result<Self, StoreError> {
+        crate::store::url_options::refuse_unknown(url, "PostgreSQL", URL_OPTIONS)?;
         let options = PgConnectOptions::from_str(url)
             .map_err(|err| ConfigError::InvalidStoreUrl { url: describe.to_owned(), reason: err.to_string() })?
             .application_name("sessionkit");
+        let tcp = options.get_socket().is_none().then(|| (options.get_host(), options.get_port()));
+        super::first_connection(&options, describe, tcp, crate::store::probe::Peer::Silent, "PostgreSQL").await?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .min_connections(0)

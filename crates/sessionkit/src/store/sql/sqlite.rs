@@ -22,10 +22,14 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::backend::{Arg, Backend, ColumnShape, DjangoTypes, StoredRow};
 use super::{utc_micros, Dialect, SqlStore};
+use crate::store::Access;
 use crate::{ConfigError, StoreError};
 
 /// Django's `db` backend on SQLite.
 pub type SqliteStore = SqlStore<SqliteDialect>;
+
+/// The URL options sqlx reads for SQLite (`mode=ro`, `cache=shared`, `immutable=true`, `vfs=NAME`).
+const URL_OPTIONS: &[&str] = &["mode", "cache", "immutable", "vfs"];
 
 const CREATE_TABLE: &str = r#"CREATE TABLE IF NOT EXISTS "django_session" ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" datetime NOT NULL)"#;
 const CREATE_INDEX: &str =
@@ -74,11 +78,28 @@ impl Backend for SqliteDialect {
 
     /// Opens (creating if missing) the database at `url` (`sqlite://relative.db`, `sqlite:///abs/path.db`,
     /// or `sqlite::memory:`).
-    async fn connect(url: &str, describe: &str) -> Result<Self, StoreError> {
+    async fn connect(url: &str, describe: &str, access: Access) -> Result<Self, StoreError> {
+        crate::store::url_options::refuse_unknown(url, "SQLite", URL_OPTIONS)?;
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|err| ConfigError::InvalidStoreUrl { url: describe.to_owned(), reason: err.to_string() })?
-            .create_if_missing(true);
+            .map_err(|err| ConfigError::InvalidStoreUrl { url: describe.to_owned(), reason: err.to_string() })?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = match access {
+            Access::ReadWrite => options.create_if_missing(true),
+            Access::ReadOnly => {
+                let path = options.get_filename().to_path_buf();
+                let exists = tokio::task::spawn_blocking(move || path.is_file()).await.unwrap_or(false);
+                if !in_memory && !exists {
+                    return Err(ConfigError::NoSuchStore(format!(
+                        "{describe}: no such SQLite database file {} (opened read-only, so it was not created; \
+                         check the path: sqlite:///ABS/PATH has three slashes, sqlite://REL/PATH is relative to \
+                         the current directory)",
+                        options.get_filename().display()
+                    ))
+                    .into());
+                }
+                options.create_if_missing(false).read_only(!in_memory)
+            }
+        };
         // An in-memory database exists once per connection: keep exactly one.
         let max_connections = if in_memory { 1 } else { 8 };
         let pool = SqlitePoolOptions::new()

@@ -1,0 +1,62 @@
+//! Store-URL options a store does not know are refused, never ignored: `?layot=hash` would otherwise open the
+//! default layout and find none of the sessions written with `layout=hash`.
+
+use crate::ConfigError;
+
+/// The options every store URL takes besides its own: they configure wrappers around the store
+/// ([`open_store`](crate::open_store)).
+pub(crate) const WRAPPER_OPTIONS: &[&str] = &["failure_policy", "merge"];
+
+/// The error for option `name`, which the store `store` does not know: names the closest known option when one is
+/// close, and lists the known ones (`known` and the wrapper options).
+pub(crate) fn unknown_option(redacted_url: &str, store: &str, name: &str, known: &[&str]) -> ConfigError {
+    let all: Vec<&str> = known.iter().chain(WRAPPER_OPTIONS).copied().collect();
+    let closest = all
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+        .min();
+    let hint = match closest {
+        Some((_, candidate)) => format!(" (did you mean {candidate:?}?)"),
+        None => String::new(),
+    };
+    ConfigError::InvalidStoreUrl {
+        url: redacted_url.to_owned(),
+        reason: format!("unknown option {name:?}{hint}; the {store} store knows: {}", all.join(", ")),
+    }
+}
+
+/// Checks the query of `url` (after `?`, before `#`) against `known` (and the wrapper options): the first unknown
+/// name is an error (see [`unknown_option`]).
+pub(crate) fn refuse_unknown(url: &str, store: &str, known: &[&str]) -> Result<(), ConfigError> {
+    let Some((_, query)) = url.split_once('?') else { return Ok(()) };
+    let query = query.split_once('#').map_or(query, |(query, _)| query);
+    for (name, _) in url::form_urlencoded::parse(query.as_bytes()) {
+        if !known.contains(&name.as_ref()) && !WRAPPER_OPTIONS.contains(&name.as_ref()) {
+            return Err(unknown_option(&crate::store::redact_url(url), store, &name, known));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typo_names_the_option_meant_and_lists_the_known_ones() {
+        let err = refuse_unknown("redis://h?layot=hash", "Redis", &["layout", "buckets"]).unwrap_err().to_string();
+        assert!(err.contains("unknown option \"layot\" (did you mean \"layout\"?)"), "{err}");
+        assert!(err.contains("layout, buckets, failure_policy, merge"), "{err}");
+        let err = refuse_unknown("sqlite:///x?zzzzzzzz=1", "SQLite", &["mode"]).unwrap_err().to_string();
+        assert!(!err.contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn known_options_and_wrapper_options_pass_and_passwords_stay_out() {
+        assert!(refuse_unknown("redis://h?layout=hash&merge=false#insecure", "Redis", &["layout"]).is_ok());
+        assert!(refuse_unknown("redis://h", "Redis", &[]).is_ok());
+        let err = refuse_unknown("redis://:hunter2@h?pasword=x", "Redis", &["layout"]).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
