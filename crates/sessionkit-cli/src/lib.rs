@@ -141,7 +141,38 @@ pub async fn run(
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> u8 {
-    let matches = match Cli::command().try_get_matches_from(args) {
+    run_command(Cli::command(), args, env, out, err).await
+}
+
+/// [`run`] for a program that embeds the command and supplies the store and the secrets itself (`manage.py
+/// sessionkit`: the configured engine's store, Django's settings). Its help shows neither `--secret-file` nor the
+/// environment variables `SESSIONKIT_STORE` / `SESSIONKIT_SECRET_FILE` (clap does not read them either: only
+/// `env` answers) and names no file of this repository; everything else is [`run`]'s.
+pub async fn run_embedded(
+    args: Vec<String>,
+    env: &Environment,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> u8 {
+    let command = Cli::command()
+        .mut_arg("store", |arg| {
+            arg.env(None).help(
+                "Read this store instead of the configured one: sqlite://PATH, postgres://…, mysql://…, \
+                 redis://…?layout=…, file:///DIR, cached_db:CACHE|DB, cookie:, memory://",
+            )
+        })
+        .mut_arg("secret_file", |arg| arg.env(None).hide(true));
+    run_command(command, args, env, out, err).await
+}
+
+async fn run_command(
+    command: clap::Command,
+    args: Vec<String>,
+    env: &Environment,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> u8 {
+    let matches = match command.try_get_matches_from(args) {
         Ok(matches) => matches,
         Err(e) => return clap_error(&e, out, err),
     };
@@ -193,4 +224,37 @@ fn clap_error<'a>(e: &clap::Error, out: &'a mut (dyn Write + Send), err: &'a mut
     let _ = target.write_all(text.as_bytes());
     let _ = target.flush();
     u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn help(embedded: bool) -> String {
+        let env = Environment { store: None, settings_lookup: Box::new(|_| None), progress: false };
+        let args = vec!["manage.py sessionkit".to_owned(), "--help".to_owned()];
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let code = runtime.block_on(async {
+            if embedded {
+                run_embedded(args, &env, &mut out, &mut err).await
+            } else {
+                run(args, &env, &mut out, &mut err).await
+            }
+        });
+        assert_eq!(code, EXIT_OK);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_embedded_help_names_no_secret_file_environment_variable_or_repository_file() {
+        let embedded = help(true);
+        assert!(embedded.contains("Usage: manage.py sessionkit [OPTIONS] <COMMAND>"), "{embedded}");
+        assert!(embedded.contains("clear-expired") && embedded.contains("--store <URL>"), "{embedded}");
+        for absent in ["secret-file", "SESSIONKIT_", "docs/"] {
+            assert!(!embedded.contains(absent), "{absent} in {embedded}");
+        }
+        let binary = help(false);
+        assert!(binary.contains("--secret-file") && binary.contains("SESSIONKIT_STORE"), "{binary}");
+    }
 }

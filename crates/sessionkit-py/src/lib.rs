@@ -32,7 +32,7 @@ use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
-use sessionkit::store::redis::config::Layout;
+use sessionkit::store::redis::config::{RedisOptions, Topology};
 use sessionkit::store::redis::RedisStore;
 use sessionkit::store::{cached_db, Saved, SessionStore, TreatUnavailableAsEmpty, UserSessionIndex};
 use sessionkit::{ChangeSet, SaveMode, SessionKey, SessionRecord, StoreError, Version};
@@ -396,11 +396,7 @@ impl Store {
     /// `string`, `hash` or `django-cache`.
     #[getter]
     fn layout(&self) -> &'static str {
-        match self.redis.options().layout {
-            Layout::String => "string",
-            Layout::Hash => "hash",
-            Layout::DjangoCache => "django-cache",
-        }
+        self.redis.options().layout.as_str()
     }
 
     /// `error` or `empty`.
@@ -841,10 +837,11 @@ fn session_id(key: &str) -> PyResult<String> {
 }
 
 /// Runs one `sessionkit` command line (`argv[0]` is the program name shown in usage lines) with the code of the
-/// `sessionkit` binary, on the shared runtime with the GIL released, without progress bars. `store_url` is the
-/// store used when `argv` has no `--store`; `settings` holds Django's settings by name (SECRET_KEY,
-/// SECRET_KEY_FALLBACKS as a JSON list, SESSION_COOKIE_AGE, ...), read instead of the process environment.
-/// Returns `(exit code, stdout text, stderr text)`, exit codes as in docs/cli.md.
+/// `sessionkit` binary, embedded ([`sessionkit_cli::run_embedded`]: no `--secret-file` or environment variables in
+/// its help), on the shared runtime with the GIL released, without progress bars. `store_url` is the store used
+/// when `argv` has no `--store`; `settings` holds Django's settings by name (SECRET_KEY, SECRET_KEY_FALLBACKS as a
+/// JSON list, SESSION_COOKIE_AGE, ...), read instead of the process environment. Returns `(exit code, stdout
+/// text, stderr text)`, exit codes as in docs/cli.md.
 #[pyfunction]
 #[pyo3(signature = (argv, store_url = None, settings = None))]
 fn run_cli(
@@ -866,7 +863,7 @@ fn run_cli(
     let (code, out, err) = py.detach(move || {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            runtime.block_on(sessionkit_cli::run(argv, &env, &mut out, &mut err))
+            runtime.block_on(sessionkit_cli::run_embedded(argv, &env, &mut out, &mut err))
         }));
         let code = ran.unwrap_or_else(|panic| {
             let message = panic
@@ -882,6 +879,21 @@ fn run_cli(
     Ok((code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned()))
 }
 
+/// What a Redis store URL configures, without connecting: `{"layout": "string" | "hash" | "django-cache",
+/// "topology": "standalone" | "sentinel" | "cluster"}`. An invalid URL raises `ConfigurationError` with the same
+/// message `Store.connect` would give (Django's system checks report it before any connection).
+#[pyfunction]
+fn parse_redis_url(url: &str) -> PyResult<HashMap<&'static str, &'static str>> {
+    let options = RedisOptions::from_url(url).map_err(|err| store_error(err.into()))?;
+    let layout = options.layout.as_str();
+    let topology = match options.topology {
+        Topology::Standalone { .. } => "standalone",
+        Topology::Sentinel { .. } => "sentinel",
+        Topology::Cluster { .. } => "cluster",
+    };
+    Ok(HashMap::from([("layout", layout), ("topology", topology)]))
+}
+
 /// The extension module `sessionkit._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -891,6 +903,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(session_id, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_redis_url, m)?)?;
     let py = m.py();
     m.add("SessionkitError", py.get_type::<SessionkitError>())?;
     m.add("StoreUnavailable", py.get_type::<StoreUnavailable>())?;

@@ -1,4 +1,4 @@
-"""The Django app of sessionkit (only needed for the ``manage.py sessionkit`` command)."""
+"""The Django app of sessionkit: the ``manage.py sessionkit`` command and the system checks of ``SESSIONKIT``."""
 
 from django.apps import AppConfig
 
@@ -9,3 +9,8 @@ class SessionkitConfig(AppConfig):
     name = "sessionkit.django"
     label = "sessionkit"
     verbose_name = "sessionkit"
+
+    def ready(self) -> None:
+        from sessionkit.django import checks
+
+        checks.register()

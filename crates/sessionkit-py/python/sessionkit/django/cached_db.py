@@ -27,29 +27,40 @@ processes: Django's own ``cached_db`` engine writes and refills the cache uncond
 ``SESSIONKIT["MERGE"] = False`` gives Django's last-write-wins.
 """
 
+from __future__ import annotations
+
+import datetime
 import logging
 import random
 import time
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DBStore
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from sessionkit import SessionkitError
-from sessionkit._native import Snapshot, StoreContended, merge
-from sessionkit.conf import get_store
+from sessionkit._native import Snapshot, Store, StoreContended, merge
+from sessionkit.conf import Engine, get_store
 from sessionkit.conf import merge as merge_enabled
+from sessionkit.django import checks
 
 logger = logging.getLogger("sessionkit")
 
-ENGINE = "cached_db"
+ENGINE: Engine = "cached_db"
+
+# The system checks of SESSIONKIT, also for sites that set SESSION_ENGINE without installing the app.
+checks.register()
+_T = TypeVar("_T")
+
 #: How many times a save tries its compare-and-set before ``StoreContended`` (as the Rust stores).
 MAX_SAVE_ATTEMPTS = 10
 EXPIRY_KEY = "_session_expiry"
 
 
-def _back_off(attempt):
+def _back_off(attempt: int) -> None:
     """After the ``attempt``-th compare-and-set lost: nothing after the first two, then a random pause of up to
     1 ms, 2 ms, 4 ms, ... (64 ms at most), as the Rust stores do, so many writers of one session stop colliding
     in lockstep."""
@@ -62,41 +73,55 @@ class SessionStore(DBStore):
 
     cache_key_prefix = "django.contrib.sessions.cached_db"
 
+    if TYPE_CHECKING:  # Django's own (private) API this engine builds on
+
+        def _get_session(self, no_load: bool = False) -> dict[str, Any]: ...
+
+        async def _aget_session(self, no_load: bool = False) -> dict[str, Any]: ...
+
+        def _get_session_from_db(self) -> AbstractBaseSession | None: ...
+
+        async def _aget_session_from_db(self) -> AbstractBaseSession | None: ...
+
+        _session_cache: dict[str, Any]
+
     #: The session key the fields below belong to.
-    _sk_key = None
+    _sk_key: str | None = None
     #: The data as this request loaded it (a Snapshot), for telling which keys it changed.
-    _sk_loaded = None
+    _sk_loaded: Snapshot | None = None
     #: The ``session_data`` token read from the database (None when the data came from the cache).
-    _sk_token = None
+    _sk_token: str | None = None
     #: The cache's snapshot of its copy (from a cache hit or a refill), for the compare-only cache write.
-    _sk_cache = None
+    _sk_cache: Snapshot | None = None
     #: True once ``clear()`` ran: the save then also removes keys other requests added meanwhile.
     _sk_cleared = False
 
     @classmethod
-    def _cache(cls):
+    def _cache(cls) -> Store:
         return get_store(ENGINE)
 
     @classmethod
-    def get_model_class(cls):
+    def get_model_class(cls) -> type[AbstractBaseSession]:
         # Django's own Session model and django_session table (DBStore's default), stated for clarity.
         from django.contrib.sessions.models import Session
 
         return Session
 
-    def _cache_failed(self, operation, err):
+    def _cache_failed(self, operation: str, err: Exception) -> None:
         logger.warning("session cache failed during %s; the database answers: %s", operation, err)
 
-    def _remember(self, loaded=None, token=None, cache=None):
+    def _remember(
+        self, loaded: Snapshot | None = None, token: str | None = None, cache: Snapshot | None = None
+    ) -> None:
         self._sk_key, self._sk_loaded, self._sk_token, self._sk_cache = self.session_key, loaded, token, cache
 
-    def _mine(self, value):
+    def _mine(self, value: _T) -> _T | None:
         """A remembered value, if it belongs to this session key."""
         return value if self._sk_key == self.session_key else None
 
     # -- loading ----------------------------------------------------------------------------------------------
 
-    def _from_cache(self, loaded):
+    def _from_cache(self, loaded: tuple[dict[str, Any], Snapshot] | None) -> dict[str, Any] | None:
         """A cache hit with data is the session; an empty or missing copy (or a tombstone) is not trusted."""
         if loaded is not None and loaded[0]:
             data, snapshot = loaded
@@ -104,7 +129,7 @@ class SessionStore(DBStore):
             return data
         return None
 
-    def load(self):
+    def load(self) -> dict[str, Any]:
         if self.session_key is None:  # no cookie yet: an empty session, as Django's engines give
             return {}
         try:
@@ -128,7 +153,7 @@ class SessionStore(DBStore):
         self._remember(loaded=Snapshot.of(data), token=s.session_data, cache=cache)
         return data
 
-    async def aload(self):
+    async def aload(self) -> dict[str, Any]:
         if self.session_key is None:
             return {}
         try:
@@ -152,34 +177,40 @@ class SessionStore(DBStore):
         self._remember(loaded=Snapshot.of(data), token=s.session_data, cache=cache)
         return data
 
-    def exists(self, session_key):
+    def exists(self, session_key: str | None) -> bool:
         # The database decides: the cache may hold a tombstone of a deleted session.
-        return bool(session_key) and super().exists(session_key)
+        if not session_key:
+            return False
+        return super().exists(session_key)
 
-    async def aexists(self, session_key):
-        return bool(session_key) and await super().aexists(session_key)
+    async def aexists(self, session_key: str | None) -> bool:
+        if not session_key:
+            return False
+        return await super().aexists(session_key)
 
-    def clear(self):
+    def clear(self) -> None:
         super().clear()
         self._sk_cleared = True
 
     # -- saving -----------------------------------------------------------------------------------------------
 
-    def _merged(self, row, current):
+    def _merged(
+        self, row: AbstractBaseSession, current: dict[str, Any]
+    ) -> tuple[dict[str, Any], datetime.datetime]:
         """What to write over ``row`` (the database's live row): this request's changes applied to its data, and
         the expiry (this request's when the merged ``_session_expiry`` is its own, else the row's)."""
         stored = self.decode(row.session_data)
         merged = merge(stored, self._mine(self._sk_loaded), current, self._sk_cleared)
         return merged, row.expire_date
 
-    def _fields(self, data, expire_date):
+    def _fields(self, data: dict[str, Any], expire_date: datetime.datetime) -> dict[str, Any]:
         """The column values of a row holding ``data`` (``create_model_instance``, so a custom model's extra fields
         are filled as Django fills them)."""
         obj = self.create_model_instance(data)
         obj.expire_date = expire_date
         return {f.attname: getattr(obj, f.attname) for f in self.model._meta.concrete_fields if not f.primary_key}
 
-    def _insert(self, data):
+    def _insert(self, data: dict[str, Any]) -> str:
         """Django's ``save(must_create=True)`` of the row (its router, a transaction, ``CreateError`` when the key
         is taken); returns the ``session_data`` token written, for the compare-and-set of a later save."""
         obj = self.create_model_instance(data)
@@ -189,9 +220,10 @@ class SessionStore(DBStore):
                 obj.save(force_insert=True, using=using)
         except IntegrityError as err:
             raise CreateError from err
-        return obj.session_data
+        token: str = obj.session_data
+        return token
 
-    def _save_to_db(self, current):
+    def _save_to_db(self, current: dict[str, Any]) -> dict[str, Any]:
         """The merging save of the database row; returns what it holds now. ``UpdateError`` when the row is gone
         (deleted or expired)."""
         using = router.db_for_write(self.model)
@@ -227,7 +259,7 @@ class SessionStore(DBStore):
             "nothing was saved, try again"
         )
 
-    def _stored(self, data, cache, token):
+    def _stored(self, data: dict[str, Any], cache: Snapshot | None, token: str | None) -> None:
         """After a database save: the session dict is what the database holds (``token``), and later saves compare
         with it (the cache's snapshot holds the same data, so it serves as the loaded one)."""
         if data is not self._session_cache:
@@ -235,25 +267,32 @@ class SessionStore(DBStore):
         self._remember(loaded=cache if cache is not None else Snapshot.of(data), token=token, cache=cache)
         self._sk_cleared = False
 
-    def _write_copy(self, data, age, snapshot, db_seconds):
+    def _write_copy(
+        self, key: str, data: dict[str, Any], age: int, snapshot: Snapshot | None, db_seconds: float
+    ) -> Snapshot | None:
         """The cache part of a save: the copy, or a step aside; a cache failure is logged, never raised."""
         try:
-            return self._cache().write_copy(self.session_key, data, age, snapshot, db_seconds)
+            return self._cache().write_copy(key, data, age, snapshot, db_seconds)
         except (SessionkitError, ValueError, TypeError) as err:
             self._cache_failed("save", err)
             return None
 
-    async def _awrite_copy(self, data, age, snapshot, db_seconds):
+    async def _awrite_copy(
+        self, key: str, data: dict[str, Any], age: int, snapshot: Snapshot | None, db_seconds: float
+    ) -> Snapshot | None:
         try:
-            return await self._cache().awrite_copy(self.session_key, data, age, snapshot, db_seconds)
+            return await self._cache().awrite_copy(key, data, age, snapshot, db_seconds)
         except (SessionkitError, ValueError, TypeError) as err:
             self._cache_failed("save", err)
             return None
 
-    def save(self, must_create=False):
-        if self.session_key is None:
-            return self.create()  # create() saves with must_create=True, cache included
+    def save(self, must_create: bool = False) -> None:
+        key = self.session_key
+        if key is None:
+            self.create()  # create() saves with must_create=True, cache included
+            return
         started = time.monotonic()
+        token: str | None
         if must_create:
             data = self._get_session(no_load=True)
             token = self._insert(data)
@@ -261,15 +300,18 @@ class SessionStore(DBStore):
         else:
             data = self._save_to_db(self._get_session())
             token, snapshot = self._sk_token, self._mine(self._sk_cache)
-        cache = self._write_copy(data, self.get_expiry_age(), snapshot, time.monotonic() - started)
+        cache = self._write_copy(key, data, self.get_expiry_age(), snapshot, time.monotonic() - started)
         self._stored(data, cache, token)
 
-    async def asave(self, must_create=False):
-        if self.session_key is None:
-            return await self.acreate()
+    async def asave(self, must_create: bool = False) -> None:
+        key = self.session_key
+        if key is None:
+            await self.acreate()
+            return
         from asgiref.sync import sync_to_async
 
         started = time.monotonic()
+        token: str | None
         if must_create:
             data = await self._aget_session(no_load=True)
             token = await sync_to_async(self._insert)(data)
@@ -279,12 +321,12 @@ class SessionStore(DBStore):
             data = await sync_to_async(self._save_to_db)(current)
             token, snapshot = self._sk_token, self._mine(self._sk_cache)
         age = await self.aget_expiry_age()
-        cache = await self._awrite_copy(data, age, snapshot, time.monotonic() - started)
+        cache = await self._awrite_copy(key, data, age, snapshot, time.monotonic() - started)
         self._stored(data, cache, token)
 
     # -- deleting ---------------------------------------------------------------------------------------------
 
-    def delete(self, session_key=None):
+    def delete(self, session_key: str | None = None) -> None:
         super().delete(session_key)
         if session_key is None:
             if self.session_key is None:
@@ -293,7 +335,7 @@ class SessionStore(DBStore):
         # A tombstone, not just a delete: a refill from a database read made before this delete fails on it.
         self._cache().bury(session_key)
 
-    async def adelete(self, session_key=None):
+    async def adelete(self, session_key: str | None = None) -> None:
         await super().adelete(session_key)
         if session_key is None:
             if self.session_key is None:
@@ -301,18 +343,18 @@ class SessionStore(DBStore):
             session_key = self.session_key
         await self._cache().abury(session_key)
 
-    def flush(self):
+    def flush(self) -> None:
         self.clear()
         self.delete(self.session_key)
         self._session_key = None
 
-    async def aflush(self):
+    async def aflush(self) -> None:
         self.clear()
         await self.adelete(self.session_key)
         self._session_key = None
 
     @classmethod
-    def clear_expired(cls):
+    def clear_expired(cls) -> None:
         """Django's: delete expired rows; then the cache sweeps what Redis does not expire itself."""
         super().clear_expired()
         try:
@@ -321,7 +363,7 @@ class SessionStore(DBStore):
             logger.warning("session cache could not clear expired sessions: %s", err)
 
     @classmethod
-    async def aclear_expired(cls):
+    async def aclear_expired(cls) -> None:
         await super().aclear_expired()
         try:
             await cls._cache().aclear_expired()

@@ -13,19 +13,27 @@ Semantics are Django's cache engine's, with four differences, all on purpose:
   empty session, unless ``SESSIONKIT["FAILURE_POLICY"] = "empty"``.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
 from sessionkit import StoreUnavailable
-from sessionkit.conf import failure_policy, get_store
+from sessionkit._native import Snapshot, Store
+from sessionkit.conf import Engine, failure_policy, get_store
+from sessionkit.django import checks
 
 logger = logging.getLogger("sessionkit")
 
-ENGINE = "redis"
+ENGINE: Engine = "redis"
+
+# The system checks of SESSIONKIT, also for sites that set SESSION_ENGINE without installing the app.
+checks.register()
 
 
-def _unreachable(err):
+def _unreachable(err: StoreUnavailable) -> bool:
     """With FAILURE_POLICY "empty", a store that cannot even be connected to loads as no session."""
     if failure_policy() == "empty":
         logger.warning("session store unavailable; treating the session as empty (FAILURE_POLICY=empty): %s", err)
@@ -37,18 +45,26 @@ class SessionStore(SessionBase):
     """Django's ``SessionBase`` on sessionkit's Redis store. The session dict lives in Python (so every
     ``SessionBase`` method works unchanged); load and save cross into Rust once each."""
 
+    if TYPE_CHECKING:  # Django's own (private) API this engine builds on
+
+        def _get_session(self, no_load: bool = False) -> dict[str, Any]: ...
+
+        async def _aget_session(self, no_load: bool = False) -> dict[str, Any]: ...
+
+        _session_cache: dict[str, Any]
+
     @classmethod
-    def _store(cls):
+    def _store(cls) -> Store:
         return get_store(ENGINE)
 
     #: What the last load (or save) read: kept in Rust for the next save's compare-and-set and change set.
-    _sessionkit_snapshot = None
+    _sessionkit_snapshot: Snapshot | None = None
     #: The session key the snapshot belongs to.
-    _sessionkit_snapshot_key = None
+    _sessionkit_snapshot_key: str | None = None
     #: True once ``clear()`` ran: the save then also removes keys other requests added meanwhile.
     _sessionkit_cleared = False
 
-    def load(self):
+    def load(self) -> dict[str, Any]:
         if self.session_key is None:  # no cookie yet: an empty session, as Django's engines give
             return self._loaded(None)
         try:
@@ -59,7 +75,7 @@ class SessionStore(SessionBase):
             loaded = None
         return self._loaded(loaded)
 
-    async def aload(self):
+    async def aload(self) -> dict[str, Any]:
         if self.session_key is None:
             return self._loaded(None)
         try:
@@ -70,7 +86,7 @@ class SessionStore(SessionBase):
             loaded = None
         return self._loaded(loaded)
 
-    def _loaded(self, loaded):
+    def _loaded(self, loaded: tuple[dict[str, Any], Snapshot] | None) -> dict[str, Any]:
         """The session dict of a load; nothing stored (or an unreachable store under the "empty" policy) is a new
         session, as in Django."""
         if loaded is None:
@@ -81,13 +97,13 @@ class SessionStore(SessionBase):
         self._sessionkit_snapshot_key = self.session_key
         return data
 
-    def _snapshot(self):
+    def _snapshot(self) -> Snapshot | None:
         """The snapshot of this session key, if this request loaded it."""
         if self._sessionkit_snapshot_key != self.session_key:
             return None
         return self._sessionkit_snapshot
 
-    def _saved(self, result):
+    def _saved(self, result: tuple[dict[str, Any] | None, Snapshot] | None) -> None:
         """Takes a ``save_changes`` result: ``None`` (the session vanished: ``UpdateError``) or the merged data
         (when other requests' writes were merged in, the session dict becomes it) and the new snapshot."""
         if result is None:
@@ -98,36 +114,41 @@ class SessionStore(SessionBase):
         if merged is not None:
             self._session_cache = merged
 
-    def clear(self):
+    def clear(self) -> None:
         super().clear()
         self._sessionkit_cleared = True
 
-    def exists(self, session_key):
-        return bool(session_key) and self._store().exists(session_key)
+    def exists(self, session_key: str | None) -> bool:
+        if not session_key:
+            return False
+        return self._store().exists(session_key)
 
-    async def aexists(self, session_key):
-        return bool(session_key) and await self._store().aexists(session_key)
+    async def aexists(self, session_key: str | None) -> bool:
+        if not session_key:
+            return False
+        return await self._store().aexists(session_key)
 
-    def create(self):
+    def create(self) -> None:
         # One round trip: a fresh key is written with SET NX (retried in Rust on the rare collision), instead of
         # Django's exists() + add().
         # The snapshot of what was written lets a later save of this request compare-and-set in one round trip.
         data = self._get_session(no_load=True)
         self._created(self._store().create_fresh(data, self.get_expiry_age()))
 
-    async def acreate(self):
+    async def acreate(self) -> None:
         data = await self._aget_session(no_load=True)
         self._created(await self._store().acreate_fresh(data, await self.aget_expiry_age()))
 
-    def _created(self, created):
+    def _created(self, created: tuple[str, Snapshot]) -> None:
         self._session_key, self._sessionkit_snapshot = created
         self._sessionkit_snapshot_key = self._session_key
         self._sessionkit_cleared = False
         self.modified = True
 
-    def save(self, must_create=False):
+    def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
-            return self.create()
+            self.create()
+            return
         data = self._get_session(no_load=must_create)
         if self.session_key is None:  # the load found nothing: as Django, a save does not re-create it
             raise UpdateError
@@ -139,9 +160,10 @@ class SessionStore(SessionBase):
         age = self.get_expiry_age()
         self._saved(store.save_changes(self.session_key, data, age, self._snapshot(), self._sessionkit_cleared))
 
-    async def asave(self, must_create=False):
+    async def asave(self, must_create: bool = False) -> None:
         if self.session_key is None:
-            return await self.acreate()
+            await self.acreate()
+            return
         data = await self._aget_session(no_load=must_create)
         if self.session_key is None:
             raise UpdateError
@@ -154,14 +176,14 @@ class SessionStore(SessionBase):
         snapshot, cleared = self._snapshot(), self._sessionkit_cleared
         self._saved(await store.asave_changes(self.session_key, data, age, snapshot, cleared))
 
-    def delete(self, session_key=None):
+    def delete(self, session_key: str | None = None) -> None:
         if session_key is None:
             if self.session_key is None:
                 return
             session_key = self.session_key
         self._store().delete(session_key)
 
-    async def adelete(self, session_key=None):
+    async def adelete(self, session_key: str | None = None) -> None:
         if session_key is None:
             if self.session_key is None:
                 return
@@ -169,11 +191,11 @@ class SessionStore(SessionBase):
         await self._store().adelete(session_key)
 
     @classmethod
-    def clear_expired(cls):
+    def clear_expired(cls) -> None:
         """Redis expires ``string`` and ``django-cache`` sessions itself; the ``hash`` layout on Redis < 7.4 is
         swept here (``manage.py clearsessions``)."""
         cls._store().clear_expired()
 
     @classmethod
-    async def aclear_expired(cls):
+    async def aclear_expired(cls) -> None:
         await cls._store().aclear_expired()

@@ -9,15 +9,19 @@ Sessions are named by an id (``sessionkit.session_id(key)``: the first 128 bits 
 their key, which is a bearer credential.
 """
 
+from __future__ import annotations
+
 import datetime
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Optional
 
 from django.conf import settings
+from django.http import HttpRequest
 from django.utils import timezone
 
 from sessionkit import session_id
-from sessionkit.conf import current_engine, get_store
+from sessionkit.conf import Engine, current_engine, get_store
 
 #: Session keys under which ``record_client`` stores the user agent and IP address (the Rust core's names).
 USER_AGENT_KEY = "_sessionkit_ua"
@@ -37,14 +41,14 @@ class UserSession:
     current: bool = False
 
 
-def _engine():
+def _engine() -> Engine:
     engine = current_engine()
     if engine is None:
         raise RuntimeError(f"sessionkit.django.users needs a sessionkit SESSION_ENGINE, not {settings.SESSION_ENGINE!r}")
     return engine
 
 
-def _user_id(user):
+def _user_id(user: object) -> str:
     if user is None:
         raise ValueError("no user")
     pk = getattr(user, "pk", user)
@@ -54,18 +58,19 @@ def _user_id(user):
     return str(pk)
 
 
-def _time(seconds):
+def _time(seconds: float | None) -> datetime.datetime | None:
     if seconds is None:
         return None
     return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
 
 
-def _current_key(request):
+def _current_key(request: HttpRequest | None) -> str | None:
     session = getattr(request, "session", None) if request is not None else None
-    return getattr(session, "session_key", None)
+    key: str | None = getattr(session, "session_key", None)
+    return key
 
 
-def user_sessions(user, request=None):
+def user_sessions(user: object, request: HttpRequest | None = None) -> list[UserSession]:
     """The user's live sessions, most recently seen first; the request's own session is marked ``current``."""
     current = _current_key(request)
     current_id = session_id(current) if current and len(current) >= 8 else None
@@ -74,7 +79,7 @@ def user_sessions(user, request=None):
             id=item["id"],
             created=_time(item["created"]),
             last_seen=_time(item["last_seen"]),
-            expires_at=_time(item["expires_at"]),
+            expires_at=datetime.datetime.fromtimestamp(item["expires_at"], tz=datetime.timezone.utc),
             user_agent=item["user_agent"],
             ip=item["ip"],
             current=item["id"] == current_id,
@@ -83,7 +88,7 @@ def user_sessions(user, request=None):
     ]
 
 
-def _db_rows_of(user_id, only_ids=None, keep_key=None):
+def _db_rows_of(user_id: str, only_ids: Collection[str] | None = None, keep_key: str | None = None) -> list[str]:
     """cached_db: the user's live rows in django_session (decoded: the database is the truth)."""
     from django.contrib.sessions.backends.db import SessionStore as DBStore
 
@@ -91,7 +96,7 @@ def _db_rows_of(user_id, only_ids=None, keep_key=None):
 
     model = SessionStore.get_model_class()
     decoder = DBStore()
-    keys = []
+    keys: list[str] = []
     rows = model.objects.filter(expire_date__gt=timezone.now()).values_list("session_key", "session_data")
     for key, data in rows.iterator():
         if key == keep_key:
@@ -103,7 +108,7 @@ def _db_rows_of(user_id, only_ids=None, keep_key=None):
     return keys
 
 
-def _delete_db_rows(keys):
+def _delete_db_rows(keys: list[str]) -> int:
     from sessionkit.django.cached_db import SessionStore
 
     if keys:
@@ -114,7 +119,7 @@ def _delete_db_rows(keys):
     return len(keys)
 
 
-def logout_session(user, id):
+def logout_session(user: object, id: str) -> bool:
     """Logs the user out of one session (by ``UserSession.id``); False if the user has no such session."""
     engine, user_id = _engine(), _user_id(user)
     deleted = get_store(engine).delete_user_session(user_id, id)
@@ -123,7 +128,7 @@ def logout_session(user, id):
     return deleted
 
 
-def logout_all(user, keep=None):
+def logout_all(user: object, keep: str | None = None) -> int:
     """Logs the user out everywhere (except the session key ``keep``); returns how many sessions were deleted."""
     engine, user_id = _engine(), _user_id(user)
     deleted = get_store(engine).delete_user_sessions(user_id, keep)
@@ -132,12 +137,12 @@ def logout_all(user, keep=None):
     return deleted
 
 
-def logout_others(request):
+def logout_others(request: HttpRequest) -> int:
     """"Log out my other devices": deletes every session of ``request.user`` except the request's own."""
     return logout_all(request.user, keep=_current_key(request))
 
 
-def record_client(request):
+def record_client(request: HttpRequest) -> None:
     """Stores the client's user agent and IP address in the session, so ``user_sessions`` can show them."""
     session = request.session
     agent = request.META.get("HTTP_USER_AGENT", "")[:512]

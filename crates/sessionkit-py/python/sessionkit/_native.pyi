@@ -1,0 +1,153 @@
+"""Types of ``sessionkit._native``, the Rust extension module (crates/sessionkit-py/src/lib.rs).
+
+The ``a…`` methods return an ``asyncio.Future`` made on the running event loop (call them from a coroutine);
+session data is a dict that ``json.dumps`` accepts (Django's ``JSONSerializer``).
+"""
+
+from collections.abc import Awaitable, Sequence
+from typing import Any, Final, Literal, TypedDict, final
+
+__all__ = [
+    "ConfigurationError",
+    "REFILL_DEADLINE_SECONDS",
+    "SessionkitError",
+    "Snapshot",
+    "Store",
+    "StoreContended",
+    "StoreUnavailable",
+    "TOMBSTONE_SECONDS",
+    "merge",
+    "parse_redis_url",
+    "run_cli",
+    "session_id",
+]
+
+class SessionkitError(Exception):
+    """Base class of sessionkit's errors."""
+
+class StoreUnavailable(SessionkitError):
+    """The session store could not be reached, or did not answer within its timeout."""
+
+class ConfigurationError(SessionkitError):
+    """The store URL or an option is invalid."""
+
+class StoreContended(SessionkitError):
+    """So many requests wrote the session at once that this save never got its changes in; nothing was saved."""
+
+class _UserSessionInfo(TypedDict):
+    """One item of ``Store.user_sessions``: times are Unix seconds (a type for checkers only)."""
+
+    id: str
+    created: float | None
+    last_seen: float | None
+    expires_at: float
+    user_agent: str | None
+    ip: str | None
+
+class _RedisUrlInfo(TypedDict):
+    """What ``parse_redis_url`` returns (a type for checkers only)."""
+
+    layout: Literal["string", "hash", "django-cache"]
+    topology: Literal["standalone", "sentinel", "cluster"]
+
+@final
+class Snapshot:
+    """What a load read (version and data), for the save of the same request; opaque."""
+
+    @staticmethod
+    def of(data: dict[str, Any]) -> Snapshot: ...
+
+@final
+class Store:
+    """A Redis session store (any layout and topology; options in the URL) with its failure policy."""
+
+    @staticmethod
+    def connect(
+        url: str,
+        failure_policy: Literal["error", "empty"] = "error",
+        thread_connections: int = ...,
+        merge: bool = True,
+    ) -> Store: ...
+    @property
+    def describe(self) -> str: ...
+    @property
+    def layout(self) -> Literal["string", "hash", "django-cache"]: ...
+    @property
+    def failure_policy(self) -> Literal["error", "empty"]: ...
+    @property
+    def merge(self) -> bool: ...
+    @property
+    def thread_connections(self) -> int: ...
+    @property
+    def max_thread_connections(self) -> int: ...
+    def load(self, key: str) -> dict[str, Any] | None: ...
+    def load_versioned(self, key: str) -> tuple[dict[str, Any], Snapshot] | None: ...
+    def save_changes(
+        self,
+        key: str,
+        data: dict[str, Any],
+        age: int,
+        snapshot: Snapshot | None = None,
+        cleared: bool = False,
+    ) -> tuple[dict[str, Any] | None, Snapshot] | None: ...
+    def asave_changes(
+        self,
+        key: str,
+        data: dict[str, Any],
+        age: int,
+        snapshot: Snapshot | None = None,
+        cleared: bool = False,
+    ) -> Awaitable[tuple[dict[str, Any] | None, Snapshot] | None]: ...
+    def write_copy(
+        self,
+        key: str,
+        data: dict[str, Any],
+        age: int,
+        snapshot: Snapshot | None = None,
+        db_seconds: float = 0.0,
+    ) -> Snapshot | None: ...
+    def awrite_copy(
+        self,
+        key: str,
+        data: dict[str, Any],
+        age: int,
+        snapshot: Snapshot | None = None,
+        db_seconds: float = 0.0,
+    ) -> Awaitable[Snapshot | None]: ...
+    def refill(self, key: str, data: dict[str, Any], age: int, db_seconds: float = 0.0) -> Snapshot | None: ...
+    def arefill(
+        self, key: str, data: dict[str, Any], age: int, db_seconds: float = 0.0
+    ) -> Awaitable[Snapshot | None]: ...
+    def bury(self, key: str) -> None: ...
+    def abury(self, key: str) -> Awaitable[None]: ...
+    def create(self, key: str, data: dict[str, Any], age: int) -> bool: ...
+    def acreate(self, key: str, data: dict[str, Any], age: int) -> Awaitable[bool]: ...
+    def create_new(self, data: dict[str, Any], age: int) -> str: ...
+    def acreate_new(self, data: dict[str, Any], age: int) -> Awaitable[str]: ...
+    def create_fresh(self, data: dict[str, Any], age: int) -> tuple[str, Snapshot]: ...
+    def acreate_fresh(self, data: dict[str, Any], age: int) -> Awaitable[tuple[str, Snapshot]]: ...
+    def save(self, key: str, data: dict[str, Any], age: int) -> bool: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+    def clear_expired(self) -> int: ...
+    def aload(self, key: str) -> Awaitable[dict[str, Any] | None]: ...
+    def aload_versioned(self, key: str) -> Awaitable[tuple[dict[str, Any], Snapshot] | None]: ...
+    def aexists(self, key: str) -> Awaitable[bool]: ...
+    def adelete(self, key: str) -> Awaitable[None]: ...
+    def aclear_expired(self) -> Awaitable[int]: ...
+    def user_sessions(self, user_id: str) -> list[_UserSessionInfo]: ...
+    def delete_user_session(self, user_id: str, session_id: str) -> bool: ...
+    def delete_user_sessions(self, user_id: str, keep: str | None = None) -> int: ...
+    def count(self) -> int: ...
+
+def merge(
+    stored: dict[str, Any], snapshot: Snapshot | None, current: dict[str, Any], cleared: bool = False
+) -> dict[str, Any]: ...
+def session_id(key: str) -> str: ...
+def run_cli(
+    argv: Sequence[str], store_url: str | None = None, settings: dict[str, str] | None = None
+) -> tuple[int, str, str]: ...
+def parse_redis_url(url: str) -> _RedisUrlInfo: ...
+
+REFILL_DEADLINE_SECONDS: Final[int]
+TOMBSTONE_SECONDS: Final[int]
