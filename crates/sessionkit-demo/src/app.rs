@@ -1,4 +1,4 @@
-//! The demo's routes and pages: plain server-rendered HTML, no JavaScript.
+//! The demo's routes and pages: plain server-rendered HTML and one stylesheet, no JavaScript.
 //!
 //! | route | what it does |
 //! |-------|--------------|
@@ -6,10 +6,12 @@
 //! | `GET /login`, `POST /login` | the login form; two demo users, Django's `_auth_user_id` / `_auth_user_backend` |
 //! | `POST /logout` | `flush()`es the session (deletes it and its cookie) |
 //! | `GET /cart`, `POST /cart` | a cart kept under `cart` as `{item_id: quantity}` |
-//! | `GET /session` | the inspector: key, expiry, data, the stored form, the store |
+//! | `GET /session` | the inspector: key, expiries, cookie, data, the stored form decoded, the store |
 //! | `POST /session/expiry` | `set_expiry()`: default, browser close, or five minutes of inactivity |
 //! | `GET /django/whoami` | the verified Django user of the request ([`DjangoUser`]), when started with a Django database |
+//! | `GET /static/style.css` | the stylesheet |
 //!
+//! Every page, error pages included, says in its top bar whether the visitor is signed in (`id="auth-state"`).
 //! Every POST must carry the session's CSRF token and come from this site (see [`crate::csrf`]); each form
 //! has the token in a hidden field.
 
@@ -17,14 +19,19 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sessionkit::auth::DjangoAuth;
-use sessionkit::{Expiry, SessionError, SessionStore, Settings, StoreError};
+use sessionkit::codec::signing::{token_timestamp, Signer};
+use sessionkit::codec::{CodecError, DecodeLimits, SESSION_SALT, SIGNED_COOKIES_SALT};
+use sessionkit::store::redis::config::{Layout, RedisOptions};
+use sessionkit::store::redis::{RedisStore, ServerTtl, ValueHeader};
+use sessionkit::store::{without_wrapper_options, RawSession};
+use sessionkit::{open_store, Expiry, SessionError, SessionKey, SessionStore, Settings, StoreError};
 use sessionkit_tower::{DjangoUser, NotLoggedIn, Session, SessionFailure, SessionLayer};
 
 use crate::csrf::CsrfPolicy;
@@ -41,6 +48,8 @@ pub const MODEL_BACKEND: &str = "django.contrib.auth.backends.ModelBackend";
 pub const VISITS_KEY: &str = "visits";
 /// The session key of the cart (`{item_id: quantity}`).
 pub const CART_KEY: &str = "cart";
+/// The stylesheet, served at `/static/style.css`.
+pub const STYLESHEET: &str = include_str!("style.css");
 
 /// A demo user. The passwords are shown on the login page: this is a demo, not an authentication system.
 struct User {
@@ -64,14 +73,45 @@ struct Item {
 const CATALOGUE: [Item; 4] = [
     Item { id: "apple", name: "Apple", price_cents: 45 },
     Item { id: "bread", name: "Sourdough bread", price_cents: 420 },
-    Item { id: "cheese", name: "Comté, 200 g", price_cents: 690 },
-    Item { id: "coffee", name: "Coffee beans, 250 g", price_cents: 1150 },
+    Item { id: "cheese", name: "Comté, 200\u{a0}g", price_cents: 690 },
+    Item { id: "coffee", name: "Coffee beans, 250\u{a0}g", price_cents: 1150 },
 ];
+
+/// The demo's session store: the store the app uses and, when the URL names a Redis server, a typed handle on the
+/// same server for the inspector (where a session lives, the TTL Redis reports).
+#[derive(Clone, Debug)]
+pub struct DemoStore {
+    /// The store the session layer uses.
+    pub store: Arc<dyn SessionStore>,
+    /// The same Redis store (the same connection when the URL has no `failure_policy` / `merge` option, else a
+    /// second connection to the same server), for inspection only.
+    pub redis: Option<Arc<RedisStore>>,
+}
+
+impl DemoStore {
+    /// Opens the store at `url` (any URL [`open_store`] takes).
+    pub async fn open(url: &str, settings: &Settings) -> Result<DemoStore, StoreError> {
+        let bare = without_wrapper_options(url)?;
+        if RedisOptions::from_url(&bare).is_err() {
+            return Ok(DemoStore { store: open_store(url, settings).await?, redis: None });
+        }
+        let redis = Arc::new(RedisStore::connect(&bare).await?);
+        let store: Arc<dyn SessionStore> =
+            if bare == url { Arc::clone(&redis) as Arc<dyn SessionStore> } else { open_store(url, settings).await? };
+        Ok(DemoStore { store, redis: Some(redis) })
+    }
+}
+
+impl From<Arc<dyn SessionStore>> for DemoStore {
+    fn from(store: Arc<dyn SessionStore>) -> Self {
+        DemoStore { store, redis: None }
+    }
+}
 
 /// Shared state of the handlers.
 #[derive(Clone)]
 struct AppState {
-    store: Arc<dyn SessionStore>,
+    store: DemoStore,
     settings: Arc<Settings>,
 }
 
@@ -98,12 +138,18 @@ pub fn router_with_options(
     django_auth: Option<DjangoAuth>,
     csrf: CsrfPolicy,
 ) -> Router {
+    router_for(DemoStore::from(store), settings, django_auth, csrf)
+}
+
+/// [`router_with_options`] over a [`DemoStore`]: with a Redis handle, the inspector also shows where the session
+/// lives in Redis and the TTL Redis reports.
+pub fn router_for(store: DemoStore, settings: Settings, django_auth: Option<DjangoAuth>, csrf: CsrfPolicy) -> Router {
     let settings = Arc::new(settings);
-    let mut layer = SessionLayer::new(Arc::clone(&store), Arc::clone(&settings));
+    let mut layer = SessionLayer::new(Arc::clone(&store.store), Arc::clone(&settings));
     if let Some(auth) = django_auth {
         layer = layer.with_django_auth(auth);
     }
-    let state = AppState { store: Arc::clone(&store), settings: Arc::clone(&settings) };
+    let state = AppState { store, settings: Arc::clone(&settings) };
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_page).post(login))
@@ -112,6 +158,7 @@ pub fn router_with_options(
         .route("/session", get(inspector))
         .route("/session/expiry", post(set_expiry))
         .route("/django/whoami", get(django_whoami))
+        .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(Arc::new(csrf), crate::csrf::require_csrf))
@@ -119,7 +166,12 @@ pub fn router_with_options(
 }
 
 fn json_response(value: Value) -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+    ([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")], STYLESHEET)
+        .into_response()
 }
 
 /// `GET /django/whoami`: `{"django_user_id": "1", "backend": "..."}` for a verified Django login, `{"django_user_id":
@@ -138,13 +190,12 @@ async fn django_whoami(user: Result<Option<DjangoUser>, NotLoggedIn>) -> Respons
     }
 }
 
-/// What a handler can fail with.
+/// What a handler can fail with: a session or store call failed; answered as `sessionkit-tower` answers it (400,
+/// 500 or 503). A bad request (an unknown cart item) is a page of its own ([`error_page`]).
 #[derive(Debug)]
 pub enum AppError {
-    /// A session or store call failed; answered as `sessionkit-tower` answers it (400, 500 or 503).
+    /// A session or store call failed.
     Session(SessionFailure),
-    /// The request itself is wrong (an unknown cart item, a missing form field); the message is shown.
-    BadRequest(String),
 }
 
 impl From<SessionFailure> for AppError {
@@ -169,10 +220,6 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
             AppError::Session(failure) => failure.into_response(),
-            AppError::BadRequest(message) => {
-                let body = format!(r#"<p class="error">{}</p><p><a href="/">Back home</a></p>"#, esc(&message));
-                (StatusCode::BAD_REQUEST, page("Bad request", Nav::Plain, &body)).into_response()
-            }
         }
     }
 }
@@ -185,26 +232,74 @@ fn esc(text: &str) -> Cow<'_, str> {
     html_escape::encode_safe(text)
 }
 
-/// What the navigation bar says about the visitor.
-enum Nav<'a> {
-    /// The current user, if any (with a logout button, or a login link), and the CSRF form field of the logout
-    /// button (empty when nobody is logged in).
-    User(Option<&'a str>, &'a str),
-    /// No user information (error pages).
-    Plain,
+/// Who is looking, for the top bar: the signed-in user, if any, and the CSRF form field of the logout button
+/// (empty when nobody is signed in; `None` on a page that must not make one, which then has no logout button).
+struct Visitor {
+    user: Option<String>,
+    csrf: Option<String>,
 }
 
-/// The shared layout. `body` is HTML the caller built (and escaped); `title` is escaped here.
-fn page(title: &str, nav: Nav<'_>, body: &str) -> Html<String> {
-    let who = match nav {
-        Nav::User(Some(name), csrf) => format!(
-            r#"<span>Logged in as <strong>{}</strong></span>
-      <form class="inline" method="post" action="/logout">{csrf}<button type="submit">Log out</button></form>"#,
-            esc(name)
+impl Visitor {
+    /// The visitor of `session`. Only a signed-in visitor gets a CSRF token (for the logout button), so an
+    /// anonymous page creates no session.
+    async fn of(session: &Session) -> Result<Visitor, SessionError> {
+        let user = current_user(session).await?;
+        let csrf = match user {
+            Some(_) => crate::csrf::form_field(session).await?,
+            None => String::new(),
+        };
+        Ok(Visitor { user, csrf: Some(csrf) })
+    }
+
+    /// [`Visitor::of`] without writing the session: a signed-in visitor whose session holds no CSRF secret yet
+    /// gets no logout button.
+    async fn without_writes(session: &Session) -> Result<Visitor, SessionError> {
+        let user = current_user(session).await?;
+        let csrf = match user {
+            Some(_) => crate::csrf::existing_form_field(session).await?,
+            None => Some(String::new()),
+        };
+        Ok(Visitor { user, csrf })
+    }
+
+    /// The visitor of `session`, with the CSRF field `csrf` the page has anyway (for its own forms).
+    async fn with_form(session: &Session, csrf: String) -> Result<Visitor, SessionError> {
+        Ok(Visitor { user: current_user(session).await?, csrf: Some(csrf) })
+    }
+
+    /// The CSRF field of the page's forms.
+    fn csrf(&self) -> &str {
+        self.csrf.as_deref().unwrap_or_default()
+    }
+}
+
+/// The shared layout. `body` is HTML the caller built (and escaped); `title` is escaped here. `path` marks the
+/// current navigation link.
+fn page(title: &str, path: &str, visitor: &Visitor, body: &str) -> Html<String> {
+    let who = match (&visitor.user, &visitor.csrf) {
+        (Some(name), Some(csrf)) => format!(
+            r#"<div class="who signed-in" id="auth-state" data-signed-in="yes">
+      <span>Signed in as <strong>{}</strong></span><span class="sep" aria-hidden="true">·</span>
+      <form class="inline" method="post" action="/logout">{csrf}<button class="link" type="submit">Log out</button></form>
+    </div>"#,
+            esc(name),
         ),
-        Nav::User(None, _) => r#"<span>Not logged in</span> <a href="/login">Log in</a>"#.to_owned(),
-        Nav::Plain => String::new(),
+        (Some(name), None) => format!(
+            r#"<div class="who signed-in" id="auth-state" data-signed-in="yes">
+      <span>Signed in as <strong>{}</strong></span>
+    </div>"#,
+            esc(name),
+        ),
+        (None, _) => r#"<div class="who signed-out" id="auth-state" data-signed-in="no">
+      <span>Not signed in</span><span class="sep" aria-hidden="true">·</span><a href="/login">Log in</a>
+    </div>"#
+            .to_owned(),
     };
+    let link = |href: &str, label: &str| {
+        let current = if href == path { r#" aria-current="page""# } else { "" };
+        format!(r#"<a href="{href}"{current}>{label}</a>"#)
+    };
+    let nav = [link("/", "Home"), link("/cart", "Cart"), link("/session", "Session inspector")].concat();
     let title = esc(title);
     Html(format!(
         r#"<!doctype html>
@@ -213,25 +308,16 @@ fn page(title: &str, nav: Nav<'_>, body: &str) -> Html<String> {
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>{title} · sessionkit demo</title>
-  <style>
-    body {{ font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
-    header {{ display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; border-bottom: 1px solid #ccc; padding-bottom: .5rem; }}
-    header .who {{ margin-left: auto; display: flex; gap: .5rem; align-items: center; }}
-    form.inline {{ display: inline; }}
-    pre {{ background: #f4f4f4; padding: .75rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }}
-    table {{ border-collapse: collapse; }}
-    td, th {{ padding: .25rem .75rem; border-bottom: 1px solid #eee; text-align: left; }}
-    .error {{ color: #a00; font-weight: bold; }}
-    .note {{ color: #555; font-size: .9rem; }}
-  </style>
+  <link rel="icon" href="data:,">
+  <link rel="stylesheet" href="/static/style.css">
 </head>
 <body>
-  <header>
-    <strong>sessionkit demo</strong>
-    <a href="/">Home</a>
-    <a href="/cart">Cart</a>
-    <a href="/session">Session inspector</a>
-    <span class="who">{who}</span>
+  <header class="topbar">
+    <div class="topbar-inner">
+    <a class="brand" href="/">sessionkit<small>demo</small></a>
+    <nav class="nav">{nav}</nav>
+    {who}
+    </div>
   </header>
   <main>
     <h1>{title}</h1>
@@ -243,10 +329,55 @@ fn page(title: &str, nav: Nav<'_>, body: &str) -> Html<String> {
     ))
 }
 
+/// A page with an error status, with the visitor's signed-in state in the top bar like every page.
+pub(crate) async fn error_page(session: &Session, status: StatusCode, title: &str, body: &str) -> Response {
+    match Visitor::of(session).await {
+        Ok(visitor) => (status, page(title, "", &visitor, body)).into_response(),
+        Err(err) => SessionFailure::from(err).into_response(),
+    }
+}
+
+/// [`error_page`] that writes nothing to the session (the CSRF failure page).
+pub(crate) async fn error_page_without_writes(
+    session: &Session,
+    status: StatusCode,
+    title: &str,
+    body: &str,
+) -> Response {
+    match Visitor::without_writes(session).await {
+        Ok(visitor) => (status, page(title, "", &visitor, body)).into_response(),
+        Err(err) => SessionFailure::from(err).into_response(),
+    }
+}
+
+async fn bad_request(session: &Session, message: &str) -> Response {
+    let body =
+        format!(r#"    <div class="card"><p class="error">{}</p><p><a href="/">Back home</a></p></div>"#, esc(message));
+    error_page(session, StatusCode::BAD_REQUEST, "Bad request", &body).await
+}
+
 /// RFC 3339, whole seconds.
 fn format_time(at: OffsetDateTime) -> String {
     let at = at.replace_nanosecond(0).unwrap_or(at);
     at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
+}
+
+/// A duration in seconds for people: `14 d`, `4 min 59 s`, ...
+fn format_seconds(total: i64) -> String {
+    if total < 0 {
+        return format!("{total} s");
+    }
+    let (d, h, m, s) = (total / 86_400, total / 3600 % 24, total / 60 % 60, total % 60);
+    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "min"), (s, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}"))
+        .collect();
+    if parts.is_empty() {
+        "0 s".to_owned()
+    } else {
+        parts.join(" ")
+    }
 }
 
 fn format_price(cents: u64) -> String {
@@ -270,15 +401,6 @@ async fn current_user(session: &Session) -> Result<Option<String>, SessionError>
     }))
 }
 
-/// The CSRF form field of the navigation's logout button: only a logged-in visitor has one, so an anonymous
-/// page creates no token.
-async fn nav_csrf(session: &Session, user: Option<&str>) -> Result<String, SessionError> {
-    match user {
-        Some(_) => crate::csrf::form_field(session).await,
-        None => Ok(String::new()),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Handlers
 
@@ -286,24 +408,43 @@ async fn home(session: Session) -> Result<Html<String>, AppError> {
     // A value of another type (written by someone else) restarts the count rather than failing the page.
     let visits = session.get_value(VISITS_KEY).await?.and_then(|v| v.as_u64()).unwrap_or(0).saturating_add(1);
     session.set(VISITS_KEY, visits).await?;
-    let user = current_user(&session).await?;
-    let greeting = match &user {
-        Some(name) => format!("<p>Welcome back, <strong>{}</strong>.</p>", esc(name)),
-        None => r#"<p>You are not logged in. <a href="/login">Log in</a> as one of the demo users.</p>"#.to_owned(),
+    let visitor = Visitor::of(&session).await?;
+    let greeting = match &visitor.user {
+        Some(name) => format!(
+            r#"<p>Welcome back, <strong>{}</strong>. Your login lives in the session as Django keeps it
+      (<code>_auth_user_id</code>, <code>_auth_user_backend</code>).</p>
+      <p class="note">Log out (top right) deletes the session and its cookie.</p>"#,
+            esc(name)
+        ),
+        None => r#"<p>You are not signed in. Log in as one of the demo users: the session key changes at login, as
+      Django's <code>login()</code> does.</p>
+      <p><a class="button" href="/login">Log in</a></p>"#
+            .to_owned(),
     };
     let body = format!(
-        r#"    {greeting}
-    <p>Visits to this page in this session: <strong id="visits">{visits}</strong></p>
-    <ul>
-      <li><a href="/cart">Your cart</a>: kept in the session under <code>cart</code>.</li>
-      <li><a href="/session">Session inspector</a>: the session as this request sees it and as the store keeps it.</li>
-      <li><a href="/login">Log in</a> (the session key changes) or log out (the session is deleted).</li>
-    </ul>
-    <p class="note">Sessions use Django's format: a Django site with the same <code>SECRET_KEY</code> and database
-    shares them.</p>"#
+        r#"    <div class="grid">
+      <section class="card">
+        <h2>Your session</h2>
+        {greeting}
+      </section>
+      <section class="card">
+        <h2>Visit counter</h2>
+        <p class="big" id="visits">{visits}</p>
+        <p class="note">Visits to this page in this session, kept under <code>visits</code>.</p>
+      </section>
+    </div>
+    <section class="card">
+      <h2>Explore</h2>
+      <ul>
+        <li><a href="/cart">Cart</a>: kept in the session under <code>cart</code>.</li>
+        <li><a href="/session">Session inspector</a>: the session as this request sees it, and its stored form
+        decoded.</li>
+      </ul>
+      <p class="note">Sessions use Django's format: a Django site with the same <code>SECRET_KEY</code> and store
+      shares them.</p>
+    </section>"#
     );
-    let csrf = nav_csrf(&session, user.as_deref()).await?;
-    Ok(page("Home", Nav::User(user.as_deref(), &csrf), &body))
+    Ok(page("Home", "/", &visitor, &body))
 }
 
 /// The login form's fields.
@@ -313,13 +454,18 @@ struct LoginForm {
     password: String,
 }
 
-fn login_form(user: Option<&str>, csrf: &str, error: Option<&str>, username: &str) -> Html<String> {
-    let status = match user {
-        Some(name) => format!(
-            "<p>You are logged in as <strong>{}</strong>. Logging in again changes the session key.</p>",
-            esc(name)
+fn login_form(visitor: &Visitor, error: Option<&str>, username: &str) -> Html<String> {
+    let (title, status, button) = match &visitor.user {
+        Some(name) => (
+            "Switch user",
+            format!(
+                r#"<p>You are signed in as <strong>{}</strong>. Signing in as another user starts a new session;
+      signing in again as the same user keeps the data and changes the session key.</p>"#,
+                esc(name)
+            ),
+            "Switch user",
         ),
-        None => String::new(),
+        None => ("Log in", String::new(), "Log in"),
     };
     let error = match error {
         Some(message) => format!(r#"<p class="error">{}</p>"#, esc(message)),
@@ -330,33 +476,38 @@ fn login_form(user: Option<&str>, csrf: &str, error: Option<&str>, username: &st
         .map(|u| format!("<li><code>{}</code> / <code>{}</code></li>", esc(u.username), esc(u.password)))
         .collect();
     let body = format!(
-        r#"    {status}
+        r#"    <section class="card">
+    {status}
     {error}
     <form method="post" action="/login">
       {csrf}
-      <p><label>Username <input name="username" value="{username}" autocomplete="username" required></label></p>
-      <p><label>Password <input name="password" type="password" autocomplete="current-password" required></label></p>
-      <p><button type="submit">Log in</button></p>
+      <p><label for="username">Username</label><input id="username" name="username" value="{username}" autocomplete="username" required></p>
+      <p><label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required></p>
+      <p><button type="submit">{button}</button></p>
     </form>
+    </section>
+    <section class="card">
     <p class="note">Demo users (this is a demo, so here are the passwords):</p>
-    <ul>{users}</ul>"#,
+    <ul>{users}</ul>
+    </section>"#,
+        csrf = visitor.csrf(),
         username = esc(username),
     );
-    page("Log in", Nav::User(user, csrf), &body)
+    page(title, "/login", visitor, &body)
 }
 
 async fn login_page(session: Session) -> Result<Html<String>, AppError> {
-    let user = current_user(&session).await?;
     let csrf = crate::csrf::form_field(&session).await?;
-    Ok(login_form(user.as_deref(), &csrf, None, ""))
+    let visitor = Visitor::with_form(&session, csrf).await?;
+    Ok(login_form(&visitor, None, ""))
 }
 
 async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Response, AppError> {
     let Some(user) = USERS.iter().find(|u| u.username == form.username && u.password == form.password) else {
         tracing::info!(username = ?form.username, "failed login");
-        let current = current_user(&session).await?;
         let csrf = crate::csrf::form_field(&session).await?;
-        let page = login_form(current.as_deref(), &csrf, Some("Wrong username or password."), &form.username);
+        let visitor = Visitor::with_form(&session, csrf).await?;
+        let page = login_form(&visitor, Some("Wrong username or password."), &form.username);
         return Ok(page.into_response());
     };
     let mut core = session.lock().await;
@@ -394,8 +545,9 @@ async fn load_cart(session: &Session) -> Result<Vec<(&'static Item, u64)>, Sessi
 
 async fn cart_page(session: Session) -> Result<Html<String>, AppError> {
     let cart = load_cart(&session).await?;
-    let user = current_user(&session).await?;
     let csrf = crate::csrf::form_field(&session).await?;
+    let visitor = Visitor::with_form(&session, csrf).await?;
+    let csrf = visitor.csrf();
     let contents = if cart.is_empty() {
         "<p>Your cart is empty.</p>".to_owned()
     } else {
@@ -403,7 +555,7 @@ async fn cart_page(session: Session) -> Result<Html<String>, AppError> {
             .iter()
             .map(|(item, qty)| {
                 format!(
-                    r#"<tr><td>{}</td><td id="qty-{}">{qty}</td><td>{}</td></tr>"#,
+                    r#"<tr><td>{}</td><td class="num" id="qty-{}">{qty}</td><td class="num">{}</td></tr>"#,
                     esc(item.name),
                     esc(item.id),
                     format_price(item.price_cents.saturating_mul(*qty))
@@ -413,7 +565,7 @@ async fn cart_page(session: Session) -> Result<Html<String>, AppError> {
         let total =
             cart.iter().fold(0u64, |sum, (item, qty)| sum.saturating_add(item.price_cents.saturating_mul(*qty)));
         format!(
-            r#"<table><tr><th>Item</th><th>Quantity</th><th>Price</th></tr>{rows}<tr><th>Total</th><td></td><th>{}</th></tr></table>"#,
+            r#"<table><tr><th>Item</th><th class="num">Qty</th><th class="num">Price</th></tr>{rows}<tr><th>Total</th><td></td><th class="num" id="cart-total">{}</th></tr></table>"#,
             format_price(total)
         )
     };
@@ -421,7 +573,7 @@ async fn cart_page(session: Session) -> Result<Html<String>, AppError> {
         .iter()
         .map(|item| {
             format!(
-                r#"<tr><td>{name}</td><td>{price}</td><td><form class="inline" method="post" action="/cart">{csrf}<button name="add" value="{id}">Add</button> <button name="remove" value="{id}">Remove</button></form></td></tr>"#,
+                r#"<tr><td>{name}<br><span class="note">{price}</span></td><td class="num"><form class="inline" method="post" action="/cart">{csrf}<button class="small" name="add" value="{id}" aria-label="Add {name}">Add</button> <button class="small secondary" name="remove" value="{id}" aria-label="Remove {name}">Remove</button></form></td></tr>"#,
                 name = esc(item.name),
                 price = format_price(item.price_cents),
                 id = esc(item.id),
@@ -429,13 +581,17 @@ async fn cart_page(session: Session) -> Result<Html<String>, AppError> {
         })
         .collect();
     let body = format!(
-        r#"    <h2>In your cart</h2>
+        r#"    <section class="card">
+    <h2>In your cart</h2>
     {contents}
+    </section>
+    <section class="card">
     <h2>Catalogue</h2>
     <table>{catalogue}</table>
+    </section>
     <p class="note">The cart is stored in the session under <code>cart</code> as <code>{{"item_id": quantity}}</code>.</p>"#
     );
-    Ok(page("Cart", Nav::User(user.as_deref(), &csrf), &body))
+    Ok(page("Cart", "/cart", &visitor, &body))
 }
 
 /// The cart form: one of `add` or `remove`, naming an item id.
@@ -445,14 +601,14 @@ struct CartForm {
     remove: Option<String>,
 }
 
-async fn cart_update(session: Session, Form(form): Form<CartForm>) -> Result<Redirect, AppError> {
+async fn cart_update(session: Session, Form(form): Form<CartForm>) -> Result<Response, AppError> {
     let (id, adding) = match (form.add, form.remove) {
         (Some(id), None) => (id, true),
         (None, Some(id)) => (id, false),
-        _ => return Err(AppError::BadRequest("Send exactly one of the fields add or remove.".to_owned())),
+        _ => return Ok(bad_request(&session, "Send exactly one of the fields add or remove.").await),
     };
     let Some(item) = CATALOGUE.iter().find(|item| item.id == id) else {
-        return Err(AppError::BadRequest(format!("There is no item {id:?} in the catalogue.")));
+        return Ok(bad_request(&session, &format!("There is no item {id:?} in the catalogue.")).await);
     };
     let mut cart = load_cart(&session).await?;
     match cart.iter().position(|(entry, _)| entry.id == item.id) {
@@ -463,7 +619,7 @@ async fn cart_update(session: Session, Form(form): Form<CartForm>) -> Result<Red
         }
         None if adding => cart.push((item, 1)),
         // Removing something that is not in the cart changes nothing, so nothing is written.
-        None => return Ok(Redirect::to("/cart")),
+        None => return Ok(Redirect::to("/cart").into_response()),
     }
     if cart.is_empty() {
         session.pop(CART_KEY).await?;
@@ -477,80 +633,357 @@ async fn cart_update(session: Session, Form(form): Form<CartForm>) -> Result<Red
             .collect();
         session.set(CART_KEY, Value::Object(stored)).await?;
     }
-    Ok(Redirect::to("/cart"))
+    Ok(Redirect::to("/cart").into_response())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The inspector
+
+/// What the inspector reads under the session's lock.
+struct Snapshot {
+    key: Option<SessionKey>,
+    data: Map<String, Value>,
+    expiry_if_saved_now: OffsetDateTime,
+    browser_close: bool,
+    /// The `Max-Age` the session layer sends in `Set-Cookie` when it saves this session (`None`: none is sent, the
+    /// cookie ends with the browser session).
+    cookie_max_age: Option<i64>,
 }
 
 async fn inspector(State(state): State<AppState>, session: Session) -> Result<Html<String>, AppError> {
     // Everything under one lock, data first: loading drops a key the store does not know.
-    let (key, data, expiry_date, browser_close) = {
+    let snapshot = {
         let mut core = session.lock().await;
         let data: Map<String, Value> = core.items().await?.into_iter().collect();
-        let expiry_date = core.expiry_date().await?;
+        let expiry_if_saved_now = core.expiry_date().await?;
         let browser_close = core.expire_at_browser_close().await?;
-        (core.key().cloned(), data, expiry_date, browser_close)
+        // As sessionkit-tower's layer computes it for the Set-Cookie header (Django's get_expiry_age()).
+        let cookie_max_age = if browser_close { None } else { Some(core.expiry_age().await?) };
+        Snapshot { key: core.key().cloned(), data, expiry_if_saved_now, browser_close, cookie_max_age }
     };
-    let user = current_user(&session).await?;
-    let data_json = serde_json::to_string_pretty(&Value::Object(data)).unwrap_or_else(|err| format!("<{err}>"));
-    let (key_html, raw_html) = match &key {
+    let data_json =
+        serde_json::to_string_pretty(&Value::Object(snapshot.data.clone())).unwrap_or_else(|err| format!("<{err}>"));
+    let (key_html, stored_expiry, stored_html) = match &snapshot.key {
         None => (
             "<em>no session yet</em>".to_owned(),
+            "<em>nothing stored</em>".to_owned(),
             "<p>Nothing is stored for this visitor yet: a session is saved once something is put into it.</p>"
                 .to_owned(),
         ),
         Some(key) => {
-            let raw = match state.store.load_raw(key).await? {
-                None => "<p>The store has no entry under this key (it was deleted meanwhile).</p>".to_owned(),
-                Some(raw) => format!(
-                    r#"<p>Stored expiry: <span id="stored-expiry">{}</span></p>
-    <pre id="raw">{}</pre>"#,
-                    raw.expires_at.map(format_time).unwrap_or_else(|| "none kept by this store".to_owned()),
-                    esc(&String::from_utf8_lossy(&raw.bytes))
-                ),
+            let raw = state.store.store.load_raw(key).await?;
+            let stored_expiry = match raw.as_ref().map(|raw| raw.expires_at) {
+                Some(Some(at)) => format!(r#"<span id="stored-expiry">{}</span>"#, format_time(at)),
+                Some(None) => r#"<span id="stored-expiry">none kept by this store</span>"#.to_owned(),
+                None => r#"<span id="stored-expiry">nothing stored</span>"#.to_owned(),
             };
-            (format!(r#"<code id="session-key">{}</code>"#, esc(key.as_str())), raw)
+            let stored = match raw {
+                None => "<p>The store has no entry under this key (it was deleted meanwhile).</p>".to_owned(),
+                Some(raw) => stored_form(&state, key, &raw).await?,
+            };
+            (format!(r#"<code class="token" id="session-key">{}</code>"#, esc(key.as_str())), stored_expiry, stored)
         }
     };
-    // Django's get_expiry_date(): counted from now, i.e. the expiry the next save would store.
-    let when = if key.is_some() { "Expiry if saved now" } else { "Would expire, if saved now" };
+    let cookie_max_age = match snapshot.cookie_max_age {
+        Some(age) => {
+            format!(r#"<code>Max-Age=<span id="cookie-max-age">{age}</span></code> ({})"#, esc(&format_seconds(age)))
+        }
+        None => r#"<span id="cookie-max-age">none</span>: no <code>Max-Age</code> nor <code>expires</code>, so the
+        browser drops the cookie when it closes"#
+            .to_owned(),
+    };
     // The expiry form needs a CSRF token, which lives in the session: offered once there is a session, so that
-    // looking at the inspector never creates one.
-    let csrf = if key.is_some() { crate::csrf::form_field(&session).await? } else { String::new() };
-    let expiry_form = if key.is_some() {
+    // looking at the inspector never creates one. A session without a CSRF secret gets one now, saved after
+    // this page was read: the page says so.
+    let (visitor, added_secret) = match (&snapshot.key, crate::csrf::existing_form_field(&session).await?) {
+        (None, _) => (Visitor::of(&session).await?, false),
+        (Some(_), Some(csrf)) => (Visitor::with_form(&session, csrf).await?, false),
+        (Some(_), None) => (Visitor::with_form(&session, crate::csrf::form_field(&session).await?).await?, true),
+    };
+    let stored_html = if added_secret {
         format!(
-            r#"<form method="post" action="/session/expiry">
+            r#"<p class="note" id="stored-form-stale">This page has just added a CSRF secret (<code>_csrftoken</code>,
+    for its forms) to the session: it is saved after the page was read, so the stored form below is from before.
+    Reload to see it stored.</p>
+    {stored_html}"#
+        )
+    } else {
+        stored_html
+    };
+    let expiry_form = if snapshot.key.is_some() {
+        format!(
+            r#"<form class="expiry" method="post" action="/session/expiry">
       {csrf}
-      <p>Expiry:
-        <button name="expiry" value="default">Default</button>
-        <button name="expiry" value="browser-close">At browser close</button>
-        <button name="expiry" value="five-minutes">After 5 minutes of inactivity</button>
-      </p>
-    </form>"#
+      <div class="actions"><span>Set the expiry:</span>
+        <button class="small secondary" name="expiry" value="default">Default ({default})</button>
+        <button class="small secondary" name="expiry" value="browser-close">At browser close</button>
+        <button class="small secondary" name="expiry" value="five-minutes">After 5 minutes of inactivity</button>
+      </div>
+    </form>"#,
+            csrf = visitor.csrf(),
+            default = esc(&format_seconds(state.settings.cookie_age)),
         )
     } else {
         r#"<p class="note">The expiry can be changed once there is a session (visit <a href="/">Home</a>).</p>"#
             .to_owned()
     };
     let body = format!(
-        r#"    <table>
+        r#"    <section class="card">
+    <h2>This session</h2>
+    <table class="kv">
       <tr><th>Session key</th><td>{key_html}</td></tr>
-      <tr><th>{when}</th><td id="expiry-date">{expiry}</td></tr>
-      <tr><th>Cookie expires at browser close</th><td id="browser-close">{browser_close}</td></tr>
-      <tr><th>Cookie</th><td><code>{cookie}</code>, max age {age} s</td></tr>
+      <tr><th>Stored expiry</th><td>{stored_expiry}<br><span class="note">What the store holds, written by the
+        last save: the session ends then unless it is saved again.</span></td></tr>
+      <tr><th>Expiry if saved now</th><td><span id="expiry-date">{expiry}</span><br><span class="note">Django's
+        <code>get_expiry_date()</code>, counted from now: every save moves the stored expiry here (the expiry
+        slides with activity).</span></td></tr>
+      <tr><th>Expires at browser close</th><td id="browser-close">{browser_close}</td></tr>
+      <tr><th>Cookie</th><td><code>{cookie}</code>, {cookie_max_age}<br><span class="note">What
+        <code>Set-Cookie</code> carries whenever the session is saved (this page saves nothing, so it sends no
+        cookie).</span></td></tr>
       <tr><th>Store</th><td><code id="store">{store}</code></td></tr>
     </table>
     {expiry_form}
+    </section>
+    <section class="card">
     <h2>Data, as the handler sees it</h2>
     <pre id="data">{data}</pre>
+    </section>
+    <section class="card" id="stored-form">
     <h2>Stored form, as the store keeps it</h2>
-    {raw_html}"#,
-        expiry = format_time(expiry_date),
-        browser_close = if browser_close { "yes" } else { "no" },
+    {stored_html}
+    </section>"#,
+        expiry = format_time(snapshot.expiry_if_saved_now),
+        browser_close = if snapshot.browser_close { "yes" } else { "no" },
         cookie = esc(&state.settings.cookie_name),
-        age = state.settings.cookie_age,
-        store = esc(&state.store.describe()),
+        store = esc(&state.store.store.describe()),
         data = esc(&data_json),
     );
-    Ok(page("Session inspector", Nav::User(user.as_deref(), &csrf), &body))
+    Ok(page("Session inspector", "/session", &visitor, &body))
+}
+
+/// The stored form of `key`, explained: where it lives (Redis), the value's header or the signed token's parts,
+/// and the payload decoded.
+async fn stored_form(state: &AppState, key: &SessionKey, raw: &RawSession) -> Result<String, StoreError> {
+    let mut out = String::new();
+    if let Some(redis) = &state.store.redis {
+        out.push_str(&redis_location(redis, key).await?);
+        if redis.options().layout != Layout::DjangoCache {
+            out.push_str(&native_value(raw, decoded(state, raw)));
+            return Ok(out);
+        }
+    }
+    let text = std::str::from_utf8(&raw.bytes).ok();
+    match text.and_then(SignedToken::parse) {
+        Some(token) => out.push_str(&signed_token(state, &token, raw)),
+        None if text.is_some_and(|t| t.starts_with('{')) => {
+            out.push_str(&format!(
+                r#"<p>JSON text, {} bytes (this store keeps the dict as JSON, unsigned):</p>"#,
+                raw.bytes.len()
+            ));
+            out.push_str(&payload_json(decoded(state, raw)));
+        }
+        None => {
+            out.push_str(&format!(
+                r#"<p>{} bytes{}:</p><pre class="hex" id="raw-hex">{}</pre>"#,
+                raw.bytes.len(),
+                if state.store.redis.is_some() {
+                    ", as Django's cache wrote them (pickle, or django-redis's serializer)"
+                } else {
+                    ""
+                },
+                hex_dump(&raw.bytes, 256)
+            ));
+            out.push_str(&payload_json(decoded(state, raw)));
+        }
+    }
+    Ok(out)
+}
+
+/// The session dict the store's own decoder reads from `raw` (for a signed-cookie store, which has no lister, the
+/// token verified with the signed_cookies salt).
+fn decoded(state: &AppState, raw: &RawSession) -> Result<Map<String, Value>, CodecError> {
+    match state.store.store.lister() {
+        Some(lister) => lister.decode(&raw.bytes),
+        None => {
+            let token = std::str::from_utf8(&raw.bytes).map_err(|_| CodecError::Malformed("a cookie is ASCII"))?;
+            let settings = &state.settings;
+            Signer::new(SIGNED_COOKIES_SALT, settings.secret_key.clone(), settings.secret_key_fallbacks.clone())
+                .unsign_object(token, None, OffsetDateTime::now_utc().unix_timestamp(), &DecodeLimits::default())
+        }
+    }
+}
+
+/// The decoded payload as pretty JSON, or why it could not be decoded.
+fn payload_json(data: Result<Map<String, Value>, CodecError>) -> String {
+    match data {
+        Ok(map) => format!(
+            r#"<h3>Payload, decoded</h3><pre id="stored-json">{}</pre>"#,
+            esc(&serde_json::to_string_pretty(&Value::Object(map)).unwrap_or_default())
+        ),
+        Err(err) => {
+            format!(r#"<p class="error" id="stored-json">The payload does not decode: {}</p>"#, esc(&err.to_string()))
+        }
+    }
+}
+
+/// `01 00 6a 3f …`: the first `max` bytes in hex.
+fn hex_dump(bytes: &[u8], max: usize) -> String {
+    let mut out: Vec<String> = bytes.iter().take(max).map(|b| format!("{b:02x}")).collect();
+    if bytes.len() > max {
+        out.push(format!("… ({} more bytes)", bytes.len() - max));
+    }
+    out.join(" ")
+}
+
+/// Where the session lives in Redis and the TTL Redis reports for it.
+async fn redis_location(redis: &RedisStore, key: &SessionKey) -> Result<String, StoreError> {
+    let options = redis.options();
+    let (redis_key, field) = redis.raw_address(key);
+    // Keys and fields are text, except a `hash` field under hashed_keys=true: the raw SHA-256 of the key.
+    let printable = |bytes: &[u8]| match std::str::from_utf8(bytes) {
+        Ok(text) if text.chars().all(|c| !c.is_control()) => esc(text).into_owned(),
+        _ => format!(r#"{} <span class="note">(SHA-256 of the key: hashed_keys=true)</span>"#, hex_dump(bytes, 32)),
+    };
+    let mut rows =
+        format!(r#"<tr><th>Layout</th><td><code id="redis-layout">{}</code></td></tr>"#, options.layout.as_str());
+    match &field {
+        Some(field) => rows.push_str(&format!(
+            r#"<tr><th>Bucket (hash key)</th><td><code class="token" id="redis-bucket">{}</code></td></tr>
+      <tr><th>Field</th><td><code class="token" id="redis-field">{}</code></td></tr>"#,
+            printable(&redis_key),
+            printable(field)
+        )),
+        None => rows.push_str(&format!(
+            r#"<tr><th>Redis key</th><td><code class="token" id="redis-key">{}</code></td></tr>"#,
+            printable(&redis_key)
+        )),
+    }
+    let ttl = match redis.server_ttl(key).await? {
+        ServerTtl::KeyPttl(ms) => format!(r#"<code>PTTL</code> → {}"#, ttl_text(ms, "key")),
+        ServerTtl::FieldHpttl(ms) => format!(r#"<code>HPTTL … FIELDS 1 …</code> → {}"#, ttl_text(ms, "field")),
+        ServerTtl::Sweeper => r#"<span id="redis-ttl">none on the server</span>: this Redis has no per-field expiry
+        (it came with 7.4), so the field stays until the sweeper (<code>clear_expired</code>) deletes it after the
+        expiry in the value's header"#
+            .to_owned(),
+    };
+    rows.push_str(&format!(r#"<tr><th>TTL, as Redis reports it</th><td>{ttl}</td></tr>"#));
+    Ok(format!(r#"<h3>Where it lives in Redis</h3><table class="kv">{rows}</table>"#))
+}
+
+/// A `PTTL` / `HPTTL` answer in words.
+fn ttl_text(ms: i64, what: &str) -> String {
+    let explained = match ms {
+        -2 => format!("no such {what}"),
+        -1 => format!("the {what} has no expiry"),
+        ms => format!("{} left", format_seconds(ms / 1000)),
+    };
+    format!(r#"<code id="redis-ttl">{ms}</code> ms ({explained})"#)
+}
+
+/// A `string` / `hash` layout value: the header's fields, then the payload.
+fn native_value(raw: &RawSession, data: Result<Map<String, Value>, CodecError>) -> String {
+    let bytes = &raw.bytes;
+    let header = match ValueHeader::parse(bytes) {
+        Ok(header) => header,
+        Err(err) => {
+            return format!(
+                r#"<p class="error">Not a sessionkit value ({}):</p><pre class="hex" id="raw-hex">{}</pre>"#,
+                esc(&err.to_string()),
+                hex_dump(bytes, 256)
+            )
+        }
+    };
+    let head = &bytes[..ValueHeader::LEN.min(bytes.len())];
+    let payload_len = bytes.len().saturating_sub(ValueHeader::LEN);
+    let payload_kind =
+        if header.flags & 0b11 == 0 { "JSON text".to_owned() } else { format!("{} compressed", header.compression()) };
+    format!(
+        r#"<h3>Value: {total} bytes</h3>
+    <table class="kv">
+      <tr><th>Header (bytes 0–5)</th><td><code class="hex" id="value-header-hex">{head_hex}</code></td></tr>
+      <tr><th>Format version (byte 0)</th><td id="value-version">{version}</td></tr>
+      <tr><th>Flags (byte 1)</th><td><code>0x{flags:02x}</code>: compression <span id="value-compression">{compression}</span></td></tr>
+      <tr><th>Expiry (bytes 2–5)</th><td><span id="value-expiry">{expiry}</span> <span class="note">(Unix time {seconds}, u32 big-endian)</span></td></tr>
+      <tr><th>Payload (bytes 6–)</th><td>{payload_len} bytes, {payload_kind}</td></tr>
+    </table>
+    {json}"#,
+        total = bytes.len(),
+        head_hex = hex_dump(head, ValueHeader::LEN),
+        version = header.version,
+        flags = header.flags,
+        compression = esc(header.compression()),
+        payload_kind = esc(&payload_kind),
+        expiry = format_time(header.expires_at),
+        seconds = header.expires_at.unix_timestamp(),
+        json = payload_json(data),
+    )
+}
+
+/// A signed token's three parts (`payload:timestamp:signature`), as Django's `signing.dumps` writes them.
+struct SignedToken<'a> {
+    text: &'a str,
+    payload: &'a str,
+    timestamp: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> SignedToken<'a> {
+    fn parse(text: &'a str) -> Option<SignedToken<'a>> {
+        let (rest, signature) = text.rsplit_once(':')?;
+        let (payload, timestamp) = rest.rsplit_once(':')?;
+        let base64 = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok = signature.len() == 43
+            && base64(signature)
+            && !timestamp.is_empty()
+            && timestamp.bytes().all(|b| b.is_ascii_alphanumeric())
+            && base64(payload.strip_prefix('.').unwrap_or(payload))
+            && !payload.is_empty();
+        ok.then_some(SignedToken { text, payload, timestamp, signature })
+    }
+}
+
+fn signed_token(state: &AppState, token: &SignedToken<'_>, raw: &RawSession) -> String {
+    let cookie_store = state.store.store.lister().is_none();
+    let salt = if cookie_store { SIGNED_COOKIES_SALT } else { SESSION_SALT };
+    let data = decoded(state, raw);
+    let compressed = token.payload.starts_with('.');
+    let signed_at = token_timestamp(token.text)
+        .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .map(|at| format!("signed at {}", format_time(at)))
+        .unwrap_or_else(|| "not a base62 number".to_owned());
+    let verified = match &data {
+        Ok(_) => "verified with this SECRET_KEY".to_owned(),
+        Err(CodecError::BadSignature) => {
+            "does <strong>not</strong> verify with this SECRET_KEY or its fallbacks".to_owned()
+        }
+        Err(err) => format!("not verified: {}", esc(&err.to_string())),
+    };
+    let intro = if cookie_store {
+        "The signed_cookies store keeps nothing on the server: the cookie value <em>is</em> the session, a signed token"
+    } else {
+        "A signed token, as Django's db, file and cached_db backends store <code>session_data</code>"
+    };
+    format!(
+        r#"<p>{intro} ({len} characters): <code>payload:timestamp:signature</code>.</p>
+    <table class="kv">
+      <tr><th>Payload</th><td><code class="token" id="token-payload">{payload}</code><br><span class="note">URL-safe
+        base64 of the JSON ({payload_len} characters); compressed: <span id="token-compressed">{compressed}</span></span></td></tr>
+      <tr><th>Timestamp</th><td><code id="token-timestamp">{timestamp}</code> <span class="note">(base62 seconds:
+        {signed_at})</span></td></tr>
+      <tr><th>Signature</th><td><code class="token" id="token-signature">{signature}</code><br><span class="note">HMAC-SHA256 of
+        <code>payload:timestamp</code> keyed with SHA-256 of salt <code>{salt}</code> + <code>signer</code> +
+        SECRET_KEY, URL-safe base64: <span id="token-verified">{verified}</span></span></td></tr>
+    </table>
+    {json}"#,
+        len = token.text.len(),
+        payload = esc(token.payload),
+        payload_len = token.payload.len(),
+        compressed = if compressed { "yes, zlib (the leading <code>.</code>)" } else { "no" },
+        timestamp = esc(token.timestamp),
+        signature = esc(token.signature),
+        json = payload_json(data),
+    )
 }
 
 /// The expiry form's field.
@@ -559,18 +992,21 @@ struct ExpiryForm {
     expiry: String,
 }
 
-async fn set_expiry(session: Session, Form(form): Form<ExpiryForm>) -> Result<Redirect, AppError> {
+async fn set_expiry(session: Session, Form(form): Form<ExpiryForm>) -> Result<Response, AppError> {
     let expiry = match form.expiry.as_str() {
         "default" => Expiry::Default,
         "browser-close" => Expiry::BrowserClose,
         "five-minutes" => Expiry::Seconds(300),
-        other => return Err(AppError::BadRequest(format!("Unknown expiry {other:?}."))),
+        other => return Ok(bad_request(&session, &format!("Unknown expiry {other:?}.")).await),
     };
     session.set_expiry(expiry).await?;
-    Ok(Redirect::to("/session"))
+    Ok(Redirect::to("/session").into_response())
 }
 
-async fn not_found() -> (StatusCode, Html<String>) {
-    let body = r#"<p>There is no page here. <a href="/">Back home</a></p>"#;
-    (StatusCode::NOT_FOUND, page("Not found", Nav::Plain, body))
+async fn not_found(session: Session, uri: Uri) -> Response {
+    let body = format!(
+        r#"    <section class="card"><p>There is no page at <code>{}</code>.</p><p><a href="/">Back home</a></p></section>"#,
+        esc(uri.path())
+    );
+    error_page(&session, StatusCode::NOT_FOUND, "Not found", &body).await
 }

@@ -111,6 +111,13 @@ pub async fn form_field(session: &Session) -> Result<String, SessionError> {
     Ok(format!(r#"<input type="hidden" name="{CSRF_FIELD}" value="{}">"#, token(session).await?))
 }
 
+/// The hidden form field for the session's existing secret; `None` when it has none (nothing is stored: for pages
+/// that must not write the session, such as the CSRF failure page).
+pub async fn existing_form_field(session: &Session) -> Result<Option<String>, SessionError> {
+    let secret = session.get_value(CSRF_SESSION_KEY).await?.as_ref().and_then(stored_secret);
+    Ok(secret.map(|secret| format!(r#"<input type="hidden" name="{CSRF_FIELD}" value="{}">"#, mask(&secret))))
+}
+
 /// Drops the session's secret, so the next form gets a new one (Django's `rotate_token`, done at login).
 pub async fn rotate(core: &mut sessionkit::Session) -> Result<(), SessionError> {
     core.pop(CSRF_SESSION_KEY).await?;
@@ -180,13 +187,15 @@ fn token_in_form(body: &[u8]) -> Option<String> {
     url::form_urlencoded::parse(body).find(|(name, _)| name == CSRF_FIELD).map(|(_, value)| value.into_owned())
 }
 
-fn forbidden(reason: &str) -> Response {
+/// Django's CSRF failure page, in the demo's layout (the top bar says who is signed in, as on every page).
+async fn forbidden(session: &Session, reason: &str) -> Response {
     let body = format!(
-        "<!doctype html><title>403 Forbidden</title><h1>Forbidden (403)</h1><p>CSRF verification failed. Request \
-         aborted.</p><p>{}</p><p><a href=\"/\">Back home</a></p>",
+        r#"    <section class="card"><p class="error">CSRF verification failed. Request aborted.</p><p>{}</p>
+    <p><a href="/">Back home</a></p></section>"#,
         html_escape::encode_safe(reason)
     );
-    (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+    // A refused request writes nothing, not even a new CSRF secret for the top bar's logout button.
+    crate::app::error_page_without_writes(session, StatusCode::FORBIDDEN, "Forbidden (403)", &body).await
 }
 
 /// The middleware: checks every unsafe request (it must run inside the [`sessionkit_tower::SessionLayer`]).
@@ -201,12 +210,12 @@ pub async fn require_csrf(
     }
     if let Some(reason) = policy.cross_site(request.headers()) {
         tracing::warn!(method = %request.method(), path = %request.uri().path(), reason, "CSRF check failed");
-        return forbidden(&reason);
+        return forbidden(&session, &reason).await;
     }
     let header_token = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return forbidden("The request body is too large to look for the CSRF token.");
+        return forbidden(&session, "The request body is too large to look for the CSRF token.").await;
     };
     // Django reads the form field first, then the header.
     let sent = token_in_form(&bytes).filter(|t| !t.is_empty()).or(header_token);
@@ -222,7 +231,7 @@ pub async fn require_csrf(
     };
     if let Some(reason) = reason {
         tracing::warn!(method = %parts.method, path = %parts.uri.path(), reason, "CSRF check failed");
-        return forbidden(reason);
+        return forbidden(&session, reason).await;
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }

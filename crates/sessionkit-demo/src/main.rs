@@ -11,11 +11,11 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use sessionkit::auth::{DjangoAuth, SqlUserSource, UserTable};
-use sessionkit::{open_store, SecretKey, Settings};
+use sessionkit::{SecretKey, Settings};
 use sessionkit_demo::csrf::CsrfPolicy;
-use sessionkit_demo::{router_with_options, DEV_SECRET_KEY};
+use sessionkit_demo::{router_for, DemoStore, DEV_SECRET_FILE, DEV_SECRET_KEY};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -28,7 +28,7 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "sessionkit-demo", version)]
 struct Cli {
-    /// Session store URL: `sqlite://PATH` (relative), `sqlite:///ABS/PATH` or `memory://`.
+    /// Session store URL: any of the forms listed below.
     #[arg(long, value_name = "URL", env = "SESSIONKIT_STORE", default_value = "sqlite://demo.sqlite3")]
     store: String,
     /// The Django project's database (`sqlite://db.sqlite3`, `postgres://…`, `mysql://…`): enables the Django
@@ -47,7 +47,8 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
+    let command = Cli::command().after_help(after_help());
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|err| err.exit());
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -67,11 +68,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         settings.secret_key = SecretKey::from(DEV_SECRET_KEY);
     }
     let store =
-        open_store(&cli.store, &settings).await.map_err(|err| format!("cannot open the session store: {err}"))?;
+        DemoStore::open(&cli.store, &settings).await.map_err(|err| format!("cannot open the session store: {err}"))?;
     let listener =
         TcpListener::bind(&cli.listen).await.map_err(|err| format!("cannot listen on {}: {err}", cli.listen))?;
     let addr = listener.local_addr()?;
-    let description = store.describe();
+    let description = store.store.describe();
     let django_auth = match &cli.django_db {
         Some(url) => {
             let users = SqlUserSource::connect(url, UserTable::default())
@@ -82,12 +83,32 @@ async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         None => None,
     };
     let csrf = CsrfPolicy::new(&settings, &std::env::var("CSRF_TRUSTED_ORIGINS").unwrap_or_default());
-    let app = router_with_options(store, settings, django_auth, csrf);
+    let app = router_for(store, settings, django_auth, csrf);
     println!("sessionkit-demo serving on http://{addr}/ (session store: {description})");
     tracing::info!(%addr, store = %description, "listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The end of `--help`: every store URL form (from the core's list) and where the development secret is kept.
+fn after_help() -> String {
+    let mut out = String::from("Store URLs (--store, SESSIONKIT_STORE): every form this build accepts\n");
+    for (form, what) in sessionkit::store::store_url_forms() {
+        out.push_str(&format!("  {form}\n      {what}\n"));
+    }
+    out.push_str(
+        "  Any of them also takes ?failure_policy=empty (an unreachable store reads as an empty session) and\n  \
+         ?merge=false (the last save wins, as in Django).\n\n",
+    );
+    out.push_str(&format!(
+        "Development secret:\n  Without SECRET_KEY the demo signs sessions with its public development secret \
+         {DEV_SECRET_KEY:?},\n  kept in {DEV_SECRET_FILE}\n  (crates/sessionkit-demo/dev-secret.txt in the source tree). \
+         The sessionkit CLI reads the demo's\n  sessions with it: pass --secret-file {DEV_SECRET_FILE}\n  \
+         (or set SESSIONKIT_SECRET_FILE to that path, or SECRET_KEY={DEV_SECRET_KEY}), e.g.\n    \
+         sessionkit --store sqlite://demo.sqlite3 --secret-file {DEV_SECRET_FILE} list\n"
+    ));
+    out
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM.

@@ -120,7 +120,7 @@ fn csrf_field(body: &str) -> Option<String> {
 }
 
 fn visits(body: &str) -> u64 {
-    let start = body.find(r#"<strong id="visits">"#).unwrap() + r#"<strong id="visits">"#.len();
+    let start = body.find(r#"id="visits">"#).unwrap() + r#"id="visits">"#.len();
     body[start..].split('<').next().unwrap().parse().unwrap()
 }
 
@@ -177,11 +177,11 @@ async fn login_cycles_the_key_and_the_home_page_shows_the_user() {
     assert_eq!(data["_auth_user_backend"], json!("django.contrib.auth.backends.ModelBackend"));
 
     let home = demo.get("/", Some(&after)).await;
-    assert!(home.body.contains("Logged in as <strong>alice</strong>"), "{}", home.body);
+    assert!(home.body.contains("Signed in as <strong>alice</strong>"), "{}", home.body);
     assert_eq!(visits(&home.body), 2, "data survives the key change");
     // The pre-login key is worthless now.
     let planted = demo.get("/", Some(&before)).await;
-    assert!(planted.body.contains("Not logged in"));
+    assert!(planted.body.contains("Not signed in"));
     assert_ne!(planted.new_key().unwrap(), before);
 }
 
@@ -195,7 +195,7 @@ async fn login_without_a_session_and_switching_users() {
     let data = demo.stored(&bob).await.unwrap();
     assert_eq!(data["_auth_user_id"], json!("2"));
     assert!(!data.contains_key("cart"), "another user's session is not reused: {data:?}");
-    assert!(demo.get("/", Some(&bob)).await.body.contains("Logged in as <strong>bob</strong>"));
+    assert!(demo.get("/", Some(&bob)).await.body.contains("Signed in as <strong>bob</strong>"));
 }
 
 #[tokio::test]
@@ -234,7 +234,7 @@ async fn logout_deletes_the_session_and_its_cookie() {
     assert!(cookies[0].contains("; Max-Age=0"), "{cookies:?}");
     assert!(demo.store.load_raw(&SessionKey::parse(&key).unwrap()).await.unwrap().is_none());
     let home = demo.get("/", Some(&key)).await;
-    assert!(home.body.contains("Not logged in"));
+    assert!(home.body.contains("Not signed in"));
     assert_eq!(visits(&home.body), 1);
 
     // Without a session there is no CSRF token, so a POST is refused (as Django's "CSRF cookie not set").
@@ -263,8 +263,8 @@ async fn cart_add_and_remove() {
     let stored = demo.stored(&key).await.unwrap();
     assert_eq!(serde_json::to_string(&stored["cart"]).unwrap(), r#"{"apple":2,"coffee":1}"#);
     let page = demo.get("/cart", Some(&key)).await;
-    assert!(page.body.contains(r#"<td id="qty-apple">2</td>"#), "{}", page.body);
-    assert!(page.body.contains(r#"<td id="qty-coffee">1</td>"#));
+    assert!(page.body.contains(r#"id="qty-apple">2</td>"#), "{}", page.body);
+    assert!(page.body.contains(r#"id="qty-coffee">1</td>"#));
     assert!(page.body.contains("€12.40"), "total: {}", page.body);
 
     // Removing something not in the cart writes nothing.
@@ -315,14 +315,18 @@ async fn inspector_shows_the_key_the_data_and_the_stored_form() {
     demo.get("/", Some(&key)).await;
     let page = demo.get("/session", Some(&key)).await;
     assert!(page.set_cookies().is_empty(), "inspecting writes nothing");
-    assert!(page.body.contains(&format!(r#"<code id="session-key">{key}</code>"#)), "{}", page.body);
+    assert!(page.body.contains(&format!(r#"<code class="token" id="session-key">{key}</code>"#)), "{}", page.body);
     assert!(page.body.contains(r#"<td id="browser-close">no</td>"#));
     assert!(page.body.contains("&quot;_auth_user_id&quot;: &quot;1&quot;"), "pretty JSON: {}", page.body);
+    // The memory store keeps JSON text: shown pretty-printed, as the store's decoder reads it.
     let raw = demo.store.load_raw(&SessionKey::parse(&key).unwrap()).await.unwrap().unwrap();
-    let raw_text = String::from_utf8_lossy(&raw.bytes);
-    assert!(raw_text.contains("visits"), "{raw_text}");
-    let shown = format!(r#"<pre id="raw">{}</pre>"#, html_escape::encode_safe(&raw_text));
-    assert!(page.body.contains(&shown), "raw bytes {raw_text:?} not in {}", page.body);
+    let stored: Value = serde_json::from_slice(&raw.bytes).unwrap();
+    let shown = format!(
+        r#"<pre id="stored-json">{}</pre>"#,
+        html_escape::encode_safe(&serde_json::to_string_pretty(&stored).unwrap())
+    );
+    assert!(page.body.contains(&shown), "{shown} not in {}", page.body);
+    assert!(page.body.contains("JSON text"), "{}", page.body);
 
     // An unknown key is dropped: no session, and the stale cookie is deleted.
     let stale = demo.get("/session", Some("abcdefghijklmnopqrstuvwxyz012345")).await;
@@ -431,4 +435,102 @@ async fn login_rotates_the_csrf_token() {
     assert_eq!(stale.status, StatusCode::FORBIDDEN);
     let fresh = demo.post("/cart", Some(&key), "add=apple").await;
     assert_eq!(fresh.status, StatusCode::SEE_OTHER);
+}
+
+/// Every page says in its top bar whether the visitor is signed in, error pages included, and a signed-in visitor
+/// is offered no "Log in" link anywhere.
+#[tokio::test]
+async fn every_page_shows_the_signed_in_state() {
+    let demo = Demo::new().await;
+    let pages = [("/", StatusCode::OK), ("/login", StatusCode::OK), ("/cart", StatusCode::OK)];
+    let pages = [&pages[..], &[("/session", StatusCode::OK), ("/no/such/page", StatusCode::NOT_FOUND)]].concat();
+    for (uri, status) in &pages {
+        let reply = demo.get(uri, None).await;
+        assert_eq!(reply.status, *status, "{uri}");
+        let body = &reply.body;
+        assert!(body.contains(r#"id="auth-state" data-signed-in="no""#), "{uri}: {body}");
+        assert!(body.contains("<span>Not signed in</span>"), "{uri}: {body}");
+        assert!(body.contains(r#"<a href="/login">Log in</a>"#), "{uri}: {body}");
+        assert!(!body.contains("Signed in as"), "{uri}: {body}");
+    }
+    assert!(demo.get("/nope", None).await.set_cookies().is_empty(), "an anonymous 404 creates no session");
+
+    let key = demo.login(None, "username=alice&password=alice-password").await;
+    let mut replies = Vec::new();
+    for (uri, status) in &pages {
+        let reply = demo.get(uri, Some(&key)).await;
+        assert_eq!(reply.status, *status, "{uri}");
+        replies.push((*uri, reply));
+    }
+    // The error pages: an unknown cart item (400) and a POST without the CSRF token (403).
+    replies.push(("POST /cart (400)", demo.post("/cart", Some(&key), "add=caviar").await));
+    replies.push(("POST /cart (403)", demo.request("POST", "/cart", Some(&key), Some("add=apple")).await));
+    assert_eq!(replies[replies.len() - 2].1.status, StatusCode::BAD_REQUEST);
+    assert_eq!(replies[replies.len() - 1].1.status, StatusCode::FORBIDDEN);
+    for (what, reply) in &replies {
+        let body = &reply.body;
+        assert!(body.contains(r#"id="auth-state" data-signed-in="yes""#), "{what}: {body}");
+        assert!(body.contains("Signed in as <strong>alice</strong>"), "{what}: {body}");
+        assert!(body.contains(r#"action="/logout""#) && body.contains(">Log out</button>"), "{what}: {body}");
+        assert!(!body.contains(r#"href="/login""#) && !body.contains(">Log in<"), "{what}: no login link: {body}");
+        assert!(!body.contains("Not signed in"), "{what}: {body}");
+    }
+    // The 404 page's logout button works like any other.
+    let not_found = &replies[4].1.body;
+    let token = csrf_field(not_found).expect("the 404 page's logout button carries the CSRF token");
+    let reply = demo.request("POST", "/logout", Some(&key), Some(&format!("csrfmiddlewaretoken={token}"))).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+}
+
+/// One stylesheet, served from the binary; every page links it and has a viewport for phones; keys and tokens
+/// may break anywhere rather than widen the page.
+#[tokio::test]
+async fn pages_link_the_stylesheet_and_fit_a_phone() {
+    let demo = Demo::new().await;
+    let css = demo.get("/static/style.css", None).await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert_eq!(css.headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    assert!(css.set_cookies().is_empty(), "the stylesheet makes no session");
+    assert_eq!(css.body, sessionkit_demo::app::STYLESHEET);
+    assert!(css.body.contains("overflow-wrap: anywhere"), "{}", css.body);
+    assert!(css.body.contains(".token { word-break: break-all; }"), "{}", css.body);
+    assert!(css.body.contains("@media (max-width: 560px)"), "{}", css.body);
+
+    let key = demo.login(None, "username=alice&password=alice-password").await;
+    for uri in ["/", "/login", "/cart", "/session", "/nope"] {
+        for cookie in [None, Some(key.as_str())] {
+            let body = demo.get(uri, cookie).await.body;
+            assert!(body.contains(r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#), "{body}");
+            assert!(body.contains(r#"<link rel="stylesheet" href="/static/style.css">"#), "{uri}: {body}");
+            assert!(!body.contains("<style"), "{uri}: no inline styles: {body}");
+        }
+    }
+    let inspector = demo.get("/session", Some(&key)).await.body;
+    assert!(inspector.contains(&format!(r#"<code class="token" id="session-key">{key}</code>"#)), "{inspector}");
+}
+
+/// The inspector's cookie line shows the `Max-Age` the last `Set-Cookie` carried, and explains both expiries.
+#[tokio::test]
+async fn the_inspector_shows_the_max_age_sent_in_set_cookie() {
+    let demo = Demo::new().await;
+    let key = demo.new_session().await;
+    let max_age_sent = |reply: &Reply| -> Option<String> {
+        let cookie = reply.set_cookies().into_iter().next().expect("a Set-Cookie");
+        cookie.split("; ").find_map(|part| part.strip_prefix("Max-Age=").map(str::to_owned))
+    };
+    for (choice, expected) in [("five-minutes", Some("300")), ("browser-close", None), ("default", Some("1209600"))] {
+        let reply = demo.post("/session/expiry", Some(&key), &format!("expiry={choice}")).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER);
+        assert_eq!(max_age_sent(&reply).as_deref(), expected, "{choice}");
+        let page = demo.get("/session", Some(&key)).await.body;
+        let shown = match expected {
+            Some(age) => format!(r#"<code>Max-Age=<span id="cookie-max-age">{age}</span></code>"#),
+            None => r#"<span id="cookie-max-age">none</span>"#.to_owned(),
+        };
+        assert!(page.contains(&shown), "{choice}: {shown} not in {page}");
+    }
+    let page = demo.get("/session", Some(&key)).await.body;
+    assert!(page.contains("<th>Stored expiry</th>") && page.contains("<th>Expiry if saved now</th>"), "{page}");
+    assert!(page.contains("the session ends then unless it is saved again"), "{page}");
+    assert!(page.contains("every save moves the stored expiry here"), "{page}");
 }
