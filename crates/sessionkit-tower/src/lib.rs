@@ -28,6 +28,17 @@
 //! let app: Router = Router::new().route("/", get(visits)).layer(SessionLayer::new(store, settings));
 //! # Ok(()) }
 //! ```
+//!
+//! ## Examples
+//!
+//! Two runnable apps in `crates/sessionkit-tower/examples/`, also run in-process by `tests/examples.rs`:
+//!
+//! - `examples/axum_counter.rs`: the counter above as a complete app on the memory store (or any store URL in
+//!   `SESSIONKIT_STORE`): `cargo run -p sessionkit-tower --example axum_counter`.
+//! - `examples/django_shared_login.rs`: an axum service that reads the login of a Django site sharing its session
+//!   cookie: the same `SECRET_KEY`, Django's sessions in Redis (`?layout=django-cache`) or in the
+//!   `django_session` table, and [`DjangoUser`] verified against Django's `auth_user`:
+//!   `cargo run -p sessionkit-tower --example django_shared_login`.
 
 mod auth;
 mod cookie_header;
