@@ -111,7 +111,7 @@ pub async fn run(ctx: &mut Context<'_>, args: DoctorArgs) -> Result<u8, CliError
 /// The Redis cache part of a `cached_db:CACHE|DB` URL, when it is one.
 fn cached_db_cache(url: &str) -> Option<String> {
     let (cache, _) = sessionkit::store::cached_db_parts(url).ok()?;
-    cache.starts_with("redis").then_some(cache)
+    ["redis", "rediss", "unix", "valkey"].iter().any(|scheme| cache.starts_with(scheme)).then_some(cache)
 }
 
 /// What the sessions on a Redis server depend on it for: graded findings differ.
@@ -285,6 +285,11 @@ async fn layout_checks(redis: &RedisStore, budget: u32, findings: &mut Vec<Findi
         )
         .why("sessions written with the previous shape are unreachable")
         .fix("remove adopt_layout=true from the URL now that the record is rewritten")),
+        RecordCheck::Unchecked { reason } => findings.push(
+            finding("layout record", Severity::Warning, format!("cannot read {record_key}: {reason}"))
+                .why("without the record a store configured with another layout or bucket count than the sessions were written with finds none of them, unnoticed")
+                .fix(format!("give the application's Redis user access to {record_key} (ACL ~{}*)", options.prefix)),
+        ),
         RecordCheck::Missing => findings.push(
             finding("layout record", Severity::Info, format!("no {record_key} yet"))
                 .why("the first store that opens this prefix to write records its layout, bucket count and key form; until then a mismatch cannot be detected")

@@ -18,6 +18,10 @@ pub struct CountArgs {
 pub async fn count(ctx: &mut Context<'_>, args: CountArgs) -> Result<u8, CliError> {
     let settings = common::load_settings(ctx)?;
     let opened = common::open(ctx.store_url()?, &settings, sessionkit::store::Access::ReadOnly).await?;
+    // Counting decodes nothing, except live-only on the file store: a file's expiry may be inside its data.
+    if args.valid && opened.file.is_some() {
+        common::require_secret(&opened)?;
+    }
     let lister = common::lister_of(opened.store.as_ref())?;
     let n = lister.count(args.valid).await?;
     if ctx.json {

@@ -163,7 +163,12 @@ def test_database_url_of_django_settings(settings):
         assert database_url() == "postgres://me%40x:p%3Aw%2Fd@db:5433/app"
         db.update(ENGINE="django.db.backends.mysql", USER="", PASSWORD="", HOST="", PORT="")
         assert database_url() == "mysql://localhost/app"
-        db.update(ENGINE="django.db.backends.oracle")
+        # Unix sockets: PostgreSQL's HOST is the socket directory, MySQL's the socket file (sqlx reads socket=).
+        db.update(HOST="/run/mysqld/mysqld.sock")
+        assert database_url() == "mysql://localhost/app?socket=%2Frun%2Fmysqld%2Fmysqld.sock"
+        db.update(ENGINE="django.db.backends.postgresql", HOST="/var/run/postgresql")
+        assert database_url() == "postgres:///app?host=%2Fvar%2Frun%2Fpostgresql"
+        db.update(ENGINE="django.db.backends.oracle", HOST="")
         with pytest.raises(CommandError, match="oracle"):
             database_url()
     finally:

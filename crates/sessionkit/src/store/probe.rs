@@ -93,10 +93,12 @@ pub(crate) fn redis_mismatch(peer: &Peer, tls: bool, silent_counts: bool) -> Opt
 }
 
 /// For a client of a SQL database whose server answers a probe as `expected` does (PostgreSQL stays silent,
-/// MySQL greets): the cause when `peer` is something else, `None` when it may be the database.
-pub(crate) fn sql_mismatch(peer: &Peer, expected: &Peer, protocol: &str) -> Option<String> {
+/// MySQL greets): the cause when `peer` is something else, `None` when it may be the database. `Silent` counts
+/// only when `silent_counts` (after a failed connection; a loaded MySQL may greet late).
+pub(crate) fn sql_mismatch(peer: &Peer, expected: &Peer, protocol: &str, silent_counts: bool) -> Option<String> {
     match peer {
         peer if peer == expected => None,
+        Peer::Silent if !silent_counts => None,
         Peer::Unreachable(_) | Peer::Refused => None,
         // A database behind TLS-only proxies answers with TLS; the client's own error says more.
         Peer::Tls => None,
@@ -113,10 +115,13 @@ pub(crate) async fn probe(host: &str, port: u16) -> Peer {
 }
 
 async fn probe_inner(host: &str, port: u16) -> Peer {
-    let mut stream = match TcpStream::connect((host, port)).await {
-        Ok(stream) => stream,
-        Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => return Peer::Refused,
-        Err(err) => return Peer::Unreachable(err.to_string()),
+    // A host that does not complete the TCP handshake says nothing about the protocol (a firewall, a slow route).
+    let connect = tokio::time::timeout(PROBE_TIMEOUT / 2, TcpStream::connect((host, port))).await;
+    let mut stream = match connect {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => return Peer::Refused,
+        Ok(Err(err)) => return Peer::Unreachable(err.to_string()),
+        Err(_) => return Peer::Unreachable(format!("no TCP connection within {:?}", PROBE_TIMEOUT / 2)),
     };
     // MySQL greets before it reads: give it a moment to do so, then say PING.
     let mut first = [0u8; 64];

@@ -22,7 +22,25 @@ pub(crate) fn unknown_option(redacted_url: &str, store: &str, name: &str, known:
     };
     ConfigError::InvalidStoreUrl {
         url: redacted_url.to_owned(),
-        reason: format!("unknown option {name:?}{hint}; the {store} store knows: {}", all.join(", ")),
+        reason: format!(
+            "unknown option {name:?}{hint}; the {store} store knows: {}",
+            all.iter()
+                .map(|k| if k.ends_with('[') { format!("{k}NAME]") } else { (*k).to_owned() })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The error for a wrapper option (`failure_policy`, `merge`) given to a store opened directly, which cannot apply
+/// it: only [`open_store`](crate::open_store) wraps the store.
+pub(crate) fn wrapper_option_here(redacted_url: &str, name: &str) -> ConfigError {
+    ConfigError::InvalidStoreUrl {
+        url: redacted_url.to_owned(),
+        reason: format!(
+            "{name} is an option of open_store (it wraps the store), not of a store opened directly; open the URL \
+             with open_store, or in Django set SESSIONKIT['FAILURE_POLICY'] / SESSIONKIT['MERGE'] instead"
+        ),
     }
 }
 
@@ -32,7 +50,9 @@ pub(crate) fn refuse_unknown(url: &str, store: &str, known: &[&str]) -> Result<(
     let Some((_, query)) = url.split_once('?') else { return Ok(()) };
     let query = query.split_once('#').map_or(query, |(query, _)| query);
     for (name, _) in url::form_urlencoded::parse(query.as_bytes()) {
-        if !known.contains(&name.as_ref()) && !WRAPPER_OPTIONS.contains(&name.as_ref()) {
+        // A known name ending in `[` stands for a family: `options[` is PostgreSQL's `options[NAME]=VALUE`.
+        let is_known = |k: &&str| *k == name.as_ref() || (k.ends_with('[') && name.starts_with(*k));
+        if !known.iter().any(is_known) && !WRAPPER_OPTIONS.contains(&name.as_ref()) {
             return Err(unknown_option(&crate::store::redact_url(url), store, &name, known));
         }
     }
@@ -56,6 +76,8 @@ mod tests {
     fn known_options_and_wrapper_options_pass_and_passwords_stay_out() {
         assert!(refuse_unknown("redis://h?layout=hash&merge=false#insecure", "Redis", &["layout"]).is_ok());
         assert!(refuse_unknown("redis://h", "Redis", &[]).is_ok());
+        assert!(refuse_unknown("postgres://h/db?options[search_path]=app", "PostgreSQL", &["options["]).is_ok());
+        assert!(refuse_unknown("postgres://h/db?optionsx=1", "PostgreSQL", &["options["]).is_err());
         let err = refuse_unknown("redis://:hunter2@h?pasword=x", "Redis", &["layout"]).unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
     }

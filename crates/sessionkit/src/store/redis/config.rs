@@ -312,6 +312,9 @@ impl RedisOptions {
                         parse_bool(&value).ok_or_else(|| bad(format!("adopt_layout={value:?} is not true or false")))?
                 }
                 other if client_options(scheme).contains(&other) => passthrough.push((name.into_owned(), value)),
+                other if crate::store::url_options::WRAPPER_OPTIONS.contains(&other) => {
+                    return Err(crate::store::url_options::wrapper_option_here(&redacted, other));
+                }
                 other => {
                     let known: Vec<&str> = OPTIONS.iter().chain(client_options(scheme)).copied().collect();
                     return Err(crate::store::url_options::unknown_option(&redacted, "Redis", other, &known));
@@ -545,5 +548,8 @@ mod tests {
             assert!(err.contains("unknown option"), "{url}: {err}");
         }
         assert!(RedisOptions::from_url("redis://h?layout=hash&adopt_layout=true").unwrap().adopt_layout);
+        // The wrapper options belong to open_store, which strips them before the store sees the URL.
+        let err = RedisOptions::from_url("redis://h?merge=false").unwrap_err().to_string();
+        assert!(err.contains("merge is an option of open_store") && err.contains("SESSIONKIT['MERGE']"), "{err}");
     }
 }

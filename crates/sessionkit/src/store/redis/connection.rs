@@ -315,7 +315,6 @@ fn refresh_sentinel(state: Arc<SentinelState>, describe: String) {
     });
 }
 
-/// A call that took longer than the store's timeout.
 /// The TCP host, port and TLS flag of a standalone URL (`None` for Unix sockets, whose errors name the cause).
 fn tcp_target(url: &str) -> Option<(String, u16, bool)> {
     let parsed = url::Url::parse(url).ok()?;
@@ -357,9 +356,12 @@ async fn connect_explained<T>(
         outcome = tokio::time::timeout(deadline, connect) => match outcome {
             Ok(Ok(connected)) => Ok(connected),
             Ok(Err(err)) => {
+                // A reply from Redis itself (WRONGPASS, NOAUTH, …) names its cause; only a failed exchange is probed.
                 let cause = match &target {
-                    Some((host, port, tls)) => redis_mismatch(&probe(host, *port).await, *tls, true),
-                    None => None,
+                    Some((host, port, tls)) if err.code().is_none() => {
+                        redis_mismatch(&probe(host, *port).await, *tls, true)
+                    }
+                    _ => None,
                 };
                 Err(match cause {
                     Some(cause) => explained(cause, Box::new(err)),
@@ -372,6 +374,7 @@ async fn connect_explained<T>(
     }
 }
 
+/// A call that took longer than the store's timeout.
 #[derive(Debug)]
 pub(crate) struct Timeout(pub Duration);
 

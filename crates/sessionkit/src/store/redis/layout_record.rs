@@ -13,7 +13,10 @@
 //! or `h:` buckets), the bucket count (which bucket a key hashes to), hashed keys (the key or its SHA-256) and the
 //! value format version. Compression is not recorded: every value says in its header how it is compressed.
 //!
-//! On connect the store reads the record (one `GET`): a match connects; a mismatch is
+//! On connect the store reads the record (one `GET`): a match connects; a record that is missing is written,
+//! unless a pipelined `EXISTS` finds data of another shape already there (`hash` buckets `<prefix>h:0…15` under a
+//! `string` store, buckets `<prefix>h:<buckets>…` past a `hash` store's count: data from before records existed),
+//! which is logged and left for `doctor`; a mismatch is
 //! [`ConfigError::LayoutMismatch`], unless the URL says `adopt_layout=true`, which rewrites the record (sessions of
 //! the old shape stay where they are, unreachable: move them first with `sessionkit migrate` to a new prefix). A
 //! store opened read-only (the CLI's `list`, `count`, `show`, `stats`, `doctor`) checks but never writes. The
@@ -69,7 +72,13 @@ impl LayoutShape {
                     })
                 }
                 "buckets" => buckets = Some(value.parse().map_err(|_| format!("buckets {value:?}"))?),
-                "hashed_keys" => hashed_keys = Some(value == "true"),
+                "hashed_keys" => {
+                    hashed_keys = Some(match value {
+                        "true" => true,
+                        "false" => false,
+                        other => return Err(format!("hashed_keys {other:?}")),
+                    })
+                }
                 "format" => format = Some(value.parse().map_err(|_| format!("format {value:?}"))?),
                 other => return Err(format!("unknown field {other:?}")),
             }
@@ -124,8 +133,15 @@ pub enum RecordCheck {
     Matches,
     /// There was no record; this store wrote it.
     Written,
-    /// There is no record, and the store was opened read-only, so none was written.
+    /// There is no record: the store was opened read-only, or the prefix holds data of another shape already
+    /// (written before records existed), which the store would not enshrine (logged at warn).
     Missing,
+    /// The record could not be read or written: the server refused (an ACL without access to the key, a
+    /// read-only replica). Logged at warn; the store works, but a mismatch goes undetected.
+    Unchecked {
+        /// The server's reply.
+        reason: String,
+    },
     /// The record named another shape and `adopt_layout=true` replaced it.
     Adopted {
         /// What the record said before.
@@ -134,6 +150,10 @@ pub enum RecordCheck {
 }
 
 /// Reads the record of the store's prefix and compares it with `options` (see the module docs).
+///
+/// A connection error fails the connect as any command would; a server error (an ACL without access to the
+/// record's key, a read-only replica) does not: the store connects unchecked and says so in the log
+/// ([`RecordCheck::Unchecked`]).
 pub(crate) async fn check(
     conn: &RedisConnection,
     options: &RedisOptions,
@@ -142,42 +162,107 @@ pub(crate) async fn check(
 ) -> Result<RecordCheck, StoreError> {
     let Some(shape) = LayoutShape::of(options) else { return Ok(RecordCheck::NotApplicable) };
     let key = record_key(&options.prefix);
-    let stored: Option<String> = match conn.query::<RedisValue>(redis::cmd("GET").arg(&key)).await? {
+    match check_or_write(conn, options, &shape, &key, describe, access).await {
+        Err(StoreError::Unavailable { source, .. }) if is_server_reply(source.as_ref()) => {
+            let reason = source.to_string();
+            tracing::warn!(store = %describe, record = %key, %reason,
+                "cannot read or write the layout record: a layout mismatch will not be detected");
+            Ok(RecordCheck::Unchecked { reason })
+        }
+        other => other,
+    }
+}
+
+/// True for an error Redis answered (`NOPERM`, `READONLY`, …), as opposed to a connection that failed.
+fn is_server_reply(err: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    err.downcast_ref::<redis::RedisError>().is_some_and(|e| e.code().is_some())
+}
+
+/// Reads the record as text (`None`: there is none).
+async fn read(conn: &RedisConnection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(match conn.query::<RedisValue>(redis::cmd("GET").arg(key)).await? {
         RedisValue::Nil => None,
         RedisValue::BulkString(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
         RedisValue::SimpleString(text) => Some(text),
         other => Some(format!("{other:?}")),
-    };
+    })
+}
+
+/// True when `text` records `shape` (compared parsed: a record that says the same in another order matches).
+fn records(text: &str, shape: &LayoutShape) -> bool {
+    LayoutShape::parse(text).is_ok_and(|recorded| recorded == *shape)
+}
+
+async fn check_or_write(
+    conn: &RedisConnection,
+    options: &RedisOptions,
+    shape: &LayoutShape,
+    key: &str,
+    describe: &str,
+    access: Access,
+) -> Result<RecordCheck, StoreError> {
     let wanted = shape.to_string();
-    match stored {
-        Some(text) if text == wanted => Ok(RecordCheck::Matches),
-        None if access == Access::ReadOnly => Ok(RecordCheck::Missing),
-        None => {
-            // NX: of two stores opening an empty prefix with different shapes, one records its shape and the
-            // other is refused when it reads the record back.
-            let set: RedisValue = conn.query(redis::cmd("SET").arg(&key).arg(&wanted).arg("NX")).await?;
-            if matches!(set, RedisValue::Nil) {
-                let now: Option<String> = conn.query(redis::cmd("GET").arg(&key)).await?;
-                return match now {
-                    Some(text) if text == wanted => Ok(RecordCheck::Matches),
-                    Some(text) => Err(mismatch(describe, &key, &text, &shape)),
-                    None => Ok(RecordCheck::Missing),
-                };
-            }
-            tracing::info!(store = %describe, record = %key, shape = %wanted, "recorded the layout of this key prefix");
-            Ok(RecordCheck::Written)
+    let mut stored = read(conn, key).await?;
+    if stored.is_none() && access == Access::ReadWrite {
+        if let Some(evidence) = other_shape_evidence(conn, options).await? {
+            // Data of another shape is there already (written before records existed): recording this store's
+            // shape would enshrine a wrong URL. Leave the prefix unrecorded and say so; `doctor` reports it.
+            tracing::warn!(store = %describe, record = %key, %evidence,
+                "not recording the layout of this key prefix: data of another shape is there; check the URL (sessionkit doctor)");
+            return Ok(RecordCheck::Missing);
         }
+        // NX: of two stores opening an empty prefix with different shapes, one records its shape and the other
+        // reads it back below.
+        let set: RedisValue = conn.query(redis::cmd("SET").arg(key).arg(&wanted).arg("NX")).await?;
+        if !matches!(set, RedisValue::Nil) {
+            tracing::info!(store = %describe, record = %key, shape = %wanted, "recorded the layout of this key prefix");
+            return Ok(RecordCheck::Written);
+        }
+        stored = read(conn, key).await?;
+    }
+    match stored {
+        None => Ok(RecordCheck::Missing),
+        Some(text) if records(&text, shape) => Ok(RecordCheck::Matches),
         Some(text) if options.adopt_layout && access == Access::ReadWrite => {
-            let _: RedisValue = conn.query(redis::cmd("SET").arg(&key).arg(&wanted)).await?;
+            let _: RedisValue = conn.query(redis::cmd("SET").arg(key).arg(&wanted)).await?;
             tracing::warn!(store = %describe, record = %key, previous = %text, shape = %wanted,
                 "adopt_layout=true: replaced the layout record; sessions written with the previous shape are unreachable");
             Ok(RecordCheck::Adopted { previous: text })
         }
-        Some(text) => Err(mismatch(describe, &key, &text, &shape)),
+        Some(text) => Err(mismatch(describe, key, &text, shape, options.adopt_layout)),
     }
 }
 
-fn mismatch(describe: &str, key: &str, recorded: &str, configured: &LayoutShape) -> StoreError {
+/// How many bucket keys [`other_shape_evidence`] looks at.
+const EVIDENCE_KEYS: u32 = 16;
+
+/// Cheap signs (one pipelined round trip of `EXISTS`) that the prefix holds sessions of another shape than
+/// `options`: `hash` buckets under a `string` store (`<prefix>h:0` … `h:15`), or buckets past a `hash` store's
+/// count (`<prefix>h:<buckets>` … `h:<buckets + 15>`). A real deployment has sessions in every bucket, so 16 keys
+/// are plenty; a probe that fails (a Cluster refusing the pipeline) is no evidence.
+async fn other_shape_evidence(conn: &RedisConnection, options: &RedisOptions) -> Result<Option<String>, StoreError> {
+    let first = match options.layout {
+        Layout::String => 0,
+        Layout::Hash => options.buckets,
+        Layout::DjangoCache => return Ok(None),
+    };
+    let keys: Vec<String> =
+        (first..first.saturating_add(EVIDENCE_KEYS)).map(|n| format!("{}h:{n}", options.prefix)).collect();
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        pipe.cmd("EXISTS").arg(key);
+    }
+    let found: Vec<i64> = match conn.query_pipeline(&pipe).await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::debug!(%err, "layout evidence probe failed");
+            return Ok(None);
+        }
+    };
+    Ok(keys.iter().zip(found).find(|(_, n)| *n > 0).map(|(key, _)| format!("{key} exists")))
+}
+
+fn mismatch(describe: &str, key: &str, recorded: &str, configured: &LayoutShape, adopt: bool) -> StoreError {
     let recorded_options = match LayoutShape::parse(recorded) {
         Ok(shape) if shape.format != configured.format => {
             return ConfigError::LayoutMismatch(format!(
@@ -188,15 +273,21 @@ fn mismatch(describe: &str, key: &str, recorded: &str, configured: &LayoutShape)
             ))
             .into();
         }
+        Ok(shape) if configured.hashed_keys && !shape.hashed_keys => shape.url_options() + "&hashed_keys=false",
         Ok(shape) => shape.url_options(),
         Err(problem) => format!("(unreadable record: {problem})"),
+    };
+    let adopt = if adopt {
+        "adopt_layout=true is set, but this store was opened read-only (a command that only reads never rewrites \
+         the record): run the application, or a command that writes, with it"
+    } else {
+        "or, to start over with this shape and leave the old sessions unreachable, add adopt_layout=true"
     };
     ConfigError::LayoutMismatch(format!(
         "{describe}: the sessions under this prefix were written with {recorded_options} ({key} = {recorded:?}) but \
          this store is configured with {}: it would find none of them. Fix the URL to say {recorded_options}; or \
          move the sessions to a new prefix with `sessionkit migrate --from 'URL?{recorded_options}' --to \
-         'URL?{}&prefix=NEW:'`; or, to start over with this shape and leave the old sessions unreachable, add \
-         adopt_layout=true",
+         'URL?{}&prefix=NEW:'` (keep the prefix= of this URL, if it has one, in the first); {adopt}",
         configured.url_options(),
         configured.url_options(),
     ))
@@ -223,9 +314,13 @@ mod tests {
             "layout=string;buckets=3;hashed_keys=false;format=1",
             "layout=hash;hashed_keys=false;format=1",
             "layout=string;hashed_keys=false;format=1;colour=red",
+            "layout=string;hashed_keys=maybe;format=1",
         ] {
             assert!(LayoutShape::parse(bad).is_err(), "{bad}");
         }
+        // Compared by meaning, not by text.
+        assert!(records("format=1;hashed_keys=false;layout=string", &string));
+        assert!(!records("layout=string;hashed_keys=true;format=1", &string));
     }
 
     #[test]
@@ -236,6 +331,7 @@ mod tests {
             "sessionkit:layout",
             "layout=hash;buckets=64;hashed_keys=false;format=1",
             &configured.unwrap(),
+            false,
         )
         .to_string();
         assert!(err.contains("written with layout=hash&buckets=64"), "{err}");

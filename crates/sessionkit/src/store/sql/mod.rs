@@ -351,7 +351,7 @@ where
             Some((host, port)) => {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 let peer = super::probe::probe(host, port).await;
-                match super::probe::sql_mismatch(&peer, &expected, protocol) {
+                match super::probe::sql_mismatch(&peer, &expected, protocol, false) {
                     Some(cause) => cause,
                     None => std::future::pending().await,
                 }
@@ -384,7 +384,7 @@ where
     };
     let cause = match tcp {
         Some((host, port)) if !matches!(&err, sqlx::Error::Database(_)) => {
-            super::probe::sql_mismatch(&super::probe::probe(host, port).await, &expected, protocol)
+            super::probe::sql_mismatch(&super::probe::probe(host, port).await, &expected, protocol, true)
         }
         _ => None,
     };

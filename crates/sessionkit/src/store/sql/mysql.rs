@@ -37,7 +37,6 @@ pub const DJANGO_DDL: [&str; 2] = [
     "CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_date`)",
 ];
 
-/// Name of the `GET_LOCK` lock that serialises processes creating the table at the same time.
 /// The URL options sqlx reads for MySQL/MariaDB.
 const URL_OPTIONS: &[&str] = &[
     "sslmode",
@@ -56,6 +55,7 @@ const URL_OPTIONS: &[&str] = &[
     "time-zone",
 ];
 
+/// Name of the `GET_LOCK` lock that serialises processes creating the table at the same time.
 const CREATE_LOCK: &str = "sessionkit.django_session.create";
 
 /// The MariaDB/MySQL side of [`MySqlStore`]: a pool of connections to one database.

@@ -36,8 +36,7 @@ pub const DJANGO_DDL: [&str; 3] = [
     r#"CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_date")"#,
 ];
 
-/// Key of the transaction-level advisory lock that serialises processes creating the table at the same time.
-/// The URL options sqlx reads for PostgreSQL (libpq's names, as sqlx spells them).
+/// The URL options sqlx reads for PostgreSQL (libpq's names, as sqlx spells them); `options[NAME]=VALUE` too.
 const URL_OPTIONS: &[&str] = &[
     "sslmode",
     "ssl-mode",
@@ -57,8 +56,10 @@ const URL_OPTIONS: &[&str] = &[
     "password",
     "application_name",
     "options",
+    "options[",
 ];
 
+/// Key of the transaction-level advisory lock that serialises processes creating the table at the same time.
 const CREATE_LOCK: i64 = 0x5e55_1011_d1a0_0001;
 
 /// The PostgreSQL side of [`PostgresStore`]: a pool of connections to one database.

@@ -139,7 +139,9 @@ def database_url(alias: str = "default") -> str:
     if user:
         auth = user + (":" + password if password else "") + "@"
     query = ""
-    if host.startswith("/"):  # a Unix socket directory
+    if host.startswith("/") and scheme == "mysql":  # MySQL: HOST is the socket file itself (sqlx's socket=)
+        query, host = "?socket=" + quote(host, safe=""), "localhost"
+    elif host.startswith("/"):  # PostgreSQL: a Unix socket directory
         query, host = "?host=" + quote(host, safe=""), ""
     elif ":" in host:  # IPv6
         host = f"[{host}]"
