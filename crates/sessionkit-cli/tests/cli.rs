@@ -523,6 +523,8 @@ async fn connection_errors_name_the_cause_without_waiting_for_a_timeout() {
             format!("postgres://root@127.0.0.1:{plain_redis}/x"),
             "does not speak the PostgreSQL protocol: a Redis server",
         ),
+        // scripts/test makes sure PostgreSQL answers on 5432.
+        ("redis://127.0.0.1:5432".to_owned(), "does not speak the Redis protocol: it closed the connection or stayed"),
     ] {
         let started = std::time::Instant::now();
         let line = one_line_error(&sessionkit(&["--store", &url, "count"], &[]), 1);
