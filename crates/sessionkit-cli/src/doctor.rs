@@ -233,7 +233,7 @@ async fn redis_checks(
     }
     for report in &reports {
         let node = if reports.len() > 1 { format!(" ({})", report.node) } else { String::new() };
-        version_check(report, options.layout, &node, findings);
+        version_check(report, redis, &node, findings);
         eviction_check(report, &node, role, findings);
         persistence_check(report, &node, role, findings);
         if options.layout == Layout::Hash {
@@ -330,11 +330,23 @@ async fn layout_checks(redis: &RedisStore, budget: u32, findings: &mut Vec<Findi
     Ok(())
 }
 
-fn version_check(report: &ServerReport, layout: Layout, node: &str, findings: &mut Vec<Finding>) {
+/// The hash layout's expiry path, as the store chose it from the server's commands (`COMMAND INFO`); for the
+/// other layouts, which do not need it, what the version says.
+fn version_check(report: &ServerReport, redis: &RedisStore, node: &str, findings: &mut Vec<Finding>) {
+    let layout = redis.options().layout;
     let version = report.info("redis_version").unwrap_or("unknown").to_owned();
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) >= (7, 4) {
+    if layout == Layout::Hash && redis.uses_hash_field_expiry() {
+        findings.push(
+            finding(
+                "HEXPIRE",
+                Severity::Ok,
+                format!("Redis {version}{node} has per-field expiry: the hash layout expires sessions on the server (HPEXPIREAT), no sweeper needed"),
+            )
+            .why("chosen from the server's commands (COMMAND INFO HPEXPIREAT HPTTL), not its version"),
+        );
+    } else if layout != Layout::Hash && (major, minor) >= (7, 4) {
         findings.push(finding(
             "HEXPIRE",
             Severity::Ok,
@@ -342,7 +354,7 @@ fn version_check(report: &ServerReport, layout: Layout, node: &str, findings: &m
         ));
     } else if layout == Layout::Hash {
         findings.push(
-            finding("HEXPIRE", Severity::Warning, format!("Redis {version}{node} has no HEXPIRE/HPEXPIREAT (needs 7.4)"))
+            finding("HEXPIRE", Severity::Warning, format!("Redis {version}{node} has no HPEXPIREAT/HPTTL (Redis >= 7.4, Valkey >= 9): the hash layout uses the sweeper"))
                 .why("the hash layout cannot expire single fields: expired sessions stay in their buckets, using memory, until swept")
                 .fix("schedule `sessionkit clear-expired` in cron (e.g. hourly), or upgrade to Redis >= 7.4"),
         );

@@ -650,3 +650,21 @@ async fn doctor_grades_a_cached_db_cache_by_its_role() {
     }
     drop(redis);
 }
+
+/// doctor says which expiry path the hash layout chose: per-field expiry on servers that have it (Valkey 9,
+/// Redis 8, Redis 7.4, installed by scripts/test), the sweeper on Debian's Redis 7.0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_says_which_expiry_path_the_hash_layout_uses() {
+    for (binary, server) in sessionkit_testsupport::shared_field_ttl_servers() {
+        let url = format!("{}?layout=hash&buckets=4&prefix={}:", server.url(), unique());
+        let report = sessionkit(&["--store", &url, "doctor", "--json"], &[]).json();
+        let hexpire = finding(&report, "HEXPIRE");
+        assert_eq!(hexpire["severity"], json!("ok"), "{}: {report}", binary.name);
+        assert!(hexpire["found"].as_str().unwrap().contains("no sweeper needed"), "{}: {hexpire}", binary.name);
+    }
+    let url = format!("{}?layout=hash&buckets=4&prefix={}:", shared_standalone().url(), unique());
+    let report = sessionkit(&["--store", &url, "doctor", "--json"], &[]).json();
+    let hexpire = finding(&report, "HEXPIRE");
+    assert_eq!(hexpire["severity"], json!("warning"), "{report}");
+    assert!(hexpire["found"].as_str().unwrap().contains("uses the sweeper"), "{hexpire}");
+}

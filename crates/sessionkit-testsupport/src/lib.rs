@@ -43,6 +43,61 @@ pub fn redis_available() -> bool {
     Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
 
+/// A Redis-protocol server program: Debian's `redis-server` on the PATH, or one that
+/// `scripts/install-field-ttl-redis` installed (with the library path it needs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerBinary {
+    /// A short name for messages (`redis-7.0`, `redis-7.4.1`, …).
+    pub name: String,
+    /// The program.
+    pub path: PathBuf,
+    /// `LD_LIBRARY_PATH` for it, if it needs one.
+    pub library_path: Option<PathBuf>,
+}
+
+impl ServerBinary {
+    /// `redis-server` from the PATH (Debian's package).
+    pub fn system() -> Self {
+        ServerBinary { name: "redis-server".into(), path: PathBuf::from("redis-server"), library_path: None }
+    }
+}
+
+/// The file `scripts/install-field-ttl-redis` writes: one line per server, `NAME PATH [LD_LIBRARY_PATH]`.
+/// `$SESSIONKIT_FIELD_TTL_SERVERS` overrides where it is.
+pub fn field_ttl_servers_file() -> PathBuf {
+    std::env::var_os("SESSIONKIT_FIELD_TTL_SERVERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/field-ttl-redis/servers.txt"))
+}
+
+/// The servers with hash-field TTL (Redis >= 7.4) that `scripts/install-field-ttl-redis` installed, in the order
+/// it lists them. Empty when it has not run: under CI (`CI` set) that is a failure (`scripts/test` runs it).
+///
+/// # Panics
+/// Under CI, when the file lists no server.
+pub fn field_ttl_binaries() -> Vec<ServerBinary> {
+    let file = field_ttl_servers_file();
+    let servers: Vec<ServerBinary> = std::fs::read_to_string(&file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let name = parts.next()?.to_owned();
+            let path = PathBuf::from(parts.next()?);
+            Some(ServerBinary { name, path, library_path: parts.next().map(PathBuf::from) })
+        })
+        .collect();
+    if servers.is_empty() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no server with hash-field TTL listed in {}: run scripts/install-field-ttl-redis (scripts/test does)",
+            file.display()
+        );
+        eprintln!("skipped: no server with hash-field TTL (run scripts/install-field-ttl-redis)");
+    }
+    servers
+}
+
 /// One `redis-server` process.
 #[derive(Debug)]
 pub struct RedisProcess {
@@ -50,6 +105,7 @@ pub struct RedisProcess {
     dir: PathBuf,
     args: Vec<String>,
     config_file: Option<PathBuf>,
+    binary: ServerBinary,
     child: Option<Child>,
 }
 
@@ -61,6 +117,16 @@ impl RedisProcess {
 
     /// Like [`RedisProcess::start`], with a config file (it must come first on redis-server's command line).
     pub fn start_with_config(dir: &Path, config_file: Option<&Path>, args: &[String]) -> Result<Self> {
+        Self::start_binary(&ServerBinary::system(), dir, config_file, args)
+    }
+
+    /// Like [`RedisProcess::start_with_config`], with another server program.
+    pub fn start_binary(
+        binary: &ServerBinary,
+        dir: &Path,
+        config_file: Option<&Path>,
+        args: &[String],
+    ) -> Result<Self> {
         let mut last_err = FixtureError("no attempt".into());
         for _ in 0..5 {
             let port = free_port()?;
@@ -69,6 +135,7 @@ impl RedisProcess {
                 dir: dir.to_path_buf(),
                 args: args.to_vec(),
                 config_file: config_file.map(Path::to_path_buf),
+                binary: binary.clone(),
                 child: None,
             };
             match process.spawn().and_then(|()| process.wait_ready(Duration::from_secs(10))) {
@@ -101,7 +168,8 @@ impl RedisProcess {
             node_dir.join("redis.log").display().to_string(),
         ]);
         redis_args.extend(self.args.iter().cloned());
-        self.child = Some(spawn_watched("redis-server", &redis_args)?);
+        let program = self.binary.path.display().to_string();
+        self.child = Some(spawn_watched(&program, &redis_args, self.binary.library_path.as_deref())?);
         Ok(())
     }
 
@@ -171,7 +239,7 @@ impl Drop for RedisProcess {
 
 /// Spawns `program args` under a shell watchdog: when the test process (the watchdog's parent) exits, or the
 /// watchdog is killed, the program is killed too.
-fn spawn_watched(program: &str, args: &[String]) -> Result<Child> {
+fn spawn_watched(program: &str, args: &[String], library_path: Option<&Path>) -> Result<Child> {
     // $PPID is the test process. `exec` is not used so the shell stays to watch; the trap covers kill of the shell.
     let script = r#"prog="$1"; shift; "$prog" "$@" & child=$!; trap 'kill -9 $child 2>/dev/null; exit 0' TERM INT HUP;
 while kill -0 "$PPID" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done; kill -9 $child 2>/dev/null"#;
@@ -180,6 +248,9 @@ while kill -0 "$PPID" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5;
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.arg("-c").arg(script).arg("watchdog").arg(program).args(args);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    if let Some(path) = library_path {
+        cmd.env("LD_LIBRARY_PATH", path);
+    }
     cmd.spawn().map_err(|e| FixtureError(format!("cannot start {program}: {e}")))
 }
 
@@ -256,8 +327,13 @@ pub struct Standalone {
 impl Standalone {
     /// Starts one server.
     pub fn start() -> Result<Self> {
+        Self::start_binary(&ServerBinary::system(), &[])
+    }
+
+    /// Starts one server of `binary` with extra `args`.
+    pub fn start_binary(binary: &ServerBinary, args: &[String]) -> Result<Self> {
         let dir = temp_root()?;
-        let server = RedisProcess::start(dir.path(), &[])?;
+        let server = RedisProcess::start_binary(binary, dir.path(), None, args)?;
         Ok(Standalone { server, _dir: dir })
     }
 
@@ -411,6 +487,25 @@ impl Sentinel {
 pub fn shared_standalone() -> &'static Standalone {
     static SERVER: std::sync::OnceLock<Standalone> = std::sync::OnceLock::new();
     SERVER.get_or_init(|| Standalone::start().unwrap_or_else(|e| panic!("cannot start redis-server: {e}")))
+}
+
+/// One standalone server of each of [`field_ttl_binaries`] (hash-field TTL), shared by every test of the calling
+/// test binary, with the binary it runs; empty when none is installed (outside CI: the caller skips, saying so).
+///
+/// # Panics
+/// When a server cannot be started, or under CI when none is installed.
+pub fn shared_field_ttl_servers() -> &'static [(ServerBinary, Standalone)] {
+    static SERVERS: std::sync::OnceLock<Vec<(ServerBinary, Standalone)>> = std::sync::OnceLock::new();
+    SERVERS.get_or_init(|| {
+        field_ttl_binaries()
+            .into_iter()
+            .map(|binary| {
+                let server = Standalone::start_binary(&binary, &[])
+                    .unwrap_or_else(|e| panic!("cannot start {} ({}): {e}", binary.name, binary.path.display()));
+                (binary, server)
+            })
+            .collect()
+    })
 }
 
 /// One 3-master Cluster shared by every test of the calling test binary (see [`shared_standalone`]).

@@ -644,11 +644,30 @@ pub async fn enumeration_lists_every_session(h: &dyn Harness) {
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each with a fresh harness from `$make` (an expression
-/// evaluating to a future of a [`Harness`]).
+/// evaluating to a future of a [`Harness`]). `conformance_suite!(optional: $make)` takes a future of an
+/// `Option<Harness>` instead: with `None` (a server the machine does not have, outside CI) each case returns
+/// without checking anything, and the harness's constructor says why.
 #[macro_export]
 macro_rules! conformance_suite {
-    ($make:expr) => {
-        $crate::conformance_suite!(@cases $make;
+    (@cases [$mode:ident] $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::conformance_suite!(@run [$mode] $make, $case);
+            }
+        )*
+    };
+    (@run [always] $make:expr, $case:ident) => {
+        let harness = $make.await;
+        $crate::conformance::$case(&harness).await;
+    };
+    (@run [optional] $make:expr, $case:ident) => {
+        if let Some(harness) = $make.await {
+            $crate::conformance::$case(&harness).await;
+        }
+    };
+    (@with [$mode:ident] $make:expr) => {
+        $crate::conformance_suite!(@cases [$mode] $make;
             new_session_is_empty, dict_api, save_and_load_keep_order_and_types, flush_deletes_everything,
             cycle_key_keeps_data_and_kills_old_key, concurrent_creates_never_collide, create_never_overwrites,
             save_of_deleted_session_is_an_error, unknown_or_malformed_keys_give_a_new_session,
@@ -659,13 +678,10 @@ macro_rules! conformance_suite {
             a_save_racing_a_logout_fails_and_the_logout_stands, a_save_racing_cycle_key_leaves_the_old_key_dead,
             a_merged_save_leaves_the_merged_data_in_the_session, a_compare_only_save_without_a_version_writes_nothing);
     };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let harness = $make.await;
-                $crate::conformance::$case(&harness).await;
-            }
-        )*
+    (optional: $make:expr) => {
+        $crate::conformance_suite!(@with [optional] $make);
+    };
+    ($make:expr) => {
+        $crate::conformance_suite!(@with [always] $make);
     };
 }

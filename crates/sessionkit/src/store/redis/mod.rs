@@ -4,7 +4,7 @@
 //! |---|---|---|---|---|
 //! | `django-cache` | `KEY_PREFIX:VERSION:django.contrib.sessions.cache<key>` | the dict as Django's cache writes it (pickle; django-redis serializers/compressors) | key TTL = expiry age | sharing sessions with Django |
 //! | `string` | `<prefix>s:<key>` (or SHA-256 hex of it) | [compact versioned value](value) | key TTL + in the value | speed |
-//! | `hash` | field `<key>` (or its SHA-256) in one of N hashes `<prefix>h:<n>` | compact versioned value | in the value; `HPEXPIREAT` per field on Redis ≥ 7.4, else the sweeper | memory |
+//! | `hash` | field `<key>` (or its SHA-256) in one of N hashes `<prefix>h:<n>` | compact versioned value | in the value; `HPEXPIREAT` per field where the server has it (Redis ≥ 7.4, Valkey ≥ 9), else the sweeper | memory |
 //!
 //! Every load is one round trip (`GET`, `HGET`, or `GET`+`PTTL` pipelined for `django-cache`); every save is one
 //! round trip (`SET … XX`, a script for `hash`), or one `MULTI` when the per-user index is updated too (two round
@@ -37,6 +37,9 @@ use super::merge::{save_merging, CompareAndSet, Saved, WriteOutcome};
 use super::{redact_url, Access, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, StoredSession};
 use crate::codec::{CodecError, DecodeLimits};
 use crate::{ChangeSet, SessionKey, SessionRecord, StoreError, Version};
+
+/// The latest absolute field expiry Redis accepts (`HFE_MAX_ABS_TIME_MSEC`, 2^46 − 1 ms: the year 4199).
+const MAX_FIELD_EXPIRY_MS: u64 = (1 << 46) - 1;
 
 /// Sessions per bucket the `hash` layout's default bucket count is sized for.
 pub const TARGET_SESSIONS_PER_BUCKET: u32 = 200;
@@ -249,7 +252,8 @@ struct Address {
 impl RedisStore {
     /// Connects to Redis as the URL says (see [`config`] for the URL forms and options).
     ///
-    /// At connect time the `hash` layout checks whether the server has `HPEXPIREAT` (Redis ≥ 7.4) and warns when
+    /// At connect time the `hash` layout checks whether the server has `HPEXPIREAT`/`HPTTL` (`COMMAND INFO`; Redis
+    /// ≥ 7.4, Valkey ≥ 9), checks the [layout record](layout_record), and warns when
     /// `hash-max-listpack-value` / `hash-max-listpack-entries` are too small for the memory gain; both checks work
     /// without `CONFIG` rights (they are skipped with a debug line when refused).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -310,29 +314,37 @@ impl RedisStore {
         &self.layout_record
     }
 
-    /// True when the `hash` layout expires fields on the server (`HPEXPIREAT`, Redis ≥ 7.4); otherwise
+    /// True when the `hash` layout expires fields on the server (`HPEXPIREAT`; Redis ≥ 7.4, Valkey ≥ 9); otherwise
     /// [`SessionStore::clear_expired`] sweeps expired fields.
     pub fn uses_hash_field_expiry(&self) -> bool {
         self.hash_field_expiry
     }
 
-    /// `INFO server` → version ≥ 7.4 (HPEXPIREAT and friends).
+    /// True when every master knows the per-field expiry commands the `hash` layout uses (`HPEXPIREAT`, `HPTTL`):
+    /// asked with `COMMAND INFO`, so the answer is the server's capability, not its version string (Redis ≥ 7.4,
+    /// Valkey ≥ 9, and not a server where they are renamed away). Any doubt (a node that does not answer, a
+    /// refused `COMMAND`) chooses the sweeper, which works everywhere.
     async fn server_has_hash_field_expiry(&self) -> bool {
-        let nodes = match self.conn.scan_nodes().await {
-            Ok(nodes) => nodes,
-            Err(_) => return false,
-        };
-        let Some(node) = nodes.first() else { return false };
-        let info = self.conn.query_node(node.as_ref(), redis::cmd("INFO").arg("server").clone()).await;
-        let text = match info {
-            Ok(RedisValue::BulkString(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-            Ok(RedisValue::VerbatimString { text, .. }) => text,
-            _ => return false,
-        };
-        let version = text.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("0");
-        let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-        (major, minor) >= (7, 4)
+        let Ok(nodes) = self.conn.scan_nodes().await else { return false };
+        if nodes.is_empty() {
+            return false;
+        }
+        for node in &nodes {
+            let reply = self
+                .conn
+                .query_node(node.as_ref(), redis::cmd("COMMAND").arg("INFO").arg("HPEXPIREAT").arg("HPTTL").clone())
+                .await;
+            let known = match reply {
+                Ok(RedisValue::Array(entries)) => {
+                    entries.len() == 2 && entries.iter().all(|entry| !matches!(entry, RedisValue::Nil))
+                }
+                _ => false,
+            };
+            if !known {
+                return false;
+            }
+        }
+        true
     }
 
     async fn warn_about_listpack_limits(&self) {
@@ -495,6 +507,13 @@ impl RedisStore {
         (at.unix_timestamp_nanos() / 1_000_000).clamp(1, i128::from(u64::MAX >> 1)) as u64
     }
 
+    /// [`expiry_ms`](Self::expiry_ms) for `HPEXPIREAT`, whose absolute times Redis caps at 2^46 − 1 ms (the year
+    /// 4199; "invalid expire time" beyond, while Valkey takes more): a session kept longer than that expires
+    /// from the server in 4199 instead, and its value's header keeps the expiry it was given.
+    fn field_expiry_ms(at: OffsetDateTime) -> u64 {
+        Self::expiry_ms(at).min(MAX_FIELD_EXPIRY_MS)
+    }
+
     /// The expiry arguments of `SET`: `EX seconds` for Django's RedisCache (as it writes them) when at least a
     /// second is left, else `PXAT ms` (exact; an already expired session is gone at once, while NX/XX still say
     /// whether the key existed).
@@ -577,7 +596,10 @@ impl RedisStore {
                     .arg(if create { "create" } else { "update" })
                     .arg(if address.field.is_some() { "hash" } else { "set" })
                     .arg(value.as_slice())
-                    .arg(Self::expiry_ms(record.expires_at))
+                    .arg(match address.field {
+                        Some(_) => Self::field_expiry_ms(record.expires_at),
+                        None => Self::expiry_ms(record.expires_at),
+                    })
                     .arg(ttl_unit)
                     .arg(ttl_value)
                     .arg(address.field.as_deref().unwrap_or_default())
@@ -618,7 +640,7 @@ impl RedisStore {
                     .key(&address.key)
                     .arg(field.as_slice())
                     .arg(value)
-                    .arg(Self::expiry_ms(expires_at))
+                    .arg(Self::field_expiry_ms(expires_at))
                     .arg(if self.hash_field_expiry { "1" } else { "0" })
                     .arg(if expected.is_some() { "1" } else { "0" })
                     .arg(expected.unwrap_or_default());
@@ -715,13 +737,24 @@ impl RedisStore {
     }
 
     /// Writes `bytes` at a session's address as they are, bypassing the encoder (import tools; tests that plant
-    /// corrupt data). String-valued layouts get a TTL of `ttl_ms`.
+    /// corrupt data). String-valued layouts get a TTL of `ttl_ms`, and so does a `hash` field on a server with
+    /// per-field expiry (no sweeper would ever remove it otherwise).
     pub async fn put_raw(&self, key: &SessionKey, bytes: &[u8], ttl_ms: u64) -> Result<(), StoreError> {
         let address = self.address(key);
         match &address.field {
             Some(field) => {
-                let _: i64 =
-                    self.conn.query(redis::cmd("HSET").arg(&address.key).arg(field.as_slice()).arg(bytes)).await?;
+                let mut pipe = redis::pipe();
+                pipe.atomic().cmd("HSET").arg(&address.key).arg(field.as_slice()).arg(bytes).ignore();
+                if self.hash_field_expiry {
+                    pipe.cmd("HPEXPIRE")
+                        .arg(&address.key)
+                        .arg(ttl_ms.max(1))
+                        .arg("FIELDS")
+                        .arg(1)
+                        .arg(field.as_slice())
+                        .ignore();
+                }
+                let _: () = self.conn.query_pipeline(&pipe).await?;
             }
             None => {
                 let _: () = self
