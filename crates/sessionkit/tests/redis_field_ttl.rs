@@ -86,6 +86,7 @@ field_ttl_suite!(valkey9_hash_hashed_zstd, 0, "layout=hash&buckets=4&hashed_keys
 field_ttl_suite!(valkey9_string, 0, "layout=string");
 field_ttl_suite!(redis8_hash, 1, "layout=hash&buckets=8");
 field_ttl_suite!(redis8_hash_hashed_zstd, 1, "layout=hash&buckets=4&hashed_keys=1&compress_min_bytes=0");
+field_ttl_suite!(redis8_hash_scripts, 1, "layout=hash&buckets=8&hash_writes=script");
 field_ttl_suite!(redis74_hash, 2, "layout=hash&buckets=8&index_refresh=0");
 
 /// Under CI every server `scripts/test` installs is here, so no suite above skips.
@@ -220,4 +221,47 @@ async fn renamed_hpexpireat_means_the_sweeper(binary: &ServerBinary) {
     let key = SessionKey::generate();
     store.create(&record(&key, time::Duration::seconds(-5))).await.unwrap();
     assert_eq!(store.clear_expired().await.unwrap(), 1);
+}
+
+/// `HSETEX` where the server has it (Valkey 9, Redis 8), the scripts where it does not (Redis 7.4) or when asked:
+/// a create is `HSETEX … FNX` (a taken key is a collision), a last-write-wins save `HSETEX … FXX` (a vanished
+/// session is not re-created), and either sets the field's TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsetex_creates_and_replaces_where_the_server_has_it() {
+    for (n, (binary, server)) in shared_field_ttl_servers().iter().enumerate() {
+        let has_hsetex = !binary.name.starts_with("redis-7.");
+        let Some(url) = url(n, "layout=hash&buckets=2&user_index=false") else { continue };
+        let store = RedisStore::connect(&url).await.unwrap();
+        assert_eq!(store.uses_native_hash_writes(), has_hsetex, "{}", binary.name);
+        let scripted = RedisStore::connect(&format!("{url}&hash_writes=script")).await.unwrap();
+        assert!(!scripted.uses_native_hash_writes(), "{}", binary.name);
+
+        assert!(server.server.command(&["CONFIG", "RESETSTAT"]).unwrap().starts_with("+OK"));
+        let key = SessionKey::generate();
+        let created = record(&key, time::Duration::minutes(10));
+        store.create(&created).await.unwrap();
+        assert!(
+            matches!(store.create(&created).await, Err(sessionkit::StoreError::KeyCollision)),
+            "{}: a second create of the key collides",
+            binary.name
+        );
+        let ttl = hpttl(server, &store, &key);
+        assert!((ttl - ms_until(created.expires_at)).abs() < 2_000, "{}: HPTTL {ttl}", binary.name);
+
+        // merge=false: the save replaces the field (HSETEX FXX) and moves its TTL; a vanished one stays gone.
+        let lww = sessionkit::open_store(&format!("{url}&merge=false"), &Settings::with_secret_key("field-ttl"))
+            .await
+            .unwrap();
+        let later = SessionRecord { expires_at: OffsetDateTime::now_utc() + time::Duration::hours(2), ..created };
+        lww.save(&later, &ChangeSet::replacing(&later.data)).await.unwrap();
+        let ttl = hpttl(server, &store, &key);
+        assert!((ttl - ms_until(later.expires_at)).abs() < 2_000, "{}: HPTTL after save {ttl}", binary.name);
+        store.delete(&key).await.unwrap();
+        let vanished = lww.save(&later, &ChangeSet::replacing(&later.data)).await;
+        assert!(matches!(vanished, Err(sessionkit::StoreError::SessionVanished)), "{}: {vanished:?}", binary.name);
+        assert!(store.load_raw(&key).await.unwrap().is_none(), "{}: re-created", binary.name);
+
+        let stats = server.server.command(&["INFO", "commandstats"]).unwrap();
+        assert_eq!(stats.contains("cmdstat_hsetex"), has_hsetex, "{}: {stats}", binary.name);
+    }
 }

@@ -23,6 +23,7 @@
 //! | `user_index` | `true` | keep the per-user session index for sessions with `_auth_user_id` |
 //! | `index_refresh` | `300` | seconds: a save refreshes a session's index entry only when its expiry has moved past what the entry covers, at most once per this window (`0`: on every save); `last_seen` in the index has this precision |
 //! | `adopt_layout` | `false` | `string`, `hash`: when the layout record under `prefix` names another shape (layout, bucket count, hashed keys, value format), rewrite it with this URL's instead of refusing to connect; sessions written with the old shape become unreachable (move them first with `sessionkit migrate`) |
+//! | `hash_writes` | `auto` | `hash`: `auto` creates and replaces fields (the saves of `merge=false`) with one `HSETEX … FNX\|FXX PXAT` where every master has it (Redis ≥ 8, Valkey ≥ 9), else with a script; `script` always uses the scripts. Merging saves are a compare-and-set script either way |
 //! | `protocol` | `resp2` | `redis://`, `rediss://`, `unix://`: passed to redis-rs (`resp3`) |
 //! | `db`, `user`, `pass` | none | `unix://` only: database number and credentials (redis-rs) |
 //! | `key_prefix` | empty | `django-cache`: Django's cache `KEY_PREFIX` |
@@ -58,6 +59,15 @@ impl Layout {
             Layout::DjangoCache => "django-cache",
         }
     }
+}
+
+/// How the `hash` layout creates and replaces fields on servers with `HSETEX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashWrites {
+    /// `HSETEX … FNX|FXX PXAT …` where every master has it (Redis ≥ 8, Valkey ≥ 9), else the scripts.
+    Auto,
+    /// Always the scripts (`HSETNX`/`HSET` + `HPEXPIREAT`), for comparison and for servers whose `HSETEX` misbehaves.
+    Script,
 }
 
 /// Compression of `string` and `hash` values.
@@ -188,6 +198,8 @@ pub struct RedisOptions {
     /// Rewrite the layout record with this configuration when it records another one (`adopt_layout=true`;
     /// see [`layout_record`](super::layout_record)), instead of refusing to connect.
     pub adopt_layout: bool,
+    /// `hash_writes=auto|script`: how the `hash` layout creates and replaces fields on servers with `HSETEX`.
+    pub hash_writes: HashWrites,
     /// `django-cache` layout options.
     pub django: DjangoCacheOptions,
 }
@@ -220,6 +232,7 @@ impl RedisOptions {
             user_index: true,
             index_refresh: Duration::from_secs(300),
             adopt_layout: false,
+            hash_writes: HashWrites::Auto,
             django: DjangoCacheOptions {
                 key_prefix: String::new(),
                 version: 1,
@@ -307,6 +320,13 @@ impl RedisOptions {
                 "compressor" => options.django.compressor = value,
                 "sentinel_username" => sentinel_username = Some(value),
                 "sentinel_password" => sentinel_password = Some(value),
+                "hash_writes" => {
+                    options.hash_writes = match value.as_str() {
+                        "auto" => HashWrites::Auto,
+                        "script" => HashWrites::Script,
+                        other => return Err(bad(format!("hash_writes {other:?} is not auto or script"))),
+                    }
+                }
                 "adopt_layout" => {
                     options.adopt_layout =
                         parse_bool(&value).ok_or_else(|| bad(format!("adopt_layout={value:?} is not true or false")))?
@@ -402,6 +422,7 @@ const OPTIONS: &[&str] = &[
     "user_index",
     "index_refresh",
     "adopt_layout",
+    "hash_writes",
     "key_prefix",
     "version",
     "engine",

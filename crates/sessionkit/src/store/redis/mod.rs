@@ -159,6 +159,9 @@ pub struct RedisStore {
     #[cfg(feature = "django-cache")]
     django: crate::codec::django_cache::CacheValueCodec,
     hash_field_expiry: bool,
+    /// The `hash` layout creates and replaces fields with `HSETEX` (value and expiry in one native command)
+    /// instead of a script: servers that have it (Redis ≥ 8, Valkey ≥ 9), unless `hash_writes=script`.
+    native_hash_writes: bool,
     hash_create: redis::Script,
     hash_update: redis::Script,
     string_update_if: redis::Script,
@@ -285,6 +288,7 @@ impl RedisStore {
             #[cfg(feature = "django-cache")]
             django,
             hash_field_expiry: false,
+            native_hash_writes: false,
             hash_create: redis::Script::new(HASH_CREATE),
             hash_update: redis::Script::new(HASH_UPDATE),
             string_update_if: redis::Script::new(STRING_UPDATE_IF),
@@ -299,6 +303,9 @@ impl RedisStore {
         };
         if store.options.layout == Layout::Hash {
             store.hash_field_expiry = store.server_has_hash_field_expiry().await;
+            store.native_hash_writes = store.hash_field_expiry
+                && store.options.hash_writes == config::HashWrites::Auto
+                && store.every_master_knows(&["HSETEX"]).await;
             store.warn_about_listpack_limits().await;
         }
         Ok(store)
@@ -325,18 +332,21 @@ impl RedisStore {
     /// Valkey ≥ 9, and not a server where they are renamed away). Any doubt (a node that does not answer, a
     /// refused `COMMAND`) chooses the sweeper, which works everywhere.
     async fn server_has_hash_field_expiry(&self) -> bool {
+        self.every_master_knows(&["HPEXPIREAT", "HPTTL"]).await
+    }
+
+    /// True when `COMMAND INFO` on every master knows each of `commands`; false on any doubt.
+    async fn every_master_knows(&self, commands: &[&str]) -> bool {
         let Ok(nodes) = self.conn.scan_nodes().await else { return false };
         if nodes.is_empty() {
             return false;
         }
         for node in &nodes {
-            let reply = self
-                .conn
-                .query_node(node.as_ref(), redis::cmd("COMMAND").arg("INFO").arg("HPEXPIREAT").arg("HPTTL").clone())
-                .await;
+            let reply =
+                self.conn.query_node(node.as_ref(), redis::cmd("COMMAND").arg("INFO").arg(commands).clone()).await;
             let known = match reply {
                 Ok(RedisValue::Array(entries)) => {
-                    entries.len() == 2 && entries.iter().all(|entry| !matches!(entry, RedisValue::Nil))
+                    entries.len() == commands.len() && entries.iter().all(|entry| !matches!(entry, RedisValue::Nil))
                 }
                 _ => false,
             };
@@ -345,6 +355,11 @@ impl RedisStore {
             }
         }
         true
+    }
+
+    /// True when the `hash` layout creates and replaces fields with `HSETEX` (see [`config`]'s `hash_writes`).
+    pub fn uses_native_hash_writes(&self) -> bool {
+        self.native_hash_writes
     }
 
     async fn warn_about_listpack_limits(&self) {
@@ -633,6 +648,25 @@ impl RedisStore {
         let create = matches!(mode, WriteMode::Create);
         let expected = mode.expected();
         let invocation = match (&address.field, expected) {
+            (Some(field), None) if self.native_hash_writes => {
+                // HSETEX bucket FNX|FXX PXAT ms FIELDS 1 field value: 1 written, 0 the field was there (create)
+                // or gone (replace).
+                let written: i64 = self
+                    .conn
+                    .query(
+                        redis::cmd("HSETEX")
+                            .arg(&address.key)
+                            .arg(if create { "FNX" } else { "FXX" })
+                            .arg("PXAT")
+                            .arg(Self::field_expiry_ms(expires_at))
+                            .arg("FIELDS")
+                            .arg(1)
+                            .arg(field.as_slice())
+                            .arg(value),
+                    )
+                    .await?;
+                return Ok(if written == 1 { Written::Yes } else { Written::No });
+            }
             (Some(field), _) => {
                 let script = if create { &self.hash_create } else { &self.hash_update };
                 let mut invocation = script.prepare_invoke();
