@@ -103,6 +103,25 @@ async fn user_index_on_cluster_hash_layout() {
     user_index_lists_prunes_and_revokes(cluster_url("layout=hash&buckets=8")).await;
 }
 
+/// The same on each server with hash-field TTL (Valkey 9, Redis 8, Redis 7.4; `scripts/test` installs them): the
+/// indexed write script gives the field its expiry there, and the logged-in session's field carries a TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_index_on_field_ttl_servers_hash_layout() {
+    for (binary, server) in sessionkit_testsupport::shared_field_ttl_servers() {
+        let url = format!("{}?prefix={}:&layout=hash&buckets=4", server.url(), unique());
+        user_index_lists_prunes_and_revokes(url.clone()).await;
+        let store = Arc::new(RedisStore::connect(&url).await.unwrap());
+        assert!(store.uses_hash_field_expiry(), "{}", binary.name);
+        let key = login(&store, "5", "phone").await;
+        let (bucket, field) = store.raw_address(&key);
+        let (bucket, field) = (String::from_utf8(bucket).unwrap(), String::from_utf8(field.unwrap()).unwrap());
+        let reply = server.server.command(&["HPTTL", &bucket, "FIELDS", "1", &field]).unwrap();
+        let ttl: i64 = reply.lines().nth(1).and_then(|l| l.trim().strip_prefix(':')?.parse().ok()).unwrap_or(-3);
+        let two_weeks_ms = 14 * 86_400_000;
+        assert!((two_weeks_ms - 60_000..=two_weeks_ms).contains(&ttl), "{}: HPTTL {reply:?}", binary.name);
+    }
+}
+
 /// The index keys of one user share a slot and expire after the sessions (their expiry plus `index_refresh`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_keys_share_a_slot_and_expire() {
