@@ -1,7 +1,5 @@
 //! Django's `auth_user` table as a [`UserSource`](super::UserSource).
 
-use std::str::FromStr;
-
 use async_trait::async_trait;
 
 use super::{AuthUser, UserSource};
@@ -104,7 +102,7 @@ impl SqlUserSource {
         let pool = match scheme {
             #[cfg(feature = "sqlite")]
             "sqlite" => {
-                let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)
                     .map_err(|e| invalid(e.to_string()))?
                     .read_only(true);
                 Pool::Sqlite(

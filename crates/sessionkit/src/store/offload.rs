@@ -26,11 +26,14 @@ pub(crate) const WORKER_STORED_BYTES: usize = 2 * 1024;
 /// Largest decompressed value a decode on the calling task may produce.
 pub(crate) const WORKER_INFLATED_BYTES: usize = 2 * 1024;
 /// Most bytes of pickled big ints a decode on the calling task converts to decimal.
+#[cfg(feature = "django-cache")]
 pub(crate) const WORKER_BIG_INT_BYTES: usize = 1024;
 /// Most values (and pickle marks) a decode on the calling task may build: a 2 KiB pickle of shared references
 /// (`L1 = [s] * 500; [L1] * 500`) would otherwise expand to 250 000 values.
+#[cfg(feature = "django-cache")]
 pub(crate) const WORKER_VALUES: usize = 4096;
 /// Most bytes of strings and numbers a decode on the calling task may produce (shared strings counted per copy).
+#[cfg(feature = "django-cache")]
 pub(crate) const WORKER_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// A decoder whose work can be bounded for a decode on an async worker thread.

@@ -75,6 +75,7 @@ impl std::error::Error for Explained {
 /// For a client that speaks plaintext (`tls` false) or TLS (`tls` true) to a Redis-protocol server: the cause
 /// when `peer` cannot be such a server, `None` when it may be. `Silent` counts only when `silent_counts` (after a
 /// failed connection; while a connection is merely slow, a silent probe proves nothing).
+#[cfg(feature = "redis")]
 pub(crate) fn redis_mismatch(peer: &Peer, tls: bool, silent_counts: bool) -> Option<String> {
     match peer {
         Peer::RedisPlaintext if tls => Some(
@@ -95,6 +96,7 @@ pub(crate) fn redis_mismatch(peer: &Peer, tls: bool, silent_counts: bool) -> Opt
 /// For a client of a SQL database whose server answers a probe as `expected` does (PostgreSQL stays silent,
 /// MySQL greets): the cause when `peer` is something else, `None` when it may be the database. `Silent` counts
 /// only when `silent_counts` (after a failed connection; a loaded MySQL may greet late).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn sql_mismatch(peer: &Peer, expected: &Peer, protocol: &str, silent_counts: bool) -> Option<String> {
     match peer {
         peer if peer == expected => None,

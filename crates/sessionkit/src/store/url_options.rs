@@ -34,6 +34,7 @@ pub(crate) fn unknown_option(redacted_url: &str, store: &str, name: &str, known:
 
 /// The error for a wrapper option (`failure_policy`, `merge`) given to a store opened directly, which cannot apply
 /// it: only [`open_store`](crate::open_store) wraps the store.
+#[cfg(feature = "redis")]
 pub(crate) fn wrapper_option_here(redacted_url: &str, name: &str) -> ConfigError {
     ConfigError::InvalidStoreUrl {
         url: redacted_url.to_owned(),
