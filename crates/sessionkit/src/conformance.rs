@@ -16,14 +16,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use time::{Duration, OffsetDateTime};
 
+use crate::audit::AuditEvent;
+use crate::lifetime::{Clock, ExpiryRule, CREATED_KEY};
+use crate::store::{RawSession, Saved, SessionLister, Touched, UserSessionIndex};
 use crate::{
     ChangeSet, Expiry, SaveMode, Session, SessionError, SessionKey, SessionRecord, SessionStore, Settings, StoreError,
+    Version,
 };
 
 /// What the suite needs from a store under test.
@@ -47,6 +53,12 @@ pub trait Harness: Send + Sync + 'static {
     /// store can promise and skip the rest, saying so.
     fn stateless(&self) -> bool {
         false
+    }
+    /// False for a store that derives a session's expiry from when it was written (the file store: the mtime)
+    /// instead of keeping the expiry it is given; the idle-timeout cases are then skipped, saying so, and the
+    /// store's own tests must cover the idle rule.
+    fn keeps_given_expiry(&self) -> bool {
+        true
     }
 }
 
@@ -518,6 +530,270 @@ pub async fn a_compare_only_save_without_a_version_writes_nothing(h: &dyn Harnes
     assert_eq!(h.store().load(&key).await.unwrap().unwrap().data, sample_data(), "nothing was written");
 }
 
+/// A clock the lifetime cases move by hand: the real time plus an offset in seconds.
+struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    fn new() -> (TestClock, Clock) {
+        let offset = Arc::new(AtomicI64::new(0));
+        let read = Arc::clone(&offset);
+        let clock = Clock::from_fn(move || OffsetDateTime::now_utc() + Duration::seconds(read.load(Ordering::SeqCst)));
+        (TestClock(offset), clock)
+    }
+
+    /// Moves the clock to `seconds` after the start.
+    fn set(&self, seconds: i64) {
+        self.0.store(seconds, Ordering::SeqCst);
+    }
+}
+
+/// A store that counts the writes going through it: full saves and creates apart from touches.
+#[derive(Debug)]
+struct CountingWrites {
+    inner: Arc<dyn SessionStore>,
+    saves: AtomicU64,
+    touches: AtomicU64,
+}
+
+impl CountingWrites {
+    fn counts(&self) -> (u64, u64) {
+        (self.saves.load(Ordering::SeqCst), self.touches.load(Ordering::SeqCst))
+    }
+}
+
+#[async_trait]
+impl SessionStore for CountingWrites {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn load(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        self.inner.create(record).await
+    }
+    async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        self.inner.save(record, changes).await
+    }
+    async fn touch(&self, record: &SessionRecord) -> Result<Touched, StoreError> {
+        self.touches.fetch_add(1, Ordering::SeqCst);
+        self.inner.touch(record).await
+    }
+    async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.inner.exists(key).await
+    }
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn clear_expired(&self) -> Result<u64, StoreError> {
+        self.inner.clear_expired().await
+    }
+    async fn load_raw(&self, key: &SessionKey) -> Result<Option<RawSession>, StoreError> {
+        self.inner.load_raw(key).await
+    }
+    fn issue_key(&self, record: &SessionRecord) -> Result<Option<SessionKey>, StoreError> {
+        self.inner.issue_key(record)
+    }
+    fn user_index(&self) -> Option<&dyn UserSessionIndex> {
+        self.inner.user_index()
+    }
+    fn lister(&self) -> Option<&dyn SessionLister> {
+        self.inner.lister()
+    }
+}
+
+/// Audit events, collected.
+#[derive(Default)]
+struct Events(Mutex<Vec<AuditEvent>>);
+
+impl Events {
+    fn taken(&self) -> Vec<AuditEvent> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Events")
+    }
+}
+
+/// What the lifetime cases share: the store behind a write counter, settings with the rules and a test clock,
+/// and the audit events of every session made with [`Lifetimes::session`].
+struct Lifetimes {
+    store: Arc<CountingWrites>,
+    settings: Arc<Settings>,
+    clock: TestClock,
+    events: Arc<Events>,
+}
+
+impl Lifetimes {
+    fn new(h: &dyn Harness, idle: Option<i64>, absolute: Option<i64>, interval: Option<i64>) -> Self {
+        let (clock, shared) = TestClock::new();
+        let settings = Settings {
+            idle_timeout: idle,
+            absolute_timeout: absolute,
+            touch_interval: interval,
+            clock: shared,
+            ..(*h.settings()).clone()
+        };
+        crate::lifetime::check(&settings).expect("consistent lifetime settings");
+        let store = Arc::new(CountingWrites { inner: h.store(), saves: AtomicU64::new(0), touches: AtomicU64::new(0) });
+        Lifetimes { store, settings: Arc::new(settings), clock, events: Arc::default() }
+    }
+
+    fn session(&self, key: Option<SessionKey>) -> Session {
+        let events = Arc::clone(&self.events);
+        let store: Arc<dyn SessionStore> = Arc::clone(&self.store) as Arc<dyn SessionStore>;
+        Session::new(store, Arc::clone(&self.settings), key).with_audit(Arc::new(move |event: &AuditEvent| {
+            events.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(event.clone());
+        }))
+    }
+
+    /// One request that reads the session and changes nothing, ending as the front-ends end it: a save when a
+    /// touch is due. Returns the data read (empty: no live session).
+    async fn read_only_request(&self, key: &SessionKey) -> (Map<String, Value>, Option<SessionKey>) {
+        let mut s = self.session(Some(key.clone()));
+        let data = s.data().await.expect("load").as_map().clone();
+        if s.touch_due() {
+            s.save().await.expect("touch");
+        }
+        (data, s.key().cloned())
+    }
+
+    /// The expiry the store reports now for `key`.
+    async fn stored_expiry(&self, key: &SessionKey) -> OffsetDateTime {
+        self.store.inner.load(key).await.expect("load").expect("live in the store").expires_at
+    }
+}
+
+/// Idle timeout: a session nobody uses for the timeout has expired (and is deleted, with an audit event); reads
+/// move its expiry, but at most once per touch interval and without a full write; writes move it too.
+pub async fn an_idle_session_expires_and_reads_touch_at_most_once_per_interval(h: &dyn Harness) {
+    if h.stateless() {
+        return skip(h, "a session kept in the browser is re-signed, not touched");
+    }
+    if !h.keeps_given_expiry() {
+        eprintln!(
+            "store {}: expiry derived from the write time; idle rule covered by the store's tests",
+            h.store().describe()
+        );
+        return;
+    }
+    let t = Lifetimes::new(h, Some(600), None, Some(60));
+    let mut s = t.session(None);
+    s.set("cart", json!(["apple"])).await.unwrap();
+    s.save().await.unwrap();
+    let key = s.key().cloned().unwrap();
+    let start = t.settings.clock.now();
+    assert_close(t.stored_expiry(&key).await, start + Duration::seconds(600), "a save sets the idle deadline");
+    assert!(!t.store.inner.load(&key).await.unwrap().unwrap().data.contains_key(CREATED_KEY), "no absolute rule");
+    let writes = t.store.counts();
+
+    // 30 s later: within the interval, nothing is written.
+    t.clock.set(30);
+    let (data, _) = t.read_only_request(&key).await;
+    assert_eq!(data.get("cart"), Some(&json!(["apple"])));
+    assert_eq!(t.store.counts(), writes, "no write within the touch interval");
+    // 61 s later: one touch, no save; the deadline moves to now + 600 and the data is unchanged.
+    t.clock.set(61);
+    t.read_only_request(&key).await;
+    assert_eq!(t.store.counts(), (writes.0, writes.1 + 1), "one touch, no full save");
+    assert_close(t.stored_expiry(&key).await, start + Duration::seconds(661), "the touch moved the expiry");
+    assert_eq!(t.store.inner.load(&key).await.unwrap().unwrap().data.get("cart"), Some(&json!(["apple"])));
+    // 90 s: within the interval of the touch, nothing again.
+    t.clock.set(90);
+    t.read_only_request(&key).await;
+    assert_eq!(t.store.counts(), (writes.0, writes.1 + 1), "at most one touch per interval");
+    // A write moves the deadline as well (a full save, no touch).
+    t.clock.set(200);
+    let mut s = t.session(Some(key.clone()));
+    s.set("cart", json!(["apple", "pear"])).await.unwrap();
+    s.save().await.unwrap();
+    assert_eq!(t.store.counts(), (writes.0 + 1, writes.1 + 1));
+    assert_close(t.stored_expiry(&key).await, start + Duration::seconds(800), "a save moves the deadline");
+    assert!(t.events.taken().is_empty(), "nothing to report yet");
+
+    // 801 s: idle for more than 600 s: expired. The request gets a new, empty session; the old one is deleted.
+    t.clock.set(801);
+    let (data, kept) = t.read_only_request(&key).await;
+    assert!(data.is_empty() && kept.is_none(), "an idle session loads as a new one: {data:?}");
+    assert!(!t.store.inner.exists(&key).await.unwrap(), "the expired session was deleted");
+    let events = t.events.taken();
+    assert!(
+        matches!(&events[..], [AuditEvent::Expired { rule: ExpiryRule::Idle, .. }]),
+        "one idle expiry reported: {events:?}"
+    );
+}
+
+/// Absolute lifetime: a session created (or cycled) the lifetime ago has expired however active it was; the
+/// store's expiry never goes past the absolute deadline; cycling the key starts the lifetime again.
+pub async fn the_absolute_lifetime_ends_an_active_session(h: &dyn Harness) {
+    if h.stateless() {
+        return skip(h, "a session kept in the browser is checked by the same rule but not touched");
+    }
+    let t = Lifetimes::new(h, Some(600), Some(1800), Some(60));
+    let mut s = t.session(None);
+    s.set("user", "alice").await.unwrap();
+    s.save().await.unwrap();
+    let key = s.key().cloned().unwrap();
+    let start = t.settings.clock.now();
+    let stored = t.store.inner.load(&key).await.unwrap().unwrap();
+    assert_eq!(stored.data.get(CREATED_KEY), Some(&json!(start.unix_timestamp())), "the start is in the data");
+    // Active every 500 s: the idle rule never ends it ...
+    for at in [500, 1000, 1500] {
+        t.clock.set(at);
+        let (data, _) = t.read_only_request(&key).await;
+        assert_eq!(data.get("user"), Some(&json!("alice")), "live at {at} s");
+    }
+    if h.keeps_given_expiry() {
+        assert_close(t.stored_expiry(&key).await, start + Duration::seconds(1800), "capped at the absolute deadline");
+    }
+    // ... the absolute rule does.
+    t.clock.set(1801);
+    let (data, kept) = t.read_only_request(&key).await;
+    assert!(data.is_empty() && kept.is_none(), "past its absolute lifetime: {data:?}");
+    assert!(!t.store.inner.exists(&key).await.unwrap());
+    let events = t.events.taken();
+    assert!(matches!(&events[..], [AuditEvent::Expired { rule: ExpiryRule::Absolute, .. }]), "{events:?}");
+
+    // cycle_key (login) restarts the lifetime.
+    t.clock.set(0);
+    let mut s = t.session(None);
+    s.set("user", "bob").await.unwrap();
+    s.save().await.unwrap();
+    t.clock.set(500);
+    let mut s = t.session(s.key().cloned());
+    s.cycle_key().await.unwrap();
+    s.save().await.unwrap();
+    let cycled = s.key().cloned().unwrap();
+    for at in [1000, 1500, 2000] {
+        t.clock.set(at);
+        let (data, _) = t.read_only_request(&cycled).await;
+        assert_eq!(data.get("user"), Some(&json!("bob")), "{at} s: the cycle at 500 s restarted the lifetime");
+    }
+    let events = t.events.taken();
+    assert!(matches!(&events[..], [AuditEvent::Cycled { .. }]), "{events:?}");
+}
+
+/// With both rules off (Django's behaviour), nothing of the rules is written and nothing is touched.
+pub async fn lifetime_rules_off_write_nothing_of_their_own(h: &dyn Harness) {
+    let t = Lifetimes::new(h, None, None, None);
+    let mut s = t.session(None);
+    s.set("k", 1).await.unwrap();
+    s.save().await.unwrap();
+    let key = s.key().cloned().unwrap();
+    let mut s = t.session(Some(key.clone()));
+    let data = s.data().await.unwrap().as_map().clone();
+    assert!(!data.contains_key(CREATED_KEY), "{data:?}");
+    assert!(!s.touch_due());
+    t.clock.set(100_000);
+    assert!(!t.session(Some(key)).touch_due());
+    assert_eq!(t.store.counts().1, 0, "never touched");
+}
+
 /// An expired session is never loaded, and `clear_expired` removes exactly the expired ones.
 pub async fn expired_sessions_are_never_loaded_and_cleared(h: &dyn Harness) {
     let store = h.store();
@@ -668,6 +944,8 @@ macro_rules! conformance_suite {
     };
     (@with [$mode:ident] $make:expr) => {
         $crate::conformance_suite!(@cases [$mode] $make;
+            an_idle_session_expires_and_reads_touch_at_most_once_per_interval,
+            the_absolute_lifetime_ends_an_active_session, lifetime_rules_off_write_nothing_of_their_own,
             new_session_is_empty, dict_api, save_and_load_keep_order_and_types, flush_deletes_everything,
             cycle_key_keeps_data_and_kills_old_key, concurrent_creates_never_collide, create_never_overwrites,
             save_of_deleted_session_is_an_error, unknown_or_malformed_keys_give_a_new_session,

@@ -110,4 +110,8 @@ pub enum ConfigError {
     /// sessions. The message names both shapes and the fixes.
     #[error("{0}")]
     LayoutMismatch(String),
+    /// Settings that are valid one by one but contradict each other (a touch interval not shorter than the idle
+    /// timeout). The message names them and the fix.
+    #[error("{0}")]
+    ConflictingSettings(String),
 }

@@ -9,17 +9,21 @@
 //! - [`SessionStore`]: the async storage contract (load, create, save, exists, delete, clear_expired),
 //!   with one implementation per module under [`store`].
 //! - [`Session`]: what a request works with: lazy loading, change tracking, `cycle_key`, `flush`.
-//! - [`Settings`]: Django's `SESSION_*` settings with Django's defaults.
+//! - [`Settings`]: Django's `SESSION_*` settings with Django's defaults; [`lifetime`]: the idle timeout and
+//!   absolute lifetime sessionkit adds (off by default).
 //! - [`auth`]: the Django auth bridge: which verified Django user a session belongs to.
+//! - [`audit`]: a hook that receives session events (login, logout, revocation, expiry, merged writes).
 //!
 //! HTTP lives elsewhere (`sessionkit-tower`); this crate knows nothing about requests or cookies.
 
+pub mod audit;
 pub mod auth;
 pub mod codec;
 mod data;
 mod error;
 pub mod expiry;
 mod key;
+pub mod lifetime;
 mod record;
 mod secret;
 mod session;

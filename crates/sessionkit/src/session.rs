@@ -7,7 +7,11 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::audit::{Audit, AuditEvent, AuditHook};
 use crate::expiry::EXPIRY_KEY;
+use crate::lifetime;
+use crate::store::user_index::session_id;
+use crate::store::Touched;
 use crate::{Expiry, SessionData, SessionKey, SessionRecord, SessionStore, Settings, StoreError, Version};
 
 /// How many fresh keys [`Session::create`] tries before giving up. With 36^32 possible keys a single
@@ -63,12 +67,6 @@ enum State {
     Failed(StoreError),
 }
 
-/// Django's `get_expiry_date()` for a save now, clamped to what every store can keep (see
-/// [`crate::expiry::clamp_storable`]).
-fn storable_expiry(data: &SessionData, cookie_age: i64) -> OffsetDateTime {
-    crate::expiry::clamp_storable(Expiry::from_value(data.get(EXPIRY_KEY)).date(OffsetDateTime::now_utc(), cookie_age))
-}
-
 /// One request's view of a session, with Django's semantics:
 ///
 /// - Nothing is loaded until the data is first touched; then it is loaded once.
@@ -84,14 +82,39 @@ pub struct Session {
     state: State,
     /// What the store read (or last wrote), for the compare-and-set of the next save.
     version: Option<Version>,
+    /// The expiry the store reported when the session was loaded (or last written), for the touch of an idle
+    /// timeout ([`lifetime`]).
+    stored_expiry: Option<OffsetDateTime>,
     accessed: bool,
     modified: bool,
+    audit: Audit,
 }
 
 impl Session {
     /// A session for `key` (usually the cookie's value); nothing is loaded yet.
     pub fn new(store: Arc<dyn SessionStore>, settings: Arc<Settings>, key: Option<SessionKey>) -> Self {
-        Session { store, settings, key, state: State::NotLoaded, version: None, accessed: false, modified: false }
+        Session {
+            store,
+            settings,
+            key,
+            state: State::NotLoaded,
+            version: None,
+            stored_expiry: None,
+            accessed: false,
+            modified: false,
+            audit: Audit::default(),
+        }
+    }
+
+    /// Reports this session's events to `hook` (see [`crate::audit`]).
+    pub fn with_audit(mut self, hook: Arc<dyn AuditHook>) -> Self {
+        self.audit = Audit::new(hook);
+        self
+    }
+
+    /// Reports an event to the audit hook, if one is set.
+    pub(crate) fn report(&self, event: impl FnOnce() -> AuditEvent) {
+        self.audit.report(event);
     }
 
     /// A session for a raw cookie value; a value Django would not accept as a key gives a new session.
@@ -148,10 +171,7 @@ impl Session {
             self.state = match &self.key {
                 None => State::Loaded(SessionData::new()),
                 Some(key) => match self.store.load(key).await {
-                    Ok(Some(record)) => {
-                        self.version = record.version;
-                        State::Loaded(SessionData::from_map(record.data))
-                    }
+                    Ok(Some(record)) => self.take_loaded(record).await,
                     Ok(None) => {
                         self.key = None;
                         State::Loaded(SessionData::new())
@@ -165,6 +185,42 @@ impl Session {
             State::Failed(err) => Err(err.clone().into()),
             State::NotLoaded => unreachable!("state was set above"),
         }
+    }
+
+    /// A loaded record under the lifetime rules: a session a rule has ended is deleted and replaced by a new,
+    /// empty one; a session that must carry its start ([`lifetime::CREATED_KEY`]) and does not gets it (and is
+    /// then saved once for it).
+    async fn take_loaded(&mut self, record: SessionRecord) -> State {
+        if !lifetime::rules_on(&self.settings) {
+            self.version = record.version;
+            self.stored_expiry = Some(record.expires_at);
+            return State::Loaded(SessionData::from_map(record.data));
+        }
+        let now = self.settings.clock.now();
+        if let Some(rule) = lifetime::expired_by(&self.settings, &record.data, Some(record.expires_at), now) {
+            tracing::info!(target: "sessionkit", store = %self.store.describe(), rule = rule.as_str(),
+                "session ended by its lifetime rule; a new session starts");
+            if let Err(err) = self.store.delete(&record.key).await {
+                // The store's own expiry removes it anyway; the request goes on with a new session.
+                tracing::warn!(target: "sessionkit", store = %self.store.describe(), error = %err,
+                    "could not delete a session ended by its lifetime rule");
+            }
+            self.report(|| AuditEvent::Expired {
+                session: session_id(&record.key),
+                user_id: crate::store::user_index::auth_user_id(&record.data),
+                rule,
+            });
+            self.key = None;
+            return State::Loaded(SessionData::new());
+        }
+        self.version = record.version;
+        self.stored_expiry = Some(record.expires_at);
+        let mut data = SessionData::from_map(record.data);
+        if lifetime::needs_created(&self.settings, data.as_map()) {
+            data.insert(lifetime::CREATED_KEY, lifetime::created_value(now));
+            self.modified = true;
+        }
+        State::Loaded(data)
     }
 
     /// The data itself, loading it if needed.
@@ -305,11 +361,17 @@ impl Session {
         let Some(key) = self.key.clone() else {
             return self.create().await;
         };
-        let cookie_age = self.settings.cookie_age;
         let store = Arc::clone(&self.store);
+        let settings = Arc::clone(&self.settings);
+        let now = settings.clock.now();
         let version = self.version.take();
         let State::Loaded(data) = &mut self.state else { unreachable!("loaded above") };
-        let expires_at = storable_expiry(data, cookie_age);
+        let expires_at = lifetime::store_expiry(&settings, data.as_map(), now);
+        if settings.idle_timeout.is_some() && data.changes().is_empty() && version.is_some() {
+            // Nothing changed: under an idle timeout only the expiry moves, at most once per touch interval.
+            self.version = version;
+            return self.touch_unchanged(key, now).await;
+        }
         // Hand the map to the store without copying it, then put it back.
         let record = SessionRecord { key, data: data.take_map(), expires_at, version };
         let result = match store.save(&record, data.changes()).await {
@@ -324,15 +386,67 @@ impl Session {
                 return Err(err.into());
             }
         };
+        let conflict = saved.merged.is_some();
         match saved.merged {
             Some(merged) => data.replace_saved(merged.data),
             None => data.reset_changes(),
         }
         self.version = saved.version;
+        self.stored_expiry = Some(record.expires_at);
+        if conflict {
+            let user_id = crate::store::user_index::auth_user_id(data.as_map());
+            self.report(|| AuditEvent::MergeConflict { session: session_id(&record.key), user_id });
+        }
         if let Some(issued) = issued {
             self.key = Some(issued);
         }
         Ok(())
+    }
+
+    /// True when this request loaded the session, changed nothing, and an idle timeout's touch is due: a
+    /// front-end then calls [`Session::save`], which only moves the expiry (see [`lifetime`]).
+    pub fn touch_due(&self) -> bool {
+        let (State::Loaded(data), Some(stored)) = (&self.state, self.stored_expiry) else { return false };
+        self.key.is_some()
+            && data.changes().is_empty()
+            && lifetime::touch_due(&self.settings, data.as_map(), stored, self.settings.clock.now()).is_some()
+    }
+
+    /// The save of an unchanged session under an idle timeout: a touch when one is due, else nothing. A store
+    /// that cannot touch gets a full save.
+    async fn touch_unchanged(&mut self, key: SessionKey, now: OffsetDateTime) -> Result<(), SessionError> {
+        let (State::Loaded(data), Some(stored)) = (&mut self.state, self.stored_expiry) else { return Ok(()) };
+        let Some(expires_at) = lifetime::touch_due(&self.settings, data.as_map(), stored, now) else { return Ok(()) };
+        let record = SessionRecord { key, data: data.take_map(), expires_at, version: self.version.clone() };
+        let touched = self.store.touch(&record).await;
+        let SessionRecord { key, data: map, version, .. } = record;
+        data.put_map(map);
+        match touched? {
+            Touched::Moved => {
+                self.stored_expiry = Some(expires_at);
+                Ok(())
+            }
+            Touched::Vanished => Err(StoreError::SessionVanished.into()),
+            Touched::Unsupported => {
+                let changes = crate::ChangeSet::default();
+                let record = SessionRecord { key, data: data.take_map(), expires_at, version };
+                let result = match self.store.save(&record, &changes).await {
+                    Ok(saved) => self.store.issue_key(&record).map(|issued| (saved, issued)),
+                    Err(err) => Err(err),
+                };
+                data.put_map(record.data);
+                let (saved, issued) = result?;
+                if let Some(merged) = saved.merged {
+                    data.replace_saved(merged.data);
+                }
+                self.version = saved.version;
+                self.stored_expiry = Some(expires_at);
+                if let Some(issued) = issued {
+                    self.key = Some(issued);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Stores the current data under a fresh key (Django's `create()`): never overwrites an existing session.
@@ -342,10 +456,15 @@ impl Session {
             // Django's create() saves with no_load: data not loaded yet is taken as empty.
             self.state = State::Loaded(SessionData::new());
         }
-        let cookie_age = self.settings.cookie_age;
         let store = Arc::clone(&self.store);
+        let settings = Arc::clone(&self.settings);
+        let now = settings.clock.now();
         let State::Loaded(data) = &mut self.state else { unreachable!("set above") };
-        let expires_at = storable_expiry(data, cookie_age);
+        if settings.absolute_timeout.is_some() {
+            // Created (or cycled, at login) now: the absolute lifetime starts again.
+            data.insert(lifetime::CREATED_KEY, lifetime::created_value(now));
+        }
+        let expires_at = lifetime::store_expiry(&settings, data.as_map(), now);
         let mut record = SessionRecord::new(SessionKey::generate(), data.take_map(), expires_at);
         let mut outcome = Err(StoreError::KeyCollision);
         for _ in 0..MAX_CREATE_ATTEMPTS {
@@ -361,6 +480,7 @@ impl Session {
         data.reset_changes();
         self.key = Some(issued.unwrap_or(record.key));
         self.version = version;
+        self.stored_expiry = Some(expires_at);
         self.modified = true;
         Ok(())
     }
@@ -371,8 +491,12 @@ impl Session {
         self.loaded().await?;
         let old = self.key.take();
         self.create().await?;
-        if let Some(old) = old {
-            self.store.delete(&old).await?;
+        if let Some(old) = &old {
+            self.store.delete(old).await?;
+        }
+        if let (Some(new), State::Loaded(data)) = (&self.key, &self.state) {
+            let user_id = crate::store::user_index::auth_user_id(data.as_map());
+            self.report(|| AuditEvent::Cycled { from: old.as_ref().map(session_id), to: session_id(new), user_id });
         }
         Ok(())
     }
@@ -409,17 +533,26 @@ impl Session {
     pub async fn log_out_other_devices(&mut self) -> Result<u64, SessionError> {
         let user = self.auth_user_id().await?.ok_or(SessionError::NotLoggedIn)?;
         let index = self.store.user_index().ok_or(SessionError::NoUserIndex)?;
-        Ok(index.delete_all(&user, self.key.as_ref()).await?)
+        let deleted = index.delete_all(&user, self.key.as_ref()).await?;
+        let kept = self.key.as_ref().map(session_id);
+        self.report(|| AuditEvent::Revoked { user_id: user, sessions: deleted, kept });
+        Ok(deleted)
     }
 
     /// Deletes the session and its data and drops the key (Django's `flush()`); use it at logout.
     pub async fn flush(&mut self) -> Result<(), SessionError> {
+        let user_id = match &self.state {
+            State::Loaded(data) => crate::store::user_index::auth_user_id(data.as_map()),
+            _ => None,
+        };
         self.clear();
         if let Some(key) = &self.key {
             self.store.delete(key).await?;
         }
-        self.key = None;
+        let session = self.key.take().map(|key| session_id(&key));
         self.version = None;
+        self.stored_expiry = None;
+        self.report(|| AuditEvent::Flushed { session, user_id });
         Ok(())
     }
 }

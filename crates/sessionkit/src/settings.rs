@@ -64,6 +64,18 @@ pub struct Settings {
     /// is corrupt and loads as an empty session. Nothing writes the old format: a legacy session that is saved
     /// again is written in the current one.
     pub accept_legacy_format: bool,
+    /// `SESSION_IDLE_TIMEOUT` in seconds (sessionkit's; Django has none): a session without a request for this
+    /// long has expired. Default none (off: Django's behaviour). See [`crate::lifetime`].
+    pub idle_timeout: Option<i64>,
+    /// `SESSION_ABSOLUTE_TIMEOUT` in seconds (sessionkit's): a session created or cycled (at login) this long ago
+    /// has expired, whatever its activity. Default none (off). See [`crate::lifetime`].
+    pub absolute_timeout: Option<i64>,
+    /// `SESSION_TOUCH_INTERVAL` in seconds (sessionkit's): with an idle timeout, a request that only reads moves
+    /// the session's expiry at most once per interval. Default none: 60 s, or half the idle timeout when that is
+    /// shorter. It must be shorter than the idle timeout. See [`crate::lifetime`].
+    pub touch_interval: Option<i64>,
+    /// The clock of the lifetime rules ([`crate::lifetime`]): the real time, or a test's own.
+    pub clock: crate::lifetime::Clock,
 }
 
 impl Default for Settings {
@@ -83,6 +95,10 @@ impl Default for Settings {
             secret_key: SecretKey::new(Vec::new()),
             secret_key_fallbacks: Vec::new(),
             accept_legacy_format: false,
+            idle_timeout: None,
+            absolute_timeout: None,
+            touch_interval: None,
+            clock: crate::lifetime::Clock::default(),
         }
     }
 }
@@ -159,7 +175,17 @@ impl Settings {
         if let Some(v) = lookup("SESSIONKIT_ACCEPT_LEGACY_FORMAT") {
             s.accept_legacy_format = parse_bool("SESSIONKIT_ACCEPT_LEGACY_FORMAT", v)?;
         }
+        for (name, field) in [
+            ("SESSION_IDLE_TIMEOUT", &mut s.idle_timeout),
+            ("SESSION_ABSOLUTE_TIMEOUT", &mut s.absolute_timeout),
+            ("SESSION_TOUCH_INTERVAL", &mut s.touch_interval),
+        ] {
+            if let Some(v) = lookup(name) {
+                *field = parse_seconds(name, v)?;
+            }
+        }
         crate::secret::check_not_blank(&s.secret_key, &s.secret_key_fallbacks)?;
+        crate::lifetime::check(&s)?;
         Ok(s)
     }
 }
@@ -177,6 +203,19 @@ fn parse_bool(name: &'static str, value: String) -> Result<bool, ConfigError> {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" | "" => Ok(false),
         _ => Err(invalid(name, value, "a boolean (true/false, 1/0, yes/no, on/off)")),
+    }
+}
+
+/// A positive number of seconds, or none for an empty value, `None` or `0` (the rule is off).
+fn parse_seconds(name: &'static str, value: String) -> Result<Option<i64>, ConfigError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed == "None" {
+        return Ok(None);
+    }
+    match trimmed.parse::<i64>() {
+        Ok(0) => Ok(None),
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(invalid(name, value, "a positive integer number of seconds (empty, None or 0: off)")),
     }
 }
 
@@ -222,6 +261,7 @@ mod tests {
         assert_eq!(s.cache_alias, "default");
         assert!(s.secret_key.is_empty());
         assert!(!s.accept_legacy_format);
+        assert_eq!((s.idle_timeout, s.absolute_timeout, s.touch_interval), (None, None, None));
         assert_eq!(from(&[]).unwrap(), s);
     }
 
@@ -259,6 +299,26 @@ mod tests {
         let s = from(&[("SECRET_KEY_FALLBACKS", "a,b"), ("SESSION_COOKIE_SAMESITE", "False")]).unwrap();
         assert_eq!(s.secret_key_fallbacks, vec![SecretKey::from("a"), SecretKey::from("b")]);
         assert_eq!(s.cookie_samesite, None);
+    }
+
+    #[test]
+    fn lifetime_settings_are_read_and_checked() {
+        let s = from(&[
+            ("SESSION_IDLE_TIMEOUT", "1800"),
+            ("SESSION_ABSOLUTE_TIMEOUT", "43200"),
+            ("SESSION_TOUCH_INTERVAL", "60"),
+        ])
+        .unwrap();
+        assert_eq!((s.idle_timeout, s.absolute_timeout, s.touch_interval), (Some(1800), Some(43200), Some(60)));
+        let off = from(&[("SESSION_IDLE_TIMEOUT", "0"), ("SESSION_ABSOLUTE_TIMEOUT", "")]).unwrap();
+        assert_eq!((off.idle_timeout, off.absolute_timeout), (None, None));
+        let err = from(&[("SESSION_IDLE_TIMEOUT", "-5")]).unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidSetting { name: "SESSION_IDLE_TIMEOUT", .. }), "{err}");
+        let err = from(&[("SESSION_IDLE_TIMEOUT", "60"), ("SESSION_TOUCH_INTERVAL", "60")]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("SESSION_TOUCH_INTERVAL") && text.contains("SESSION_IDLE_TIMEOUT"), "{text}");
+        let err = from(&[("SESSION_IDLE_TIMEOUT", "600"), ("SESSION_ABSOLUTE_TIMEOUT", "300")]).unwrap_err();
+        assert!(err.to_string().contains("SESSION_ABSOLUTE_TIMEOUT"), "{err}");
     }
 
     #[test]

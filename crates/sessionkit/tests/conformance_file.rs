@@ -64,6 +64,11 @@ impl Harness for FileHarness {
     /// calls `clear_expired` the sessions it just loaded are already gone and the count may be 0 (the suite
     /// still checks they are gone). `expiry_follows_the_file_mtime` below checks the count of `clear_expired`
     /// on expired files nobody loaded.
+    /// The file's mtime is the session's last write: the idle rule is covered by `file_idle_timeout` below.
+    fn keeps_given_expiry(&self) -> bool {
+        false
+    }
+
     fn expires_natively(&self) -> bool {
         true
     }

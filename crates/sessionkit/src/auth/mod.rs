@@ -363,6 +363,8 @@ impl DjangoAuth {
         session.set(USER_ID_KEY, user_id).await?;
         session.set(BACKEND_KEY, &backend).await?;
         session.set(HASH_KEY, hash).await?;
+        let id = session.key().map(crate::store::user_index::session_id);
+        session.report(|| crate::audit::AuditEvent::LoggedIn { session: id, user_id: user_id.to_owned() });
         Ok(VerifiedUser { user_id: user_id.to_owned(), backend })
     }
 

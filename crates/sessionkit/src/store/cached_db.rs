@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::user_index::{auth_user_id, session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
-use super::{RawSession, Saved, SessionLister, SessionStore, StoredSession, UserSession, UserSessionIndex};
+use super::{RawSession, Saved, SessionLister, SessionStore, StoredSession, Touched, UserSession, UserSessionIndex};
 use crate::{ChangeSet, SaveMode, SessionKey, SessionRecord, StoreError, Version};
 
 /// A cache store in front of a database store.
@@ -184,6 +184,19 @@ impl SessionStore for CachedDbStore {
         let cache = self.tolerate("write", written);
         let version = Versions { db: saved.version, cache }.encode();
         Ok(Saved { version, ..saved })
+    }
+
+    /// The database's expiry moves, and the cached copy's when this request read it from the cache or refilled
+    /// it (a tombstone is never extended: its hold must lapse).
+    async fn touch(&self, record: &SessionRecord) -> Result<Touched, StoreError> {
+        let seen = Versions::decode(record.version.as_ref());
+        let touched = self.db.touch(&SessionRecord { version: seen.db, ..record.clone() }).await?;
+        if touched == Touched::Moved && seen.cache.is_some() {
+            if let Err(err) = self.cache.touch(record).await {
+                self.cache_failed("touch", &err);
+            }
+        }
+        Ok(touched)
     }
 
     /// The database decides.

@@ -45,6 +45,9 @@
 //!   other characters too (`InvalidSessionKey`) but has no length limit.
 //! - [`SessionStore::clear_expired`] also removes abandoned temporary files (`<cookie name><key>_out_*` older than
 //!   one day). They are logged, not counted in the returned number, which counts sessions only.
+//! - With an idle timeout ([`crate::lifetime`]) a session also expires at mtime + `SESSION_IDLE_TIMEOUT`: the
+//!   mtime is the last activity, since every save and every touch (which sets only the mtime) moves it. Django's
+//!   file backend does not know the rule and keeps such a file for `SESSION_COOKIE_AGE`.
 //! - Anything at a session path that is not a regular file (a symlink, a directory, a FIFO) is ignored by loads.
 //!
 //! All filesystem work runs on tokio's blocking thread pool (`spawn_blocking`), one task per call.
@@ -61,7 +64,9 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::merge::{save_merging, CompareAndSet, Saved, WriteOutcome};
-use super::{ListCursor, RawSession, SessionLister, SessionPage, SessionStore, SignedSessionCodec, StoredSession};
+use super::{
+    ListCursor, RawSession, SessionLister, SessionPage, SessionStore, SignedSessionCodec, StoredSession, Touched,
+};
 use crate::codec::{CodecError, DecodeLimits};
 use crate::expiry::EXPIRY_KEY;
 use crate::{ChangeSet, ConfigError, Expiry, SessionKey, SessionRecord, Settings, StoreError, Version};
@@ -95,6 +100,8 @@ struct Inner {
     codec: SignedSessionCodec,
     /// `SESSION_COOKIE_AGE`, for files without `_session_expiry`.
     cookie_age: i64,
+    /// `SESSION_IDLE_TIMEOUT`: a file not written or touched for this long has expired.
+    idle_timeout: Option<i64>,
     /// Files larger than this are corrupt and not read (the codec's token limit).
     max_file_bytes: u64,
     fsync: bool,
@@ -162,6 +169,7 @@ impl FileStore {
             prefix: settings.cookie_name.clone(),
             codec,
             cookie_age: settings.cookie_age,
+            idle_timeout: settings.idle_timeout,
             max_file_bytes,
             fsync,
             describe,
@@ -367,9 +375,29 @@ impl Inner {
         }
     }
 
-    /// Django's `_expiry_date`: `_session_expiry` when set, else mtime + `SESSION_COOKIE_AGE`.
+    /// Django's `_expiry_date`: `_session_expiry` when set, else mtime + `SESSION_COOKIE_AGE`; with an idle
+    /// timeout, mtime + the timeout when that is earlier.
     fn expires_at(&self, data: &Map<String, Value>, mtime: OffsetDateTime) -> OffsetDateTime {
-        Expiry::from_value(data.get(EXPIRY_KEY)).date(mtime, self.cookie_age)
+        let django = Expiry::from_value(data.get(EXPIRY_KEY)).date(mtime, self.cookie_age);
+        match self.idle_timeout {
+            Some(idle) => django.min(mtime.saturating_add(time::Duration::seconds(idle))),
+            None => django,
+        }
+    }
+
+    /// The touch of an idle timeout: the file's mtime becomes now, under the key's lock; the data stays.
+    fn touch(&self, key: &SessionKey) -> Result<Touched, StoreError> {
+        let Loaded::Live(_) = self.load(key)? else { return Ok(Touched::Vanished) };
+        let Some(path) = self.path_for(key) else { return Ok(Touched::Vanished) };
+        let _lock = self.lock(key).map_err(|e| self.unavailable(e))?;
+        match OpenOptions::new().write(true).open(&path) {
+            Ok(file) => {
+                file.set_modified(std::time::SystemTime::now()).map_err(|e| self.unavailable(e))?;
+                Ok(Touched::Moved)
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Touched::Vanished),
+            Err(err) => Err(self.unavailable(err)),
+        }
     }
 
     /// Loads `key`, deleting its file when it has expired (Django's `load`).
@@ -731,6 +759,11 @@ impl SessionStore for FileStore {
         }
         let key = key.clone();
         self.blocking(move |inner| inner.exists(&key)).await
+    }
+
+    async fn touch(&self, record: &SessionRecord) -> Result<Touched, StoreError> {
+        let key = record.key.clone();
+        self.blocking(move |inner| inner.touch(&key)).await
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {

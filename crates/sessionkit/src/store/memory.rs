@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::merge::{save_merging, CompareAndSet, Saved, WriteOutcome};
-use super::{ListCursor, RawSession, SessionLister, SessionPage, SessionStore, StoredSession};
+use super::{ListCursor, RawSession, SessionLister, SessionPage, SessionStore, StoredSession, Touched};
 use crate::codec::json::{from_python_json, object_to_python_json};
 use crate::codec::CodecError;
 use crate::{ChangeSet, SessionKey, SessionRecord, StoreError, Version};
@@ -147,6 +147,18 @@ impl SessionStore for MemoryStore {
 
     async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError> {
         save_merging(self, record, changes).await
+    }
+
+    async fn touch(&self, record: &SessionRecord) -> Result<Touched, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let mut entries = self.entries();
+        Ok(match entries.get_mut(&record.key).filter(|e| e.expires_at > now) {
+            Some(entry) => {
+                entry.expires_at = record.expires_at;
+                Touched::Moved
+            }
+            None => Touched::Vanished,
+        })
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {

@@ -56,6 +56,17 @@ pub use redact::redact_url;
 pub use signed_data::SignedSessionCodec;
 pub use user_index::{UserSession, UserSessionIndex};
 
+/// What [`SessionStore::touch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touched {
+    /// The expiry was moved.
+    Moved,
+    /// No such session is stored (any more): nothing was written.
+    Vanished,
+    /// The store cannot move an expiry alone; the caller saves the session instead.
+    Unsupported,
+}
+
 /// A session's stored form, as it is in the store, for inspection (`sessionkit show --raw`, the demo).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawSession {
@@ -192,6 +203,18 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// `django-cache` layout does the same in one script.
     async fn step_aside(&self, key: &SessionKey, hold: std::time::Duration) -> Result<(), StoreError> {
         step_aside_unless_tombstoned(self, key, hold).await
+    }
+
+    /// Moves a stored session's expiry to `record.expires_at` without rewriting its data: the sliding expiry of an
+    /// idle timeout ([`crate::lifetime`]). `record` is the session as this request loaded it (its data tells a
+    /// store with a per-user index which entry to move too; its version which copies a layered store holds).
+    /// One round trip where the store allows it: `PEXPIREAT` (and the value header's expiry) on Redis,
+    /// `UPDATE … SET expire_date` on SQL, the file's mtime. Gives [`Touched::Vanished`] when the session no
+    /// longer exists (never re-created). The default is [`Touched::Unsupported`]: [`Session`](crate::Session)
+    /// then saves the session whole (signed cookies, whose cookie must be re-issued anyway).
+    async fn touch(&self, record: &SessionRecord) -> Result<Touched, StoreError> {
+        let _ = record;
+        Ok(Touched::Unsupported)
     }
 
     /// For stores whose key *is* the session (signed cookies): the key to send to the client after `record` was

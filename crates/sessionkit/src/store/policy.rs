@@ -86,6 +86,10 @@ impl SessionStore for TreatUnavailableAsEmpty {
         self.inner.step_aside(key, hold).await
     }
 
+    async fn touch(&self, record: &SessionRecord) -> Result<super::Touched, StoreError> {
+        self.inner.touch(record).await
+    }
+
     fn issue_key(&self, record: &SessionRecord) -> Result<Option<SessionKey>, StoreError> {
         self.inner.issue_key(record)
     }

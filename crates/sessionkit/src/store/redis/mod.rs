@@ -35,10 +35,12 @@ use self::config::{Layout, RedisOptions};
 use self::connection::RedisConnection;
 #[cfg(feature = "django-cache")]
 use self::scripts::STEP_ASIDE;
-use self::scripts::{HASH_CREATE, HASH_SWEEP_DELETE, HASH_UPDATE, INDEXED_WRITE, STRING_UPDATE_IF};
+use self::scripts::{HASH_CREATE, HASH_SWEEP_DELETE, HASH_UPDATE, INDEXED_WRITE, STRING_UPDATE_IF, TOUCH};
 use self::value::NativeCodec;
 use super::merge::{save_merging, CompareAndSet, Saved, WriteOutcome};
-use super::{redact_url, Access, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, StoredSession};
+use super::{
+    redact_url, Access, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, StoredSession, Touched,
+};
 use crate::codec::{CodecError, DecodeLimits};
 use crate::{ChangeSet, SessionKey, SessionRecord, StoreError, Version};
 
@@ -63,6 +65,7 @@ pub struct RedisStore {
     hash_create: redis::Script,
     hash_update: redis::Script,
     string_update_if: redis::Script,
+    touch: redis::Script,
     indexed_write: redis::Script,
     hash_sweep_delete: redis::Script,
     #[cfg(feature = "django-cache")]
@@ -190,6 +193,7 @@ impl RedisStore {
             hash_create: redis::Script::new(HASH_CREATE),
             hash_update: redis::Script::new(HASH_UPDATE),
             string_update_if: redis::Script::new(STRING_UPDATE_IF),
+            touch: redis::Script::new(TOUCH),
             indexed_write: redis::Script::new(INDEXED_WRITE),
             hash_sweep_delete: redis::Script::new(HASH_SWEEP_DELETE),
             #[cfg(feature = "django-cache")]
@@ -1198,6 +1202,83 @@ impl SessionStore for RedisStore {
 
     async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError> {
         save_merging(self, record, changes).await
+    }
+
+    /// One script: the expiry of the key (or field) and of the value's header, and the user's index entry
+    /// (a second round trip on Cluster, where the index lives in another slot).
+    async fn touch(&self, record: &SessionRecord) -> Result<Touched, StoreError> {
+        if !record.key.is_storage_safe() {
+            return Ok(Touched::Vanished);
+        }
+        let address = self.address(&record.key);
+        let user = if self.options.user_index { crate::store::user_index::auth_user_id(&record.data) } else { None };
+        let id = crate::store::user_index::session_id(&record.key);
+        let score = self.index_score_ms(record.expires_at);
+        let now_ms = index::now_ms();
+        let mut invocation = self.touch.prepare_invoke();
+        invocation.key(&address.key);
+        let kind = match (&address.field, self.options.layout) {
+            (Some(_), _) => "hash",
+            (None, Layout::DjangoCache) => "cache",
+            (None, _) => "set",
+        };
+        let separate_index = match &user {
+            Some(user) if !self.conn.is_cluster() => {
+                let (index_key, details_key) = self.index_keys(user);
+                invocation.key(index_key).key(details_key);
+                None
+            }
+            other => other.clone(),
+        };
+        invocation
+            .arg(kind)
+            .arg(address.field.as_deref().unwrap_or_default())
+            .arg(match address.field {
+                Some(_) => Self::field_expiry_ms(record.expires_at),
+                None => Self::expiry_ms(record.expires_at),
+            })
+            .arg(value::expiry_seconds(record.expires_at).to_be_bytes().as_slice())
+            .arg(if self.hash_field_expiry { "1" } else { "0" })
+            .arg(&id)
+            .arg(score)
+            .arg(now_ms);
+        let invocation = &invocation;
+        let moved: i64 = self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+        if moved == 0 {
+            return Ok(Touched::Vanished);
+        }
+        if let Some(user) = separate_index {
+            let (index_key, details_key) = self.index_keys(&user);
+            let score_now: Option<f64> = self.conn.query(redis::cmd("ZSCORE").arg(&index_key).arg(&id)).await?;
+            if score_now.is_some() {
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .cmd("ZADD")
+                    .arg(&index_key)
+                    .arg("XX")
+                    .arg("GT")
+                    .arg(score)
+                    .arg(&id)
+                    .ignore()
+                    .cmd("HSET")
+                    .arg(&details_key)
+                    .arg(format!("{id}:s"))
+                    .arg(now_ms)
+                    .ignore()
+                    .cmd("PEXPIREAT")
+                    .arg(&index_key)
+                    .arg(score)
+                    .arg("GT")
+                    .ignore()
+                    .cmd("PEXPIREAT")
+                    .arg(&details_key)
+                    .arg(score)
+                    .arg("GT")
+                    .ignore();
+                let _: () = self.conn.query_pipeline(&pipe).await?;
+            }
+        }
+        Ok(Touched::Moved)
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {

@@ -107,3 +107,36 @@ redis.call('PEXPIREAT', KEYS[2], ARGV[13], 'GT')
 redis.call('PEXPIREAT', KEYS[3], ARGV[13], 'NX')
 redis.call('PEXPIREAT', KEYS[3], ARGV[13], 'GT')
 return 1";
+
+/// The touch of an idle timeout: moves a session's expiry without rewriting its data. A `string` value's header
+/// expiry (bytes 3-6, see [`value`](super::value)) is overwritten in place (`SETRANGE`), a `hash` field's is
+/// rewritten with its payload as stored, and the key's (or the field's) expiry follows; a `django-cache` value
+/// has only the key's TTL. With KEYS[2] and KEYS[3] (standalone and Sentinel) the session's entry in its user's
+/// index moves too, if it is there. Returns 1 moved, 0 no such session.
+/// KEYS: session key or bucket[, user index, user details].
+/// ARGV: kind (set|hash|cache), hash field, expiry ms, header expiry (4 bytes), "1" to use HPEXPIREAT, session
+/// id, index score ms, now ms.
+pub(super) const TOUCH: &str = r"
+local kind = ARGV[1]
+if kind == 'hash' then
+  local v = redis.call('HGET', KEYS[1], ARGV[2])
+  if not v then return 0 end
+  if #v >= 6 and string.byte(v, 1) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[2], string.sub(v, 1, 2) .. ARGV[4] .. string.sub(v, 7))
+  end
+  if ARGV[5] == '1' then redis.call('HPEXPIREAT', KEYS[1], ARGV[3], 'FIELDS', 1, ARGV[2]) end
+else
+  if kind == 'set' then
+    local head = redis.call('GETRANGE', KEYS[1], 0, 5)
+    if head == '' then return 0 end
+    if #head == 6 and string.byte(head, 1) == 1 then redis.call('SETRANGE', KEYS[1], 2, ARGV[4]) end
+  end
+  if redis.call('PEXPIREAT', KEYS[1], ARGV[3]) == 0 then return 0 end
+end
+if #KEYS >= 3 and redis.call('ZSCORE', KEYS[2], ARGV[6]) then
+  redis.call('ZADD', KEYS[2], 'XX', 'GT', ARGV[7], ARGV[6])
+  redis.call('HSET', KEYS[3], ARGV[6] .. ':s', ARGV[8])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[7], 'GT')
+  redis.call('PEXPIREAT', KEYS[3], ARGV[7], 'GT')
+end
+return 1";

@@ -32,7 +32,7 @@ use super::merge::{save_merging, CompareAndSet, Saved, WriteOutcome};
 use super::signed_data::corrupt_to_empty;
 use super::{
     redact_url, Access, ListCursor, RawSession, SessionLister, SessionPage, SessionStore, SignedSessionCodec,
-    StoredSession,
+    StoredSession, Touched,
 };
 use crate::codec::CodecError;
 use crate::{ChangeSet, ConfigError, SessionKey, SessionRecord, Settings, StoreError, Version};
@@ -58,6 +58,9 @@ mod templates {
         r#"INSERT INTO "django_session" ("session_key", "session_data", "expire_date") VALUES ($1, $2, $3)"#;
     pub const UPDATE: &str =
         r#"UPDATE "django_session" SET "session_data" = $1, "expire_date" = $2 WHERE "session_key" = $3"#;
+    /// The touch of an idle timeout: only the expiry of a live session moves.
+    pub const TOUCH: &str =
+        r#"UPDATE "django_session" SET "expire_date" = $1 WHERE "session_key" = $2 AND "expire_date" > $3"#;
     pub const EXISTS: &str = r#"SELECT 1 FROM "django_session" WHERE "session_key" = $1"#;
     pub const DELETE: &str = r#"DELETE FROM "django_session" WHERE "session_key" = $1"#;
     /// A range condition on the indexed column alone: the database walks the `expire_date` index over the expired
@@ -211,6 +214,7 @@ struct Statements {
     update: String,
     /// `UPDATE` only if `session_data` is still the given token: the compare-and-set of a merging save.
     update_if: String,
+    touch: String,
     exists: String,
     delete: String,
     clear_expired: String,
@@ -231,6 +235,7 @@ impl Statements {
                 render::<D>(templates::UPDATE),
                 D::exact_text_equals(&format!("{0}session_data{0}", D::QUOTE), &D::placeholder(4))
             ),
+            touch: render::<D>(templates::TOUCH),
             exists: render::<D>(templates::EXISTS),
             delete: render::<D>(templates::DELETE),
             clear_expired: render::<D>(templates::CLEAR_EXPIRED),
@@ -460,6 +465,17 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
 
     async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<Saved, StoreError> {
         save_merging(self, record, changes).await
+    }
+
+    /// `UPDATE … SET expire_date` of a live row: the data is not rewritten. Rows *matched* count (on MySQL too,
+    /// see `save`), so an unchanged expiry still reads as moved.
+    async fn touch(&self, record: &SessionRecord) -> Result<Touched, StoreError> {
+        if !fits(&record.key) {
+            return Ok(Touched::Vanished);
+        }
+        let args = [Arg::Time(record.expires_at), Arg::Text(record.key.as_str()), Arg::Time(OffsetDateTime::now_utc())];
+        let matched = self.dialect.execute(&self.sql.touch, &args).await.map_err(|e| self.unavailable(e))?;
+        Ok(if matched > 0 { Touched::Moved } else { Touched::Vanished })
     }
 
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
