@@ -4,7 +4,6 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 use sessionkit::store::user_index::auth_user_id;
-use time::OffsetDateTime;
 
 use crate::common::{self, CliError, EXIT_OK};
 use crate::{decode, Context};
@@ -15,7 +14,8 @@ pub struct ListArgs {
     /// Only sessions of this user (Django's `_auth_user_id`, e.g. 42).
     #[arg(long, value_name = "ID")]
     user: Option<String>,
-    /// Only expired sessions (still stored, not yet cleared).
+    /// Only expired sessions (still stored, not yet cleared): past the store's expiry, or past a lifetime rule
+    /// of the settings (`SESSION_ABSOLUTE_TIMEOUT`, `SESSION_IDLE_TIMEOUT`), as a request would find them.
     #[arg(long, conflicts_with = "valid")]
     expired: bool,
     /// Only sessions that have not expired.
@@ -38,7 +38,8 @@ pub async fn run(ctx: &mut Context<'_>, args: ListArgs) -> Result<u8, CliError> 
     let describe = opened.store.describe();
     let lister = common::lister_of(opened.store.as_ref())?;
     common::check_secret(lister, &describe, &settings).await?;
-    let now = OffsetDateTime::now_utc();
+    let now = settings.clock.now();
+    let rules_on = sessionkit::lifetime::rules_on(&settings);
     let limit = args.limit.unwrap_or(u64::MAX);
     let (mut shown, mut scanned, mut undecodable) = (0u64, 0u64, 0u64);
     let json = ctx.json;
@@ -52,11 +53,24 @@ pub async fn run(ctx: &mut Context<'_>, args: ListArgs) -> Result<u8, CliError> 
     common::for_each_page(lister, args.page_size as usize, |page| {
         for session in page.sessions {
             scanned += 1;
-            let expired = session.is_expired(now);
+            let mut expired = session.is_expired(now);
+            let mut rule = None;
+            let decoded = if expired || !rules_on {
+                // Decoding is left until the session is known to be listed.
+                None
+            } else {
+                let decoded = decode::decode(&session.raw.bytes, Some(lister), &settings, false).data;
+                if let Ok(data) = &decoded {
+                    rule = sessionkit::lifetime::expired_by(&settings, data, session.raw.expires_at, now);
+                    expired = rule.is_some();
+                }
+                Some(decoded)
+            };
             if (args.expired && !expired) || (args.valid && expired) {
                 continue;
             }
-            let decoded = decode::decode(&session.raw.bytes, Some(lister), &settings, false).data;
+            let decoded =
+                decoded.unwrap_or_else(|| decode::decode(&session.raw.bytes, Some(lister), &settings, false).data);
             let user = decoded.as_ref().ok().and_then(auth_user_id);
             if decoded.is_err() {
                 undecodable += 1;
@@ -76,6 +90,7 @@ pub async fn run(ctx: &mut Context<'_>, args: ListArgs) -> Result<u8, CliError> 
                     "user": user,
                     "expires_at": session.raw.expires_at.map_or(Value::Null, common::json_time),
                     "expired": expired,
+                    "expired_by": rule.map(sessionkit::lifetime::ExpiryRule::as_str),
                     "bytes": session.raw.bytes.len(),
                     "decode_error": decoded.as_ref().err().map(ToString::to_string),
                 });
@@ -85,7 +100,10 @@ pub async fn run(ctx: &mut Context<'_>, args: ListArgs) -> Result<u8, CliError> 
                 let expires = session.raw.expires_at.map_or_else(|| "-".to_owned(), common::human_time);
                 let status = match (&decoded, expired) {
                     (Err(err), _) => format!("undecodable: {err}"),
-                    (Ok(_), true) => "expired".to_owned(),
+                    (Ok(_), true) => match rule {
+                        Some(rule) => format!("expired ({} timeout)", rule.as_str()),
+                        None => "expired".to_owned(),
+                    },
                     (Ok(_), false) => "valid".to_owned(),
                 };
                 writeln!(

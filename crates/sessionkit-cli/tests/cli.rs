@@ -668,3 +668,36 @@ async fn doctor_says_which_expiry_path_the_hash_layout_uses() {
     assert_eq!(hexpire["severity"], json!("warning"), "{report}");
     assert!(hexpire["found"].as_str().unwrap().contains("uses the sweeper"), "{hexpire}");
 }
+
+/// `list --expired` applies the lifetime rules of the settings as a request would: a session past
+/// `SESSION_ABSOLUTE_TIMEOUT` (by the `_sessionkit_created` it carries) is listed as expired although the store
+/// still holds it as live, and is not among the valid ones.
+#[tokio::test]
+async fn list_expired_follows_the_absolute_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.sqlite3").display());
+    let settings = Arc::new(Settings::with_secret_key(SECRET));
+    let store = open_store(&url, &settings).await.unwrap();
+    let two_hours_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 7200;
+    let mut old = Session::new(store.clone(), settings.clone(), None);
+    old.set(sessionkit::lifetime::CREATED_KEY, two_hours_ago).await.unwrap();
+    old.save().await.unwrap();
+    let mut fresh = Session::new(store.clone(), settings.clone(), None);
+    fresh.set("n", 1).await.unwrap();
+    fresh.save().await.unwrap();
+    let (old, fresh) = (old.key().unwrap().to_string(), fresh.key().unwrap().to_string());
+
+    let rules = [("SESSION_ABSOLUTE_TIMEOUT", "3600")];
+    let expired = sessionkit(&["--store", &url, "list", "--expired", "--json"], &rules).json();
+    assert_eq!(expired["listed"], json!(1), "{expired}");
+    assert_eq!(expired["sessions"][0]["key"], json!(old));
+    assert_eq!(expired["sessions"][0]["expired_by"], json!("absolute"));
+    let valid = sessionkit(&["--store", &url, "list", "--valid", "--json"], &rules).json();
+    assert_eq!(valid["listed"], json!(1), "{valid}");
+    assert_eq!(valid["sessions"][0]["key"], json!(fresh));
+    let table = sessionkit(&["--store", &url, "list"], &rules);
+    assert!(table.stdout.contains("expired (absolute timeout)"), "{}", table.stdout);
+    // Without the rule, both are live.
+    let without = sessionkit(&["--store", &url, "list", "--valid", "--json"], &[]).json();
+    assert_eq!(without["listed"], json!(2), "{without}");
+}

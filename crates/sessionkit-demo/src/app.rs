@@ -147,7 +147,13 @@ pub fn router_with_options(
 /// lives in Redis and the TTL Redis reports.
 pub fn router_for(store: DemoStore, settings: Settings, django_auth: Option<DjangoAuth>, csrf: CsrfPolicy) -> Router {
     let settings = Arc::new(settings);
-    let mut layer = SessionLayer::new(Arc::clone(&store.store), Arc::clone(&settings));
+    // Every session event (login, logout, revocation, expiry by a lifetime rule, merged writes) goes to the log,
+    // as an audit log would receive it (target `sessionkit_demo::audit`).
+    let mut layer = SessionLayer::new(Arc::clone(&store.store), Arc::clone(&settings)).with_audit(Arc::new(
+        |event: &sessionkit::audit::AuditEvent| {
+            tracing::info!(target: "sessionkit_demo::audit", kind = event.kind(), event = ?event, "session event");
+        },
+    ));
     if let Some(auth) = django_auth {
         layer = layer.with_django_auth(auth);
     }

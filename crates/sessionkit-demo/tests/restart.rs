@@ -167,6 +167,10 @@ fn a_login_survives_a_restart_on_the_same_sqlite_file() {
     let log = first.log();
     assert!(log.contains("sessionkit-demo serving on http://127.0.0.1:"), "{log}");
     assert!(log.contains("SECRET_KEY is not set"), "the development secret is announced: {log}");
+    assert!(
+        log.lines().any(|line| line.contains("sessionkit_demo::audit") && line.contains(r#"kind="cycled""#)),
+        "the login's key cycle is in the audit log: {log}"
+    );
     let status = first.stop();
     assert!(status.success(), "graceful shutdown exits cleanly: {status}");
 

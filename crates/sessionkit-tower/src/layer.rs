@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use http::header::{SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use sessionkit::audit::AuditHook;
 use sessionkit::auth::DjangoAuth;
 use sessionkit::{SessionError, SessionStore, Settings, StoreError};
 use tower_layer::Layer;
@@ -23,12 +24,30 @@ pub struct SessionLayer {
     store: Arc<dyn SessionStore>,
     settings: Arc<Settings>,
     django_auth: Option<Arc<DjangoAuth>>,
+    audit: Option<Audit>,
+}
+
+/// The audit hook of a layer (a newtype so the layer stays `Debug`).
+#[derive(Clone)]
+struct Audit(Arc<dyn AuditHook>);
+
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditHook")
+    }
 }
 
 impl SessionLayer {
     /// A layer over `store` with `settings` (cookie name and attributes, ages, `SESSION_SAVE_EVERY_REQUEST`).
     pub fn new(store: Arc<dyn SessionStore>, settings: impl Into<Arc<Settings>>) -> Self {
-        SessionLayer { store, settings: settings.into(), django_auth: None }
+        SessionLayer { store, settings: settings.into(), django_auth: None, audit: None }
+    }
+
+    /// Reports every request's session events (login, logout, revocation, expiry by a lifetime rule, merged
+    /// writes) to `hook`; see [`sessionkit::audit`].
+    pub fn with_audit(mut self, hook: Arc<dyn AuditHook>) -> Self {
+        self.audit = Some(Audit(hook));
+        self
     }
 
     /// Makes the Django auth bridge available to handlers: the [`DjangoUser`](crate::DjangoUser) extractor
@@ -48,6 +67,7 @@ impl<S> Layer<S> for SessionLayer {
             store: Arc::clone(&self.store),
             settings: Arc::clone(&self.settings),
             django_auth: self.django_auth.clone(),
+            audit: self.audit.clone(),
         }
     }
 }
@@ -59,6 +79,7 @@ pub struct SessionService<S> {
     store: Arc<dyn SessionStore>,
     settings: Arc<Settings>,
     django_auth: Option<Arc<DjangoAuth>>,
+    audit: Option<Audit>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
@@ -79,11 +100,12 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let cookie = session_cookie(request.headers(), &self.settings.cookie_name);
         let cookie_sent = cookie.was_sent();
-        let session = Session::new(sessionkit::Session::from_cookie(
-            Arc::clone(&self.store),
-            Arc::clone(&self.settings),
-            cookie.value(),
-        ));
+        let mut core =
+            sessionkit::Session::from_cookie(Arc::clone(&self.store), Arc::clone(&self.settings), cookie.value());
+        if let Some(Audit(hook)) = &self.audit {
+            core = core.with_audit(Arc::clone(hook));
+        }
+        let session = Session::new(core);
         request.extensions_mut().insert(session.clone());
         if let Some(auth) = &self.django_auth {
             request.extensions_mut().insert(Arc::clone(auth));
@@ -113,8 +135,12 @@ async fn finish_response<B: From<&'static str>>(
     if cookie_sent && empty {
         append_header(response, delete_cookie_header(settings));
         vary_cookie = true;
-    } else if (core.is_modified() || settings.save_every_request) && !empty && response.status().as_u16() < 500 {
-        // Django skips the save (and the cookie) for 5xx responses.
+    } else if (core.is_modified() || settings.save_every_request || core.touch_due())
+        && !empty
+        && response.status().as_u16() < 500
+    {
+        // Django skips the save (and the cookie) for 5xx responses. An unchanged session whose idle-timeout
+        // touch is due is "saved" too: the save only moves its expiry (sessionkit::lifetime).
         match save_and_cookie(&mut core, settings).await {
             Ok(set_cookie) => {
                 append_header(response, set_cookie);

@@ -22,6 +22,7 @@ struct CountingStore {
     inner: MemoryStore,
     loads: AtomicUsize,
     writes: AtomicUsize,
+    touches: AtomicUsize,
 }
 
 #[async_trait]
@@ -40,6 +41,10 @@ impl SessionStore for CountingStore {
     async fn save(&self, record: &SessionRecord, changes: &ChangeSet) -> Result<sessionkit::store::Saved, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.save(record, changes).await
+    }
+    async fn touch(&self, record: &SessionRecord) -> Result<sessionkit::store::Touched, StoreError> {
+        self.touches.fetch_add(1, Ordering::SeqCst);
+        self.inner.touch(record).await
     }
     async fn exists(&self, key: &SessionKey) -> Result<bool, StoreError> {
         self.inner.exists(key).await
@@ -61,6 +66,9 @@ impl CountingStore {
     }
     fn writes(&self) -> usize {
         self.writes.load(Ordering::SeqCst)
+    }
+    fn touches(&self) -> usize {
+        self.touches.load(Ordering::SeqCst)
     }
 }
 
@@ -511,4 +519,64 @@ async fn clear_then_save_under_an_unknown_key_is_a_400() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{cookie}: {body}");
         assert!(set_cookies(&headers).is_empty(), "{cookie}");
     }
+}
+
+/// The idle timeout over HTTP, with a clock the test moves: a read-only request is touched (an expiry-only
+/// write, no full save) at most once per interval, an idle session is replaced by a new one and its cookie
+/// deleted, and the audit hook hears of it and of the logout.
+#[tokio::test]
+async fn idle_timeout_touches_reads_once_per_interval_and_reports_expiry() {
+    use sessionkit::audit::AuditEvent;
+    use sessionkit::lifetime::{Clock, ExpiryRule};
+    use std::sync::atomic::AtomicI64;
+    use std::sync::Mutex;
+
+    let offset = Arc::new(AtomicI64::new(0));
+    let read = Arc::clone(&offset);
+    let clock =
+        Clock::from_fn(move || time::OffsetDateTime::now_utc() + time::Duration::seconds(read.load(Ordering::SeqCst)));
+    let settings = Settings { idle_timeout: Some(600), touch_interval: Some(60), clock, ..Settings::default() };
+    let store = Arc::new(CountingStore::default());
+    let events = Arc::new(Mutex::new(Vec::<AuditEvent>::new()));
+    let sink = Arc::clone(&events);
+    let layer = SessionLayer::new(store.clone(), settings)
+        .with_audit(Arc::new(move |event: &AuditEvent| sink.lock().unwrap().push(event.clone())));
+    let app = Router::new()
+        .route("/count", get(count))
+        .route("/read", get(read_three_times))
+        .route("/flush", get(flush))
+        .layer(layer);
+
+    let (_, headers, _) = send(&app, "/count", None).await;
+    let cookie = cookie_pair(&headers);
+    let writes = store.writes();
+    let at = |seconds: i64| offset.store(seconds, Ordering::SeqCst);
+
+    at(30);
+    let (_, headers, body) = send(&app, "/read", Some(&cookie)).await;
+    assert_eq!(body, "Some(1) Some(1) 1");
+    assert!(set_cookies(&headers).is_empty(), "nothing due: no write, no cookie");
+    assert_eq!((store.writes(), store.touches()), (writes, 0));
+
+    at(61);
+    let (_, headers, _) = send(&app, "/read", Some(&cookie)).await;
+    assert_eq!(cookie_pair(&headers), cookie, "the touch re-sends the same cookie");
+    assert_eq!((store.writes(), store.touches()), (writes, 1), "a touch, not a save");
+
+    at(100);
+    send(&app, "/read", Some(&cookie)).await;
+    assert_eq!(store.touches(), 1, "at most one touch per interval");
+
+    // Idle from 61 s to 700 s (> 600 s): a new, empty session, and the old cookie is deleted.
+    at(700);
+    let (_, headers, body) = send(&app, "/read", Some(&cookie)).await;
+    assert_eq!(body, "None None 0");
+    assert!(set_cookies(&headers).iter().any(|c| c.contains("Max-Age=0")), "{headers:?}");
+    assert!(matches!(&events.lock().unwrap()[..], [AuditEvent::Expired { rule: ExpiryRule::Idle, .. }]));
+
+    at(0);
+    let (_, headers, _) = send(&app, "/count", None).await;
+    send(&app, "/flush", Some(&cookie_pair(&headers))).await;
+    let events = events.lock().unwrap();
+    assert!(matches!(events.last(), Some(AuditEvent::Flushed { session: Some(_), .. })), "{events:?}");
 }
