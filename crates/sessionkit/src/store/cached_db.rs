@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::user_index::UserSessionData;
-use super::user_index::{auth_user_id, session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
+use super::user_index::{session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
 use super::{RawSession, Saved, SessionLister, SessionStore, StoredSession, UserSession, UserSessionIndex};
 use crate::{ChangeSet, SaveMode, SessionKey, SessionRecord, StoreError, Version};
 
@@ -324,41 +324,14 @@ impl CachedDbIndex {
     /// trusted to know them all (an evicted or never-written cache entry drops out of it while the row lives),
     /// so revocation reads the truth: one pass over the database's sessions, page by page (O(all sessions)).
     async fn user_rows(&self, user_id: &str) -> Result<Vec<UserRow>, StoreError> {
-        let lister = self.db.lister().ok_or_else(|| {
-            StoreError::from(crate::ConfigError::InvalidStoreUrl {
+        if self.db.lister().is_none() {
+            return Err(StoreError::from(crate::ConfigError::InvalidStoreUrl {
                 url: self.db.describe(),
                 reason: "the database store cannot list its sessions".to_owned(),
-            })
-        })?;
-        let now = time::OffsetDateTime::now_utc();
-        let mut found = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = lister.list_page(cursor.as_ref(), 500).await?;
-            // Decoding a page of sessions is CPU work: on the blocking pool, not on an async worker.
-            let (db, user, sessions) = (Arc::clone(&self.db), user_id.to_owned(), page.sessions);
-            let matched = super::offload::run_blocking(&self.db.describe(), move || {
-                let Some(lister) = db.lister() else { return Vec::new() };
-                let mut matched = Vec::new();
-                for stored in sessions {
-                    let Some(key) = stored.key.clone() else { continue };
-                    if stored.is_expired(now) {
-                        continue;
-                    }
-                    let Ok(data) = lister.decode(&stored.raw.bytes) else { continue };
-                    if auth_user_id(&data).as_deref() == Some(user.as_str()) {
-                        matched.push((key, stored, data));
-                    }
-                }
-                matched
-            })
-            .await?;
-            found.extend(matched);
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(found),
-            }
+            }));
         }
+        let scan = super::user_data::scan_sessions_of(&self.db, user_id, u64::MAX).await?;
+        Ok(scan.found.into_iter().filter_map(|(stored, data)| Some((stored.key.clone()?, stored, data))).collect())
     }
 
     /// Deletes sessions from the database, then replaces their cached copies with tombstones (a cached copy must

@@ -29,7 +29,7 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::user_index::{auth_user_id, session_id, UserSessionData, CLIENT_IP_KEY, USER_AGENT_KEY};
-use super::{ListCursor, SessionLister, SessionStore, StoredSession};
+use super::{ListCursor, SessionStore, StoredSession};
 use crate::codec::CodecError;
 use crate::{SessionKey, StoreError};
 
@@ -365,22 +365,33 @@ fn id_of(stored: &StoredSession) -> String {
 }
 
 /// What a scan found.
-struct Scan {
+pub(crate) struct Scan {
     /// The user's live sessions and their decoded data.
-    found: Vec<(StoredSession, Map<String, Value>)>,
+    pub(crate) found: Vec<(StoredSession, Map<String, Value>)>,
     scanned: u64,
     complete: bool,
 }
 
-/// One pass over the store's sessions (pages of [`SCAN_PAGE`], decoded on the blocking pool), keeping the live
-/// ones of `user_id`; stops after the page that reaches `limit` sessions.
+/// [`scan_sessions_of`] on the store's own enumeration, or why there is none.
 async fn scan_user(store: &Arc<dyn SessionStore>, user_id: &str, limit: u64) -> Result<Scan, UserDataError> {
     let describe = store.describe();
-    let lister: &dyn SessionLister = match store.lister() {
-        Some(lister) => lister,
-        None if describe.starts_with("cookie:") => return Err(UserDataError::NothingServerSide { store: describe }),
-        None => return Err(UserDataError::CannotScan { store: describe }),
-    };
+    match store.lister() {
+        Some(_) => Ok(scan_sessions_of(store, user_id, limit).await?),
+        None if describe.starts_with("cookie:") => Err(UserDataError::NothingServerSide { store: describe }),
+        None => Err(UserDataError::CannotScan { store: describe }),
+    }
+}
+
+/// One pass over `store`'s sessions (pages of [`SCAN_PAGE`], decoded on the blocking pool), keeping the live ones
+/// of `user_id`; stops after the page that reaches `limit` sessions (`u64::MAX`: never). A store without an
+/// enumeration has nothing to scan.
+pub(crate) async fn scan_sessions_of(
+    store: &Arc<dyn SessionStore>,
+    user_id: &str,
+    limit: u64,
+) -> Result<Scan, StoreError> {
+    let Some(lister) = store.lister() else { return Ok(Scan { found: Vec::new(), scanned: 0, complete: true }) };
+    let describe = store.describe();
     let now = OffsetDateTime::now_utc();
     let (mut found, mut scanned) = (Vec::new(), 0u64);
     let mut cursor: Option<ListCursor> = None;
