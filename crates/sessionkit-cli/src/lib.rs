@@ -1,4 +1,5 @@
-//! `sessionkit`: see, count, clean, migrate and check Django sessions in any store sessionkit supports.
+//! `sessionkit`: see, count, clean, migrate and check Django sessions in any store sessionkit supports, and export or
+//! erase a user's sessions.
 //!
 //! Every command takes a store URL (`--store`, or `SESSIONKIT_STORE`) and reads Django's settings (SECRET_KEY,
 //! SECRET_KEY_FALLBACKS, SESSION_COOKIE_AGE, ...) from the environment, or the secrets from `--secret-file`.
@@ -33,6 +34,7 @@ mod maintenance;
 mod migrate;
 mod show;
 mod stats;
+mod user;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -80,6 +82,8 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Check a Redis server for settings that silently lose sessions.
     Doctor(doctor::DoctorArgs),
+    /// A user's sessions for a data-rights request: `user export ID` (JSON), `user erase ID [--dry-run]`.
+    User(user::UserArgs),
 }
 
 /// Reads a setting or environment variable by name.
@@ -205,6 +209,7 @@ async fn run_command(
         Command::Migrate(args) => migrate::run(ctx, args).await,
         Command::Stats(args) => stats::run(ctx, args).await,
         Command::Doctor(args) => doctor::run(ctx, args).await,
+        Command::User(args) => user::run(ctx, args).await,
     };
     let _ = ctx.out.flush();
     match outcome {

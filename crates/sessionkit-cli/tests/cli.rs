@@ -701,3 +701,107 @@ async fn list_expired_follows_the_absolute_lifetime() {
     let without = sessionkit(&["--store", &url, "list", "--valid", "--json"], &[]).json();
     assert_eq!(without["listed"], json!(2), "{without}");
 }
+
+/// `user export ID` and `user erase ID [--dry-run]` on one store seeded by [`seed`] (user 2 has two live sessions,
+/// user 1 one): `source` is the path the store takes (`index` or `scan`).
+async fn user_export_and_erase(url: &str, source: &str) {
+    let keys = seed(url).await;
+    let with = |args: &[&str]| -> Output { sessionkit(&[&["--store", url][..], args].concat(), &[]) };
+    let id = |key: &String| sessionkit::store::user_index::session_id(&sessionkit::SessionKey::parse(key).unwrap());
+    let mut expected = vec![id(&keys[1]), id(&keys[2])];
+    expected.sort();
+
+    let export = with(&["user", "export", "2"]);
+    assert_eq!(export.code, 0, "{url}: {}", export.stderr);
+    for key in &keys {
+        assert!(!export.stdout.contains(key.as_str()), "{url}: a session key in the export");
+    }
+    let doc = export.json();
+    assert_eq!((doc["user_id"].clone(), doc["source"].clone()), (json!("2"), json!(source)), "{url}: {doc}");
+    let sessions = doc["sessions"].as_array().unwrap();
+    let mut ids: Vec<String> = sessions.iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    assert_eq!(ids, expected, "{url}: {doc}");
+    let mut ns: Vec<i64> = sessions.iter().map(|s| s["data"]["n"].as_i64().unwrap()).collect();
+    ns.sort();
+    assert_eq!(ns, [1, 2], "{url}: {doc}");
+    for s in sessions {
+        parse_time(&s["expires_at"]);
+        for field in ["created", "last_seen", "user_agent", "ip", "decode_error"] {
+            assert!(s.get(field).is_some(), "{url}: {field} missing from {s}");
+        }
+    }
+    assert_eq!(doc["scanned"].is_u64(), source == "scan", "{url}: {doc}");
+
+    let dry = with(&["user", "erase", "2", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{url}: {}", dry.stderr);
+    assert!(dry.stdout.starts_with("dry run: would delete 2 session(s) of user 2 in "), "{url}: {}", dry.stdout);
+    assert!(expected.iter().all(|id| dry.stdout.contains(id.as_str())), "{url}: {}", dry.stdout);
+    assert_eq!(with(&["count", "--valid"]).stdout.trim(), "3", "{url}: a dry run deletes nothing");
+
+    let erased = with(&["user", "erase", "2", "--json"]);
+    assert_eq!(erased.code, 0, "{url}: {}", erased.stderr);
+    let erased = erased.json();
+    assert_eq!((erased["count"].clone(), erased["dry_run"].clone()), (json!(2), json!(false)), "{url}: {erased}");
+    assert_eq!(erased["source"], json!(source));
+    for key in &keys[1..] {
+        one_line_error(&with(&["show", key]), 3);
+    }
+    assert_eq!(with(&["count", "--valid"]).stdout.trim(), "1", "{url}: user 1 keeps their session");
+    assert_eq!(with(&["user", "export", "2"]).json()["sessions"], json!([]), "{url}");
+    let again = with(&["user", "erase", "2"]);
+    assert!(again.stdout.starts_with("deleted 0 session(s) of user 2"), "{url}: {}", again.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_export_and_erase_on_redis_cached_db_and_stores_without_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let standalone = shared_standalone().url();
+    let cluster = cluster_url(shared_cluster());
+    for base in [&standalone, &cluster] {
+        for options in [
+            "layout=string",
+            "layout=hash&buckets=8",
+            "layout=string&hashed_keys=true",
+            "layout=hash&buckets=8&hashed_keys=true",
+            "layout=django-cache",
+        ] {
+            let p = unique();
+            let url = if options == "layout=django-cache" {
+                format!("{base}?{options}&prefix={p}:&key_prefix={p}")
+            } else {
+                format!("{base}?{options}&prefix={p}:")
+            };
+            user_export_and_erase(&url, "index").await;
+        }
+    }
+    let cached = format!(
+        "cached_db:{standalone}?prefix={p}:&key_prefix={p}|sqlite://{}",
+        dir.path().join("cached.sqlite3").display(),
+        p = unique()
+    );
+    user_export_and_erase(&cached, "index").await;
+    let sqlite = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+    user_export_and_erase(&sqlite, "scan").await;
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    user_export_and_erase(&format!("file://{}", files.display()), "scan").await;
+    // --scan walks a Redis store even though it has an index.
+    let url = format!("{standalone}?layout=string&prefix={}:", unique());
+    seed(&url).await;
+    let scanned = sessionkit(&["--store", &url, "user", "export", "2", "--scan"], &[]).json();
+    assert_eq!((scanned["source"].clone(), scanned["sessions"].as_array().unwrap().len()), (json!("scan"), 2));
+
+    // A wrong secret, the signed-cookie store, bad user ids and limits: one line each.
+    let line = one_line_error(&sessionkit(&["--store", &sqlite, "user", "export", "1"], &[("SECRET_KEY", "other")]), 1);
+    assert!(line.contains("wrong secret"), "{line}");
+    let line = one_line_error(&sessionkit(&["--store", "cookie:", "user", "erase", "1"], &[]), 1);
+    assert!(line.contains("nothing on the server"), "{line}");
+    let line = one_line_error(&sessionkit(&["--store", &sqlite, "user", "export", " "], &[]), 2);
+    assert!(line.contains("user id is empty"), "{line}");
+    let long = "9".repeat(300);
+    let line = one_line_error(&sessionkit(&["--store", &sqlite, "user", "erase", &long], &[]), 2);
+    assert!(line.contains("at most 256 characters"), "{line}");
+    let out = sessionkit(&["--store", &sqlite, "user", "export", "1", "--scan-limit", "0"], &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}

@@ -144,6 +144,48 @@ def test_management_command(engine, alice):
     assert "Usage: manage.py sessionkit" in sessionkit("--help")
 
 
+@pytest.mark.django_db(transaction=True)  # committed rows: the command reads django_session on its own connection
+def test_user_export_and_erase_command(engine, alice, django_user_model):
+    phone, laptop = logged_in_client("phone"), logged_in_client("laptop")
+    for c in (phone, laptop):
+        assert c.get("/my-sessions/").status_code == 200  # records the user agent
+    keys = {c.cookies["sessionid"].value for c in (phone, laptop)}
+    bob = django_user_model.objects.create_user("bob", password="pw-bob-1")
+    other = Client()
+    assert other.login(username="bob", password="pw-bob-1")
+
+    exported = sessionkit("user", "export", str(alice.pk))
+    assert not any(key in exported for key in keys)  # session keys are credentials: never exported
+    doc = json.loads(exported)
+    assert doc["user_id"] == str(alice.pk) and doc["source"] == "index" and doc["complete"]
+    assert doc["omitted_keys"] == ["_auth_user_hash"]
+    assert {s["id"] for s in doc["sessions"]} == {session_id(k) for k in keys}
+    assert {s["user_agent"] for s in doc["sessions"]} == {"phone", "laptop"}
+    for s in doc["sessions"]:
+        assert s["data"]["_auth_user_id"] == str(alice.pk)
+        assert "_auth_user_hash" not in s["data"]
+        assert s["expires_at"] and s["decode_error"] is None
+
+    dry = sessionkit("user", "erase", str(alice.pk), "--dry-run")
+    assert dry.startswith("dry run: would delete 2 session(s) of user %s in " % alice.pk)
+    # The session the client holds is still served (a deleted one would be replaced by a new key).
+    phone_key = phone.cookies["sessionid"].value
+    assert phone.get("/counter/").json()["key"] == phone_key
+
+    erased = json.loads(sessionkit("user", "erase", str(alice.pk), "--json"))
+    assert erased["count"] == 2 and not erased["dry_run"]
+    assert sorted(erased["session_ids"]) == sorted(session_id(k) for k in keys)
+    assert phone.get("/counter/").json()["key"] != phone_key  # logged out: a new, anonymous session
+    assert users.user_sessions(alice) == []
+    assert json.loads(sessionkit("user", "export", str(alice.pk)))["sessions"] == []
+    assert len(users.user_sessions(bob)) == 1  # another user is untouched
+    bob_key = other.cookies["sessionid"].value
+    assert other.get("/counter/").json()["key"] == bob_key
+
+    err, _ = failing("user", "export", " ")
+    assert err.returncode == 2 and "user id is empty" in str(err)
+
+
 def test_management_command_needs_a_sessionkit_engine(settings):
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
     with pytest.raises(CommandError, match="not a sessionkit engine"):

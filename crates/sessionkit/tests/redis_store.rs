@@ -588,3 +588,67 @@ async fn costly_values_are_decoded_off_the_worker_and_load_whole() {
     let stored = native.load(s.key().unwrap()).await.unwrap().unwrap();
     assert_eq!(stored.data["text"].as_str().unwrap().len(), 32 * 1024);
 }
+
+/// The touch of an idle timeout moves the session's entry in its user's index with its expiry (else the index
+/// would prune a live session once the old score passed): one script on standalone, a second round trip to the
+/// index's slot on Cluster. The session's data stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touch_moves_the_user_index_entry() {
+    use sessionkit::lifetime::Clock;
+    use std::sync::atomic::AtomicI64;
+    const DAY: i64 = 86_400;
+    for url in [standalone_url("layout=string"), standalone_url("layout=hash&buckets=4"), cluster_url("layout=string")]
+    {
+        let offset = Arc::new(AtomicI64::new(0));
+        let read = Arc::clone(&offset);
+        let clock = Clock::from_fn(move || {
+            time::OffsetDateTime::now_utc() + time::Duration::seconds(read.load(Ordering::SeqCst))
+        });
+        let settings = Arc::new(Settings { idle_timeout: Some(3 * DAY), clock, ..(*settings()).clone() });
+        let store = Arc::new(RedisStore::connect(&url).await.unwrap());
+        let mut s = Session::new(store.clone(), settings.clone(), None);
+        s.set("_auth_user_id", "77").await.unwrap();
+        s.set("cart", 1).await.unwrap();
+        s.save().await.unwrap();
+        let key = s.key().cloned().unwrap();
+        let prefix = url.split("prefix=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+        let index = store.user_index().unwrap();
+        let before = index.list("77").await.unwrap();
+        assert_eq!(before.len(), 1, "{url}");
+
+        offset.store(2 * DAY, Ordering::SeqCst);
+        let mut s = Session::new(store.clone(), settings.clone(), Some(key.clone()));
+        assert_eq!(s.get::<i64>("cart").await.unwrap(), Some(1));
+        assert!(s.touch_due(), "{url}");
+        s.save().await.unwrap();
+        let moved = store.load(&key).await.unwrap().unwrap();
+        let expected = time::OffsetDateTime::now_utc() + time::Duration::seconds(5 * DAY);
+        assert!((moved.expires_at - expected).abs() < time::Duration::seconds(5), "{url}: {}", moved.expires_at);
+        assert_eq!(moved.data.get("cart"), Some(&json!(1)), "{url}: the data is unchanged");
+        // The index entry's score (the expiry it promises, plus index_refresh) covers the new expiry.
+        let entry_score = index_score(&url, &prefix, "77", &session_id(&key)).await;
+        let new_expiry_ms = (moved.expires_at.unix_timestamp_nanos() / 1_000_000) as f64;
+        assert!(entry_score >= new_expiry_ms - 1000.0, "{url}: score {entry_score} < expiry {new_expiry_ms}");
+        let listed = index.list("77").await.unwrap();
+        assert_eq!(listed.len(), 1, "{url}");
+        assert!(listed[0].last_seen >= before[0].last_seen, "{url}: the touch is activity");
+    }
+}
+
+/// The score of a session's entry in a user's index, read from whichever server holds it.
+async fn index_score(url: &str, prefix: &str, user: &str, id: &str) -> f64 {
+    let index = format!("{prefix}u:{{{user}}}");
+    if url.starts_with("redis+cluster") {
+        let reply = cluster()
+            .nodes
+            .iter()
+            .map(|n| n.command(&["ZSCORE", &index, id]).unwrap())
+            .find(|r| !r.starts_with("-MOVED"))
+            .unwrap();
+        return reply.trim_start_matches(['$', ':', ',']).lines().last().unwrap_or_default().trim().parse().unwrap();
+    }
+    let client = redis::Client::open(standalone().url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let score: Option<f64> = redis::cmd("ZSCORE").arg(&index).arg(id).query_async(&mut conn).await.unwrap();
+    score.unwrap()
+}

@@ -41,7 +41,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::user_index::{auth_user_id, session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
+use super::user_index::UserSessionData;
+use super::user_index::{session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
 use super::{RawSession, Saved, SessionLister, SessionStore, StoredSession, Touched, UserSession, UserSessionIndex};
 use crate::{ChangeSet, SaveMode, SessionKey, SessionRecord, StoreError, Version};
 
@@ -336,41 +337,14 @@ impl CachedDbIndex {
     /// trusted to know them all (an evicted or never-written cache entry drops out of it while the row lives),
     /// so revocation reads the truth: one pass over the database's sessions, page by page (O(all sessions)).
     async fn user_rows(&self, user_id: &str) -> Result<Vec<UserRow>, StoreError> {
-        let lister = self.db.lister().ok_or_else(|| {
-            StoreError::from(crate::ConfigError::InvalidStoreUrl {
+        if self.db.lister().is_none() {
+            return Err(StoreError::from(crate::ConfigError::InvalidStoreUrl {
                 url: self.db.describe(),
                 reason: "the database store cannot list its sessions".to_owned(),
-            })
-        })?;
-        let now = time::OffsetDateTime::now_utc();
-        let mut found = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = lister.list_page(cursor.as_ref(), 500).await?;
-            // Decoding a page of sessions is CPU work: on the blocking pool, not on an async worker.
-            let (db, user, sessions) = (Arc::clone(&self.db), user_id.to_owned(), page.sessions);
-            let matched = super::offload::run_blocking(&self.db.describe(), move || {
-                let Some(lister) = db.lister() else { return Vec::new() };
-                let mut matched = Vec::new();
-                for stored in sessions {
-                    let Some(key) = stored.key.clone() else { continue };
-                    if stored.is_expired(now) {
-                        continue;
-                    }
-                    let Ok(data) = lister.decode(&stored.raw.bytes) else { continue };
-                    if auth_user_id(&data).as_deref() == Some(user.as_str()) {
-                        matched.push((key, stored, data));
-                    }
-                }
-                matched
-            })
-            .await?;
-            found.extend(matched);
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(found),
-            }
+            }));
         }
+        let scan = super::user_data::scan_sessions_of(&self.db, user_id, u64::MAX).await?;
+        Ok(scan.found.into_iter().filter_map(|(stored, data)| Some((stored.key.clone()?, stored, data))).collect())
     }
 
     /// Deletes sessions from the database, then replaces their cached copies with tombstones (a cached copy must
@@ -390,8 +364,14 @@ impl CachedDbIndex {
 #[async_trait]
 impl UserSessionIndex for CachedDbIndex {
     async fn list(&self, user_id: &str) -> Result<Vec<UserSession>, StoreError> {
+        Ok(self.sessions_with_data(user_id).await?.into_iter().map(|s| s.session).collect())
+    }
+
+    /// The database's rows of the user (one pass over the database, see `user_rows`), with the details the cache's
+    /// index recorded.
+    async fn sessions_with_data(&self, user_id: &str) -> Result<Vec<UserSessionData>, StoreError> {
         let details = self.cache_index()?.list(user_id).await?;
-        let mut sessions: Vec<UserSession> = self
+        let mut sessions: Vec<UserSessionData> = self
             .user_rows(user_id)
             .await?
             .into_iter()
@@ -399,18 +379,39 @@ impl UserSessionIndex for CachedDbIndex {
                 let id = session_id(&key);
                 let cached = details.iter().find(|d| d.id == id);
                 let text = |name: &str| data.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-                UserSession {
+                let session = UserSession {
                     created: cached.and_then(|d| d.created),
                     last_seen: cached.and_then(|d| d.last_seen),
                     expires_at: stored.raw.expires_at.unwrap_or_else(time::OffsetDateTime::now_utc),
                     user_agent: text(USER_AGENT_KEY).or_else(|| cached.and_then(|d| d.user_agent.clone())),
                     ip: text(CLIENT_IP_KEY).or_else(|| cached.and_then(|d| d.ip.clone())),
                     id,
-                }
+                };
+                UserSessionData { session, data: Ok(data) }
             })
             .collect();
-        sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.session.last_seen));
         Ok(sessions)
+    }
+
+    /// Both halves: every cached copy the cache's index names (hashed keys included) and the index itself go first,
+    /// then every row of the user (one pass over the database) and every key the cache's index knew is deleted from
+    /// the database and tombstoned in the cache, so a refill racing with the erasure cannot bring a session back.
+    /// Returns the ids of the database rows deleted (the database holds every session; cached copies are copies).
+    async fn erase(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let cache_index = self.cache_index()?;
+        let cached_keys = cache_index.session_keys(user_id).await?;
+        let rows = self.user_rows(user_id).await?;
+        cache_index.erase(user_id).await?;
+        let ids: Vec<String> = rows.iter().map(|(key, ..)| session_id(key)).collect();
+        let mut keys: Vec<SessionKey> = rows.into_iter().map(|(key, ..)| key).collect();
+        for key in cached_keys.into_iter().filter_map(|(_, key)| key) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        self.revoke(&keys).await?;
+        Ok(ids)
     }
 
     async fn delete_one(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {

@@ -48,6 +48,7 @@ pub use sql::postgres;
 #[cfg(feature = "sqlite")]
 pub use sql::sqlite;
 mod url_options;
+pub mod user_data;
 pub mod user_index;
 
 pub use merge::{CompareAndSet, Saved, WriteOutcome};

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::codec::CodecError;
 use crate::{SessionKey, StoreError};
 
 /// Session key under which an app may record the client's user agent (shown by [`UserSessionIndex::list`]).
@@ -51,6 +52,15 @@ pub struct UserSession {
     pub ip: Option<String>,
 }
 
+/// One of a user's sessions with its data, as [`UserSessionIndex::sessions_with_data`] reads it (for export).
+#[derive(Debug)]
+pub struct UserSessionData {
+    /// The session as [`UserSessionIndex::list`] describes it.
+    pub session: UserSession,
+    /// The session dict as stored, or why it could not be decoded.
+    pub data: Result<Map<String, Value>, CodecError>,
+}
+
 /// List and revoke a user's sessions.
 #[async_trait]
 pub trait UserSessionIndex: Send + Sync {
@@ -68,4 +78,13 @@ pub trait UserSessionIndex: Send + Sync {
     /// cannot recover it (keys hashed at rest). Stores layered on top of this one (`cached_db`) use it to delete
     /// the same sessions from their other storage.
     async fn session_keys(&self, user_id: &str) -> Result<Vec<(String, Option<SessionKey>)>, StoreError>;
+
+    /// The user's live sessions, as [`list`](UserSessionIndex::list) gives them, each with its stored data, read
+    /// in as few round trips as the store allows (for a per-user export, [`crate::store::user_data`]). Sessions
+    /// whose keys are hashed at rest are read too: the index knows where each session lives.
+    async fn sessions_with_data(&self, user_id: &str) -> Result<Vec<UserSessionData>, StoreError>;
+
+    /// Deletes every session of the user and the user's index itself (a per-user erasure,
+    /// [`crate::store::user_data`]), and returns the [`session_id`]s of the sessions that were deleted.
+    async fn erase(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
 }

@@ -30,9 +30,15 @@ use redis::Value as RedisValue;
 use sha2::Digest;
 use time::OffsetDateTime;
 
+use serde_json::{Map, Value};
+
+use super::config::Layout;
 use super::value::NativeCodec;
 use super::{Address, RedisStore};
-use crate::store::user_index::{session_id, UserSession, UserSessionIndex, CLIENT_IP_KEY, USER_AGENT_KEY};
+use crate::codec::CodecError;
+use crate::store::user_index::{
+    session_id, UserSession, UserSessionData, UserSessionIndex, CLIENT_IP_KEY, USER_AGENT_KEY,
+};
 use crate::{SessionKey, SessionRecord, StoreError};
 
 /// Detail fields kept per member in the `:m` hash.
@@ -121,6 +127,11 @@ impl RedisStore {
     /// Deletes the sessions at `addresses` (one pipelined round trip; per-command routing in a Cluster) and
     /// returns how many existed.
     async fn delete_addresses(&self, addresses: &[Address]) -> Result<u64, StoreError> {
+        Ok(self.delete_each(addresses).await?.iter().sum())
+    }
+
+    /// [`Self::delete_addresses`], with one count (1 deleted, 0 not there) per address.
+    async fn delete_each(&self, addresses: &[Address]) -> Result<Vec<u64>, StoreError> {
         let commands: Vec<redis::Cmd> = addresses
             .iter()
             .map(|address| match &address.field {
@@ -128,8 +139,7 @@ impl RedisStore {
                 None => redis::cmd("DEL").arg(&address.key).clone(),
             })
             .collect();
-        let counts: Vec<u64> = self.per_key_commands(&commands).await?;
-        Ok(counts.iter().sum())
+        self.per_key_commands(&commands).await
     }
 
     /// Runs single-key commands on keys that may live in different slots: one pipeline on a single server;
@@ -204,54 +214,135 @@ fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-#[async_trait]
-impl UserSessionIndex for RedisStore {
-    async fn list(&self, user_id: &str) -> Result<Vec<UserSession>, StoreError> {
+impl RedisStore {
+    /// The user's live sessions (2 round trips, plus 1 when dead entries are pruned), with each one's stored value
+    /// when `with_values`. Each candidate's real expiry is read (`PTTL` of a key, the expiry in a hash field's
+    /// value), which also tells the sessions deleted without the index knowing (logout, flush, eviction); with
+    /// values, a key is read with `GET` and `PTTL` in the same round trip.
+    async fn live_sessions(
+        &self,
+        user_id: &str,
+        with_values: bool,
+    ) -> Result<Vec<(UserSession, Option<Vec<u8>>)>, StoreError> {
         let (members, details) = self.read_index(user_id).await?;
         let now = OffsetDateTime::now_utc();
         let now_ms = now_ms() as f64;
         // A score is an upper bound of the session's expiry (see `index_score_ms`): below now, it is gone.
         let (candidates, mut dead): (Vec<Entry>, Vec<Entry>) =
             entries(members, details).into_iter().partition(|e| e.expires_ms > now_ms && e.address().is_some());
-        // The real expiry of each candidate, which also tells the sessions deleted without the index knowing
-        // (logout, flush, eviction): PTTL of a key, the expiry in a hash field's value.
-        let reads: Vec<redis::Cmd> = candidates
-            .iter()
-            .filter_map(Entry::address)
-            .map(|address| match &address.field {
-                Some(field) => redis::cmd("HGET").arg(&address.key).arg(field.as_slice()).clone(),
-                None => redis::cmd("PTTL").arg(&address.key).clone(),
-            })
-            .collect();
-        let replies: Vec<RedisValue> = self.per_key_commands(&reads).await?;
-        let mut sessions = Vec::new();
-        for (entry, reply) in candidates.into_iter().zip(replies.into_iter().map(Some).chain(std::iter::repeat(None))) {
-            let expires_at = match reply {
-                Some(RedisValue::BulkString(value)) => NativeCodec::peek_expiry(&value).ok(),
-                Some(RedisValue::Int(ms)) if ms >= 0 => Some(now.saturating_add(time::Duration::milliseconds(ms))),
-                // A key without a TTL (written by hand): it lives as long as its index entry says.
-                Some(RedisValue::Int(-1)) => {
-                    OffsetDateTime::from_unix_timestamp_nanos(entry.expires_ms as i128 * 1_000_000).ok()
+        let mut reads: Vec<redis::Cmd> = Vec::with_capacity(candidates.len() * 2);
+        for address in candidates.iter().filter_map(Entry::address) {
+            match &address.field {
+                Some(field) => reads.push(redis::cmd("HGET").arg(&address.key).arg(field.as_slice()).clone()),
+                None => {
+                    if with_values {
+                        reads.push(redis::cmd("GET").arg(&address.key).clone());
+                    }
+                    reads.push(redis::cmd("PTTL").arg(&address.key).clone());
                 }
-                _ => None,
+            }
+        }
+        let mut replies = self.per_key_commands::<RedisValue>(&reads).await?.into_iter();
+        let mut sessions = Vec::new();
+        for entry in candidates {
+            let (expires_at, value) = if entry.details.contains_key("f") {
+                match replies.next() {
+                    Some(RedisValue::BulkString(stored)) => {
+                        (NativeCodec::peek_expiry(&stored).ok(), with_values.then_some(stored))
+                    }
+                    _ => (None, None),
+                }
+            } else {
+                let value = if with_values {
+                    match replies.next() {
+                        Some(RedisValue::BulkString(stored)) if !self.stores_none(&stored) => Some(stored),
+                        // Gone, or a cached_db tombstone (Python's None): no session.
+                        _ => {
+                            replies.next();
+                            dead.push(entry);
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let expires_at = match replies.next() {
+                    Some(RedisValue::Int(ms)) if ms >= 0 => Some(now.saturating_add(time::Duration::milliseconds(ms))),
+                    // A key without a TTL (written by hand): it lives as long as its index entry says.
+                    Some(RedisValue::Int(-1)) => {
+                        OffsetDateTime::from_unix_timestamp_nanos(entry.expires_ms as i128 * 1_000_000).ok()
+                    }
+                    _ => None,
+                };
+                (expires_at, value)
             };
             let Some(expires_at) = expires_at.filter(|at| *at > now) else {
                 dead.push(entry);
                 continue;
             };
-            sessions.push(UserSession {
+            let session = UserSession {
                 created: entry.time("c"),
                 last_seen: entry.time("s"),
                 expires_at,
                 user_agent: entry.text("a"),
                 ip: entry.text("i"),
                 id: entry.id,
-            });
+            };
+            sessions.push((session, value));
         }
         let dead_ids: Vec<String> = dead.into_iter().map(|e| e.id).collect();
         self.prune(user_id, &dead_ids).await?;
-        sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
+        sessions.sort_by_key(|(s, _)| std::cmp::Reverse(s.last_seen));
         Ok(sessions)
+    }
+
+    /// Decodes a stored value of this store (off the async worker when costly, see `store::offload`).
+    async fn decode_value(&self, bytes: Vec<u8>) -> Result<Result<Map<String, Value>, CodecError>, StoreError> {
+        match self.options.layout {
+            Layout::DjangoCache => Ok(self.decode_django_off_worker(bytes).await?.0),
+            Layout::String | Layout::Hash => {
+                let (decoded, _) =
+                    super::super::offload::decode_off_worker(&self.describe, &self.native, bytes).await?;
+                Ok(decoded.map(|(data, _)| data))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl UserSessionIndex for RedisStore {
+    async fn list(&self, user_id: &str) -> Result<Vec<UserSession>, StoreError> {
+        Ok(self.live_sessions(user_id, false).await?.into_iter().map(|(session, _)| session).collect())
+    }
+
+    /// 2 round trips (3 when dead entries are pruned), whatever the number of sessions: the index, then every
+    /// session's value and expiry at once (one pipeline; one concurrent command per key in a Cluster).
+    async fn sessions_with_data(&self, user_id: &str) -> Result<Vec<UserSessionData>, StoreError> {
+        let mut out = Vec::new();
+        for (session, value) in self.live_sessions(user_id, true).await? {
+            let data = match value {
+                Some(bytes) => self.decode_value(bytes).await?,
+                None => Err(CodecError::Malformed("the session's value could not be read")),
+            };
+            out.push(UserSessionData { session, data });
+        }
+        Ok(out)
+    }
+
+    /// 3 round trips: the index, every indexed session deleted at once (pipelined; concurrent in a Cluster), then
+    /// both index keys deleted (one slot, one command).
+    async fn erase(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let (members, details) = self.read_index(user_id).await?;
+        let (ids, addresses): (Vec<String>, Vec<Address>) = entries(members, details)
+            .into_iter()
+            .filter_map(|e| Some((e.address()?, e.id)))
+            .map(|(a, id)| (id, a))
+            .unzip();
+        let counts = self.delete_each(&addresses).await?;
+        let deleted = ids.into_iter().zip(counts).filter(|(_, n)| *n > 0).map(|(id, _)| id).collect();
+        let (index, details) = self.index_keys(user_id);
+        let _: () = self.conn.query(redis::cmd("DEL").arg(&index).arg(&details)).await?;
+        Ok(deleted)
     }
 
     async fn delete_one(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {

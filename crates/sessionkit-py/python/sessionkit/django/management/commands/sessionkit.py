@@ -1,5 +1,5 @@
-"""``manage.py sessionkit list|show|count|stats|clear-expired|migrate|doctor``: the ``sessionkit`` command, run by
-the extension with the same Rust code as the binary, on the configured engine's store and Django's settings.
+"""``manage.py sessionkit list|show|count|stats|clear-expired|migrate|doctor|user``: the ``sessionkit`` command,
+run by the extension with the same Rust code as the binary, on the configured engine's store and Django's settings.
 
 Django's standard options (``--settings``, ``--pythonpath``, ``-v``/``--verbosity``, ``--traceback``,
 ``--no-color``, ``--force-color``, ``--skip-checks``) are Django's, before or after the subcommand, and work as for
@@ -172,7 +172,7 @@ def cli_settings() -> dict[str, str]:
 class Command(BaseCommand):
     help = (
         "The sessionkit command on this site's sessions: list, show KEY, count, stats, clear-expired, migrate, "
-        "doctor. `manage.py sessionkit --help` lists its options."
+        "doctor, user export ID, user erase ID. `manage.py sessionkit --help` lists its options."
     )
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
