@@ -306,3 +306,29 @@ def test_settings_in_the_sessionkit_dict_win(settings, redis_server):
 
     assert lifetime() == (600, None, None)
     assert get_store("redis").lifetime_rules
+
+
+def lifetime_check_ids(settings, **top):
+    from django.core import checks
+
+    for name, value in top.items():
+        setattr(settings, name, value)
+    return [(m.id, m.msg) for m in checks.run_checks() if (m.id or "").startswith("sessionkit.")]
+
+
+def test_checks_of_the_lifetime_settings(settings, redis_server):
+    settings.SESSIONKIT = {"URL": redis_server.url}
+    assert lifetime_check_ids(settings) == []
+    assert lifetime_check_ids(settings, SESSION_IDLE_TIMEOUT=1800, SESSION_ABSOLUTE_TIMEOUT=43200) == []
+    [(id, msg)] = lifetime_check_ids(settings, SESSION_IDLE_TIMEOUT=0)
+    assert id == "sessionkit.E006" and "SESSION_IDLE_TIMEOUT" in msg
+    [(id, msg)] = lifetime_check_ids(settings, SESSION_IDLE_TIMEOUT=60, SESSION_TOUCH_INTERVAL=60)
+    assert id == "sessionkit.E007" and msg.startswith("SESSION_TOUCH_INTERVAL (60 s) must be shorter")
+    [(id, _)] = lifetime_check_ids(settings, SESSION_IDLE_TIMEOUT=600, SESSION_TOUCH_INTERVAL=None,
+                                   SESSION_ABSOLUTE_TIMEOUT=300)
+    assert id == "sessionkit.E007"
+    settings.SESSIONKIT = {"URL": redis_server.url, "IDLE_TIMEOUT": 100}
+    [(id, _)] = lifetime_check_ids(settings, SESSION_IDLE_TIMEOUT=200, SESSION_ABSOLUTE_TIMEOUT=None)
+    assert id == "sessionkit.W004"
+    settings.SESSIONKIT = {"URL": redis_server.url, "TOUCH_INTERVAL": True}
+    assert [i for i, _ in lifetime_check_ids(settings, SESSION_IDLE_TIMEOUT=None)] == ["sessionkit.E003"]

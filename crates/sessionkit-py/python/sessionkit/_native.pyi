@@ -18,6 +18,7 @@ __all__ = [
     "StoreContended",
     "StoreUnavailable",
     "TOMBSTONE_SECONDS",
+    "_set_clock_offset",
     "check_lifetime",
     "merge",
     "parse_redis_url",

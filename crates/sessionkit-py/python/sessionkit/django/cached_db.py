@@ -121,6 +121,24 @@ class SessionStore(DBStore):
 
         return Session
 
+    def _rules(self) -> Store | None:
+        """The store that applies the lifetime rules, or None when it cannot even be opened (the database still
+        answers then, under Django's expiry alone; logged)."""
+        try:
+            return self._cache()
+        except SessionkitError as err:
+            self._cache_failed("lifetime rules", err)
+            return None
+
+    def _start_lifetime(self, data: dict[str, Any]) -> None:
+        store = self._rules()
+        if store is not None:
+            store.start_lifetime(data)
+
+    def _store_expiry(self, data: dict[str, Any]) -> float | None:
+        store = self._rules()
+        return None if store is None else store.store_expiry(data)
+
     def _cache_failed(self, operation: str, err: Exception) -> None:
         logger.warning("session cache failed during %s; the database answers: %s", operation, err)
 
@@ -153,8 +171,8 @@ class SessionStore(DBStore):
 
     def _judge(self, s: AbstractBaseSession, data: dict[str, Any]) -> Snapshot | Expired:
         """A row read from the database, under the lifetime rules (off: the snapshot of what was read)."""
-        store = self._cache()
-        if not store.lifetime_rules:
+        store = self._rules()
+        if store is None or not store.lifetime_rules:
             return Snapshot.of(data)
         return store.judge_loaded(s.session_key, data, s.expire_date.timestamp())
 
@@ -271,27 +289,27 @@ class SessionStore(DBStore):
     def create_model_instance(self, data: dict[str, Any]) -> AbstractBaseSession:
         """Django's, with the lifetime rules' store expiry as ``expire_date`` while a rule is on."""
         obj = super().create_model_instance(data)
-        at = self._cache().store_expiry(data)
+        at = self._store_expiry(data)
         if at is not None:
             obj.expire_date = _datetime(at)
         return obj
 
     def _expiry_date(self, data: dict[str, Any]) -> datetime.datetime:
         """The ``expire_date`` a save of ``data`` writes: the lifetime rules' store expiry, else Django's."""
-        at = self._cache().store_expiry(data)
+        at = self._store_expiry(data)
         return self.get_expiry_date() if at is None else _datetime(at)
 
     def _cache_age(self, data: dict[str, Any], django_age: int) -> int:
         """The cached copy's age in seconds: the lifetime rules' store expiry from now, else Django's."""
-        at = self._cache().store_expiry(data)
+        at = self._store_expiry(data)
         return django_age if at is None else max(0, int(at - time.time()))
 
     def _touch_only(self) -> bool:
         """Under an idle timeout, the save of a session this request loaded and did not change: moves the expiry
         of the row (``UPDATE … SET expire_date``) and of the cached copy when a touch is due (the Rust core
         decides), else writes nothing. False when the session must be saved."""
-        store = self._cache()
-        if not store.lifetime_rules:
+        store = self._rules()
+        if store is None or not store.lifetime_rules:
             return False
         data = self._get_session()
         loaded = self._mine(self._sk_loaded)
@@ -377,7 +395,7 @@ class SessionStore(DBStore):
             if data != current:  # another request's writes were merged in
                 signals.merge_conflict(type(self), self.session_key, data)
         if cache is None:
-            at = self._cache().store_expiry(data)
+            at = self._store_expiry(data)
             cache_or_data = Snapshot.of(data, at)
         else:
             cache_or_data = cache
@@ -414,7 +432,7 @@ class SessionStore(DBStore):
         token: str | None
         if must_create:
             data = self._get_session(no_load=True)
-            self._cache().start_lifetime(data)
+            self._start_lifetime(data)
             token = self._insert(data)
             snapshot = None
         else:
@@ -439,7 +457,7 @@ class SessionStore(DBStore):
         token: str | None
         if must_create:
             data = await self._aget_session(no_load=True)
-            self._cache().start_lifetime(data)
+            self._start_lifetime(data)
             token = await sync_to_async(self._insert)(data)
             snapshot = None
         else:

@@ -112,7 +112,7 @@ def revoked(sender: object, user_id: str, sessions: int, kept: str | None) -> No
 
 def _on_user_logged_in(sender: object, request: Any = None, user: Any = None, **kwargs: Any) -> None:
     session = getattr(request, "session", None)
-    if not getattr(session, "sessionkit_engine", False):
+    if session is None or not getattr(session, "sessionkit_engine", False):
         return  # another engine's session
     pk = getattr(user, "pk", None)
     if pk is None:
