@@ -18,6 +18,7 @@
 
 mod bridge;
 mod convert;
+mod lifetime;
 mod local;
 mod logbridge;
 
@@ -34,8 +35,9 @@ use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
 use sessionkit::store::redis::config::{RedisOptions, Topology};
 use sessionkit::store::redis::RedisStore;
+use sessionkit::store::Touched;
 use sessionkit::store::{cached_db, Saved, SessionStore, TreatUnavailableAsEmpty, UserSessionIndex};
-use sessionkit::{ChangeSet, SaveMode, SessionKey, SessionRecord, StoreError, Version};
+use sessionkit::{ChangeSet, SaveMode, SessionKey, SessionRecord, Settings, StoreError, Version};
 use time::OffsetDateTime;
 use tokio::runtime::Runtime;
 
@@ -126,6 +128,8 @@ pub struct Store {
     merge: bool,
     /// How threads open their own connections for the sync session calls.
     local: Arc<local::Shared>,
+    /// The lifetime rules (idle timeout, absolute lifetime, touch interval; `SESSION_COOKIE_AGE`) and their clock.
+    settings: Arc<Settings>,
 }
 
 impl Store {
@@ -203,6 +207,7 @@ impl Store {
     /// The record of a save from Python: the data converted, the expiry `age` seconds from now, and the snapshot's
     /// version.
     fn save_record(
+        &self,
         key: &str,
         data: &Bound<'_, PyAny>,
         age: i64,
@@ -210,7 +215,55 @@ impl Store {
     ) -> PyResult<SessionRecord> {
         let mut record = record_from_python(key, data, age)?;
         record.version = snapshot.and_then(|s| s.version.clone());
+        record.expires_at = self.expiry(&record.data, record.expires_at);
         Ok(record)
+    }
+
+    /// The expiry a write gives a session holding `data`: with a lifetime rule on, [`lifetime::store_expiry`]
+    /// (the earliest of Django's expiry and the rules' deadlines); else `django`, Django's `get_expiry_age()` from
+    /// Python, exactly as before.
+    ///
+    /// [`lifetime::store_expiry`]: sessionkit::lifetime::store_expiry
+    fn expiry(&self, data: &Map<String, Value>, django: OffsetDateTime) -> OffsetDateTime {
+        if sessionkit::lifetime::rules_on(&self.settings) {
+            sessionkit::lifetime::store_expiry(&self.settings, data, self.settings.clock.now())
+        } else {
+            django
+        }
+    }
+
+    /// A new session's data and expiry: its absolute lifetime starts (written into the Python dict itself), then
+    /// the dict is converted.
+    fn new_session(&self, data: &Bound<'_, PyAny>, age: i64) -> PyResult<(Map<String, Value>, OffsetDateTime)> {
+        lifetime::start(&self.settings, data)?;
+        let map = convert::dict_to_map(data)?;
+        let expires_at = self.expiry(&map, expires_in(age));
+        Ok((map, expires_at))
+    }
+
+    /// A loaded record as Python gets it: `(dict, Snapshot)` for a live session (with [`lifetime::CREATED_KEY`]
+    /// added to the dict when the session lacks it), an `Expired` for one a lifetime rule has ended.
+    ///
+    /// [`lifetime::CREATED_KEY`]: sessionkit::lifetime::CREATED_KEY
+    fn loaded_to_python(py: Python<'_>, loaded: Option<(SessionRecord, lifetime::Judged)>) -> PyResult<Py<PyAny>> {
+        let Some((record, judged)) = loaded else { return Ok(py.None()) };
+        match judged {
+            lifetime::Judged::Expired(expired) => Ok(Py::new(py, expired)?.into_any()),
+            lifetime::Judged::Live { created, touch_due } => {
+                let dict = convert::map_to_dict(py, &record.data)?;
+                if let Some(created) = created {
+                    dict.set_item(sessionkit::lifetime::CREATED_KEY, created)?;
+                }
+                let snapshot = Snapshot {
+                    version: record.version,
+                    data: record.data,
+                    expires_at: Some(record.expires_at),
+                    touch_due,
+                    created_added: created.is_some(),
+                };
+                Ok((dict, Py::new(py, snapshot)?).into_pyobject(py)?.into_any().unbind())
+            }
+        }
     }
 
     fn index(&self) -> PyResult<&dyn UserSessionIndex> {
@@ -226,15 +279,58 @@ impl Store {
 pub struct Snapshot {
     version: Option<Version>,
     data: Map<String, Value>,
+    /// The expiry the store reported (or was given), for the touch of an idle timeout.
+    expires_at: Option<OffsetDateTime>,
+    /// The load found an idle timeout's touch due: the engine marks the session modified, and its save (with no
+    /// changes) becomes the touch.
+    touch_due: bool,
+    /// The load added the absolute lifetime's start to the dict: the engine marks the session modified.
+    created_added: bool,
+}
+
+impl Snapshot {
+    /// What a store read or wrote: `data` under `version`, expiring at `expires_at`.
+    fn new(version: Option<Version>, data: Map<String, Value>, expires_at: Option<OffsetDateTime>) -> Snapshot {
+        Snapshot { version, data, expires_at, touch_due: false, created_added: false }
+    }
 }
 
 #[pymethods]
 impl Snapshot {
-    /// A snapshot of data read elsewhere (the database part of `cached_db`), with no store version.
+    /// A snapshot of data read elsewhere (the database part of `cached_db`), with no store version; `expires_at`
+    /// (Unix seconds) is the expiry stored with it, if known.
     #[staticmethod]
-    fn of(data: &Bound<'_, PyAny>) -> PyResult<Snapshot> {
-        Ok(Snapshot { version: None, data: convert::dict_to_map(data)? })
+    #[pyo3(signature = (data, expires_at = None))]
+    fn of(data: &Bound<'_, PyAny>, expires_at: Option<f64>) -> PyResult<Snapshot> {
+        Ok(Snapshot::new(None, convert::dict_to_map(data)?, expires_at.and_then(from_unix_seconds)))
     }
+
+    /// The expiry the store reported with the data (Unix seconds), if known.
+    #[getter]
+    fn expires_at(&self) -> Option<f64> {
+        self.expires_at.map(unix_seconds)
+    }
+
+    /// True when the load found an idle timeout's touch due (the engine then saves; the save only moves the
+    /// expiry).
+    #[getter]
+    fn touch_due(&self) -> bool {
+        self.touch_due
+    }
+
+    /// True when the load added `_sessionkit_created` to the dict (the engine then saves once for it).
+    #[getter]
+    fn created_added(&self) -> bool {
+        self.created_added
+    }
+}
+
+/// Unix seconds as a time (`None` when out of range or not a number).
+fn from_unix_seconds(seconds: f64) -> Option<OffsetDateTime> {
+    if !seconds.is_finite() {
+        return None;
+    }
+    OffsetDateTime::from_unix_timestamp_nanos((seconds * 1e9) as i128).ok()
 }
 
 /// The changes a save from Python makes: the keys whose value differs from the snapshot (compared whole, so a
@@ -252,11 +348,30 @@ fn changes_from(snapshot: Option<&Snapshot>, current: &Map<String, Value>, clear
 
 /// A save from Python: the record (with the snapshot's version) merged into what is stored. `None` when the
 /// session vanished; else the merged data when another request's writes were merged in, and the new snapshot.
+///
+/// Under an idle timeout, a save that changes nothing of a session this request loaded is no rewrite: a touch
+/// ([`SessionStore::touch`], an expiry-only write) when one is due by [`sessionkit::lifetime::touch_due`] from the
+/// expiry the load reported (`stored_expiry`), else nothing at all.
 async fn save_from_python(
     store: &dyn SessionStore,
+    settings: &Settings,
     mut record: SessionRecord,
     changes: ChangeSet,
+    stored_expiry: Option<OffsetDateTime>,
 ) -> Result<Option<(Option<Map<String, Value>>, Snapshot)>, StoreError> {
+    if settings.idle_timeout.is_some() && changes.is_empty() && record.version.is_some() {
+        let now = settings.clock.now();
+        let due = stored_expiry.and_then(|at| sessionkit::lifetime::touch_due(settings, &record.data, at, now));
+        let Some(at) = due else {
+            return Ok(Some((None, Snapshot::new(record.version, record.data, stored_expiry))));
+        };
+        record.expires_at = at;
+        match store.touch(&record).await? {
+            Touched::Moved => return Ok(Some((None, Snapshot::new(record.version, record.data, Some(at))))),
+            Touched::Vanished => return Ok(None),
+            Touched::Unsupported => {} // saved whole below
+        }
+    }
     match store.save(&record, &changes).await {
         Ok(Saved { version, merged, .. }) => {
             let merged = merged.map(|merged| merged.data);
@@ -264,7 +379,7 @@ async fn save_from_python(
                 Some(data) => data.clone(),
                 None => std::mem::take(&mut record.data),
             };
-            Ok(Some((merged, Snapshot { version, data })))
+            Ok(Some((merged, Snapshot::new(version, data, Some(record.expires_at)))))
         }
         Err(StoreError::SessionVanished) => Ok(None),
         Err(err) => Err(err),
@@ -298,7 +413,7 @@ async fn write_copy(
         None => ChangeSet::default(),
     };
     let version = cached_db::write_cache_copy(store, &record, &changes, db_write_took).await?;
-    Ok(version.map(|version| Snapshot { version: Some(version), data: record.data }))
+    Ok(version.map(|version| Snapshot::new(Some(version), record.data, Some(record.expires_at))))
 }
 
 /// A `cached_db` refill ([`cached_db::refill_cache`]): the snapshot of the copy made, or `None`.
@@ -308,7 +423,7 @@ async fn refill(
     db_read_took: Duration,
 ) -> Result<Option<Snapshot>, StoreError> {
     let version = cached_db::refill_cache(store, &record, db_read_took).await?;
-    Ok(version.map(|version| Snapshot { version: Some(version), data: record.data }))
+    Ok(version.map(|version| Snapshot::new(Some(version), record.data, Some(record.expires_at))))
 }
 
 /// What a cache write compares with: the snapshot's version and the changes from its data to `record`'s.
@@ -334,9 +449,9 @@ fn snapshot_to_python(py: Python<'_>, snapshot: Option<Snapshot>) -> PyResult<Py
 async fn create_new(
     store: &dyn SessionStore,
     map: serde_json::Map<String, serde_json::Value>,
-    age: i64,
+    expires_at: OffsetDateTime,
 ) -> Result<SessionRecord, StoreError> {
-    let mut record = SessionRecord::new(SessionKey::generate(), map, expires_in(age));
+    let mut record = SessionRecord::new(SessionKey::generate(), map, expires_at);
     for _ in 0..100 {
         match store.create(&record).await {
             Ok(version) => return Ok(SessionRecord { version, ..record }),
@@ -358,14 +473,28 @@ impl Store {
     /// `thread_connections`: at most this many threads get a Redis connection of their own for the sync session
     /// calls (default 64; 0: all calls share one connection).
     #[staticmethod]
-    #[pyo3(signature = (url, failure_policy = "error", thread_connections = local::DEFAULT_MAX_THREAD_CONNECTIONS, merge = true))]
+    ///
+    /// The lifetime rules (`sessionkit::lifetime`; all off by default, Django's behaviour): `idle_timeout`,
+    /// `absolute_timeout` and `touch_interval` in seconds (`SESSION_IDLE_TIMEOUT`, `SESSION_ABSOLUTE_TIMEOUT`,
+    /// `SESSION_TOUCH_INTERVAL`) and `cookie_age` (`SESSION_COOKIE_AGE`, which the store expiry also goes by while
+    /// a rule is on). Contradicting values raise `ConfigurationError`.
+    #[pyo3(signature = (
+        url, failure_policy = "error", thread_connections = local::DEFAULT_MAX_THREAD_CONNECTIONS, merge = true,
+        idle_timeout = None, absolute_timeout = None, touch_interval = None, cookie_age = 1_209_600
+    ))]
+    #[allow(clippy::too_many_arguments)] // keyword arguments from Python
     fn connect(
         py: Python<'_>,
         url: &str,
         failure_policy: &str,
         thread_connections: usize,
         merge: bool,
+        idle_timeout: Option<i64>,
+        absolute_timeout: Option<i64>,
+        touch_interval: Option<i64>,
+        cookie_age: i64,
     ) -> PyResult<Store> {
+        let settings = lifetime::settings(idle_timeout, absolute_timeout, touch_interval, cookie_age)?;
         let failure_policy = match failure_policy {
             "error" => "error",
             "empty" => "empty",
@@ -384,7 +513,7 @@ impl Store {
         let store: Arc<dyn SessionStore> =
             if failure_policy == "empty" { Arc::new(TreatUnavailableAsEmpty::new(plain)) } else { plain };
         let local = Arc::new(local::Shared::new(url_for_threads, failure_policy == "empty", thread_connections));
-        Ok(Store { store, redis, runtime, pid: std::process::id(), failure_policy, merge, local })
+        Ok(Store { store, redis, runtime, pid: std::process::id(), failure_policy, merge, local, settings })
     }
 
     /// The store, without credentials (for logs).
@@ -431,10 +560,125 @@ impl Store {
     }
 
     /// Like [`Store::load`], with what the save of the same request needs: `(dict, Snapshot)`, or `None`.
-    fn load_versioned<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<(Bound<'py, PyDict>, Snapshot)>> {
-        let Some(record) = self.load_record(py, key)? else { return Ok(None) };
-        let dict = convert::map_to_dict(py, &record.data)?;
-        Ok(Some((dict, Snapshot { version: record.version, data: record.data })))
+    ///
+    /// Under the lifetime rules, a session a rule has ended is deleted and given as an `Expired` (which rule,
+    /// the session's id, its user); a live one lacking `_sessionkit_created` gets it in the dict
+    /// (`Snapshot.created_added`), and `Snapshot.touch_due` says an idle timeout's touch is due.
+    fn load_versioned(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
+        let Some(record) = self.load_record(py, key)? else { return Ok(py.None()) };
+        let judged = lifetime::judge(&self.settings, &record.key, &record.data, Some(record.expires_at));
+        if let lifetime::Judged::Expired(_) = &judged {
+            let doomed = record.key.clone();
+            let deleted = self.run_session(py, |store| async move { store.delete(&doomed).await })?;
+            if let Err(err) = deleted {
+                // The store's own expiry removes it anyway; the request goes on with a new session.
+                tracing::warn!(target: "sessionkit", store = %self.store.describe(), error = %err,
+                    "could not delete a session ended by its lifetime rule");
+            }
+        }
+        Self::loaded_to_python(py, Some((record, judged)))
+    }
+
+    /// Judges a session read elsewhere (the database part of `cached_db`): `data` with the expiry stored with it
+    /// (`expires_at`, Unix seconds). An `Expired` when a lifetime rule has ended it (nothing is deleted: the
+    /// caller deletes); else the `Snapshot` of the data as read, after adding `_sessionkit_created` to the dict
+    /// when it lacks it (`created_added`; `touch_due` as for a load).
+    fn judge_loaded(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        data: &Bound<'_, PyAny>,
+        expires_at: Option<f64>,
+    ) -> PyResult<Py<PyAny>> {
+        let key = write_key(key)?;
+        let map = convert::dict_to_map(data)?;
+        let stored = expires_at.and_then(from_unix_seconds);
+        match lifetime::judge(&self.settings, &key, &map, stored) {
+            lifetime::Judged::Expired(expired) => Ok(Py::new(py, expired)?.into_any()),
+            lifetime::Judged::Live { created, touch_due } => {
+                if let Some(created) = created {
+                    data.set_item(sessionkit::lifetime::CREATED_KEY, created)?;
+                }
+                let snapshot =
+                    Snapshot { touch_due, created_added: created.is_some(), ..Snapshot::new(None, map, stored) };
+                Ok(Py::new(py, snapshot)?.into_any())
+            }
+        }
+    }
+
+    /// True when a lifetime rule (idle timeout or absolute lifetime) is on.
+    #[getter]
+    fn lifetime_rules(&self) -> bool {
+        sessionkit::lifetime::rules_on(&self.settings)
+    }
+
+    /// The expiry (Unix seconds) a write now gives a session holding `data` under the lifetime rules
+    /// (`sessionkit::lifetime::store_expiry`), or `None` when both rules are off (Django's expiry applies).
+    fn store_expiry(&self, data: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+        if !sessionkit::lifetime::rules_on(&self.settings) {
+            return Ok(None);
+        }
+        let map = convert::dict_to_map(data)?;
+        let now = self.settings.clock.now();
+        Ok(Some(unix_seconds(sessionkit::lifetime::store_expiry(&self.settings, &map, now))))
+    }
+
+    /// Starts the absolute lifetime of a session created now: writes `_sessionkit_created` into `data` (nothing
+    /// without an absolute timeout). For a session whose creation is written outside this store (`cached_db`'s
+    /// database row).
+    fn start_lifetime(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        lifetime::start(&self.settings, data)
+    }
+
+    /// The save of a session whose database part is written elsewhere (`cached_db`), under an idle timeout: `None`
+    /// when the save must write (a change since `snapshot`, a clear, no idle timeout, no snapshot); else `0.0`
+    /// when nothing is to be written at all, or the expiry (Unix seconds, > 0) a touch moves the session to now
+    /// (`sessionkit::lifetime::touch_due` from `snapshot.expires_at`).
+    #[pyo3(signature = (data, snapshot = None, cleared = false))]
+    fn unchanged_touch(
+        &self,
+        data: &Bound<'_, PyAny>,
+        snapshot: Option<PyRef<'_, Snapshot>>,
+        cleared: bool,
+    ) -> PyResult<Option<f64>> {
+        let Some(snapshot) = snapshot else { return Ok(None) };
+        if self.settings.idle_timeout.is_none() || cleared {
+            return Ok(None);
+        }
+        let map = convert::dict_to_map(data)?;
+        if !ChangeSet::between(&snapshot.data, &map).is_empty() {
+            return Ok(None);
+        }
+        let now = self.settings.clock.now();
+        let due = snapshot.expires_at.and_then(|at| sessionkit::lifetime::touch_due(&self.settings, &map, at, now));
+        Ok(Some(due.map_or(0.0, unix_seconds)))
+    }
+
+    /// Moves a stored session's expiry to `expires_at` (Unix seconds) without rewriting it (`PEXPIREAT` and the
+    /// value header; the per-user index entry of the user in `data`). `False` when no such session is stored.
+    fn touch(&self, py: Python<'_>, key: &str, data: &Bound<'_, PyAny>, expires_at: f64) -> PyResult<bool> {
+        let at = from_unix_seconds(expires_at)
+            .ok_or_else(|| PyValueError::new_err("expires_at must be a time in Unix seconds"))?;
+        let record = SessionRecord::new(write_key(key)?, convert::dict_to_map(data)?, at);
+        let touched = self.run_session(py, |store| async move { store.touch(&record).await })?.map_err(store_error)?;
+        Ok(touched == Touched::Moved)
+    }
+
+    /// Async [`Store::touch`].
+    fn atouch<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        data: &Bound<'_, PyAny>,
+        expires_at: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let at = from_unix_seconds(expires_at)
+            .ok_or_else(|| PyValueError::new_err("expires_at must be a time in Unix seconds"))?;
+        let record = SessionRecord::new(write_key(key)?, convert::dict_to_map(data)?, at);
+        let store = self.store.clone();
+        bridge::spawn(py, self.runtime, async move { store.touch(&record).await }, |py, touched| {
+            Ok(pyo3::types::PyBool::new(py, touched == Touched::Moved).to_owned().into_any().unbind())
+        })
     }
 
     /// Saves this request's changes to a stored session, merged with what other requests wrote since it was
@@ -452,10 +696,13 @@ impl Store {
         snapshot: Option<PyRef<'_, Snapshot>>,
         cleared: bool,
     ) -> PyResult<Py<PyAny>> {
-        let record = Self::save_record(key, data, age, snapshot.as_deref())?;
+        let record = self.save_record(key, data, age, snapshot.as_deref())?;
         let changes = self.changes(snapshot.as_deref(), &record.data, cleared);
-        let saved =
-            self.run_session(py, |store| async move { save_from_python(store.as_ref(), record, changes).await })?;
+        let stored = snapshot.as_deref().and_then(|s| s.expires_at);
+        let settings = self.settings.clone();
+        let saved = self.run_session(py, |store| async move {
+            save_from_python(store.as_ref(), &settings, record, changes, stored).await
+        })?;
         saved_to_python(py, saved.map_err(store_error)?)
     }
 
@@ -470,13 +717,14 @@ impl Store {
         snapshot: Option<PyRef<'_, Snapshot>>,
         cleared: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let record = Self::save_record(key, data, age, snapshot.as_deref())?;
+        let record = self.save_record(key, data, age, snapshot.as_deref())?;
         let changes = self.changes(snapshot.as_deref(), &record.data, cleared);
-        let store = self.store.clone();
+        let stored = snapshot.as_deref().and_then(|s| s.expires_at);
+        let (store, settings) = (self.store.clone(), self.settings.clone());
         bridge::spawn(
             py,
             self.runtime,
-            async move { save_from_python(store.as_ref(), record, changes).await },
+            async move { save_from_python(store.as_ref(), &settings, record, changes, stored).await },
             saved_to_python,
         )
     }
@@ -586,7 +834,8 @@ impl Store {
 
     /// Stores a new session; `False` if `key` is taken. `age` = seconds until it expires.
     fn create(&self, py: Python<'_>, key: &str, data: &Bound<'_, PyAny>, age: i64) -> PyResult<bool> {
-        let record = record_from_python(key, data, age)?;
+        let (map, expires_at) = self.new_session(data, age)?;
+        let record = SessionRecord::new(write_key(key)?, map, expires_at);
         match self.run_session(py, |store| async move { store.create(&record).await })? {
             Ok(_) => Ok(true),
             Err(StoreError::KeyCollision) => Ok(false),
@@ -596,26 +845,29 @@ impl Store {
 
     /// Stores a new session under a fresh key (retrying on the rare collision) and returns the key.
     fn create_new(&self, py: Python<'_>, data: &Bound<'_, PyAny>, age: i64) -> PyResult<String> {
-        let map = convert::dict_to_map(data)?;
-        let created = self.run_session(py, |store| async move { create_new(store.as_ref(), map, age).await })?;
+        let (map, at) = self.new_session(data, age)?;
+        let created = self.run_session(py, |store| async move { create_new(store.as_ref(), map, at).await })?;
         Ok(created.map_err(store_error)?.key.as_str().to_owned())
     }
 
-    /// Like [`Store::create_new`], with what a later save of the same request needs: `(key, Snapshot)`.
+    /// Like [`Store::create_new`], with what a later save of the same request needs: `(key, Snapshot)`. Under an
+    /// absolute lifetime, `_sessionkit_created` is written into `data` itself first (a create, and `cycle_key`
+    /// through it, starts the lifetime again).
     fn create_fresh(&self, py: Python<'_>, data: &Bound<'_, PyAny>, age: i64) -> PyResult<(String, Snapshot)> {
-        let map = convert::dict_to_map(data)?;
-        let created = self.run_session(py, |store| async move { create_new(store.as_ref(), map, age).await })?;
+        let (map, at) = self.new_session(data, age)?;
+        let created = self.run_session(py, |store| async move { create_new(store.as_ref(), map, at).await })?;
         let record = created.map_err(store_error)?;
-        Ok((record.key.as_str().to_owned(), Snapshot { version: record.version, data: record.data }))
+        let snapshot = Snapshot::new(record.version, record.data, Some(record.expires_at));
+        Ok((record.key.as_str().to_owned(), snapshot))
     }
 
     /// Async [`Store::create_fresh`].
     fn acreate_fresh<'py>(&self, py: Python<'py>, data: &Bound<'_, PyAny>, age: i64) -> PyResult<Bound<'py, PyAny>> {
-        let map = convert::dict_to_map(data)?;
+        let (map, at) = self.new_session(data, age)?;
         let store = self.store.clone();
-        bridge::spawn(py, self.runtime, async move { create_new(store.as_ref(), map, age).await }, |py, record| {
+        bridge::spawn(py, self.runtime, async move { create_new(store.as_ref(), map, at).await }, |py, record| {
             let key = record.key.as_str().to_owned();
-            let snapshot = Py::new(py, Snapshot { version: record.version, data: record.data })?;
+            let snapshot = Py::new(py, Snapshot::new(record.version, record.data, Some(record.expires_at)))?;
             Ok((key, snapshot).into_pyobject(py)?.into_any().unbind())
         })
     }
@@ -678,7 +930,8 @@ impl Store {
         data: &Bound<'_, PyAny>,
         age: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let record = record_from_python(key, data, age)?;
+        let (map, expires_at) = self.new_session(data, age)?;
+        let record = SessionRecord::new(write_key(key)?, map, expires_at);
         let store = self.store.clone();
         bridge::spawn(
             py,
@@ -696,34 +949,33 @@ impl Store {
 
     /// Async [`Store::create_new`].
     fn acreate_new<'py>(&self, py: Python<'py>, data: &Bound<'_, PyAny>, age: i64) -> PyResult<Bound<'py, PyAny>> {
-        let map = convert::dict_to_map(data)?;
+        let (map, at) = self.new_session(data, age)?;
         let store = self.store.clone();
-        bridge::spawn(py, self.runtime, async move { create_new(store.as_ref(), map, age).await }, |py, record| {
+        bridge::spawn(py, self.runtime, async move { create_new(store.as_ref(), map, at).await }, |py, record| {
             Ok(pyo3::types::PyString::new(py, record.key.as_str()).into_any().unbind())
         })
     }
 
     /// Async [`Store::load_versioned`].
     fn aload_versioned<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-        let store = self.store.clone();
+        let (store, settings) = (self.store.clone(), self.settings.clone());
         let key = parse_key(key);
         bridge::spawn(
             py,
             self.runtime,
             async move {
-                match key {
-                    Some(key) => store.load(&key).await,
-                    None => Ok(None),
+                let Some(key) = key else { return Ok(None) };
+                let Some(record) = store.load(&key).await? else { return Ok(None) };
+                let judged = lifetime::judge(&settings, &record.key, &record.data, Some(record.expires_at));
+                if let lifetime::Judged::Expired(_) = &judged {
+                    if let Err(err) = store.delete(&record.key).await {
+                        tracing::warn!(target: "sessionkit", store = %store.describe(), error = %err,
+                            "could not delete a session ended by its lifetime rule");
+                    }
                 }
+                Ok(Some((record, judged)))
             },
-            |py, record| match record {
-                Some(record) => {
-                    let dict = convert::map_to_dict(py, &record.data)?;
-                    let snapshot = Py::new(py, Snapshot { version: record.version, data: record.data })?;
-                    Ok((dict, snapshot).into_pyobject(py)?.into_any().unbind())
-                }
-                None => Ok(none(py)),
-            },
+            Self::loaded_to_python,
         )
     }
 
@@ -900,6 +1152,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logbridge::install();
     m.add_class::<Store>()?;
     m.add_class::<Snapshot>()?;
+    m.add_class::<lifetime::Expired>()?;
+    m.add_function(wrap_pyfunction!(lifetime::check_lifetime, m)?)?;
+    m.add_function(wrap_pyfunction!(lifetime::_set_clock_offset, m)?)?;
+    m.add("CREATED_KEY", sessionkit::lifetime::CREATED_KEY)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(session_id, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;

@@ -73,7 +73,7 @@ def test_unknown_keys_name_the_closest_and_list_the_known(url):
     [(id, msg, hint)] = found({"URL": url, "BUCKET": 64})
     assert id == "sessionkit.E002"
     assert msg == "SESSIONKIT has an unknown key 'BUCKET'; did you mean 'BUCKETS'?"
-    assert hint.startswith("Known keys: ADOPT_LAYOUT, BUCKETS, CACHE_ENGINE, CLIENT,") and "URL" in hint
+    assert hint.startswith("Known keys: ABSOLUTE_TIMEOUT, ADOPT_LAYOUT, BUCKETS, CACHE_ENGINE, CLIENT,") and "URL" in hint
     [(_, msg, _)] = found({"URL": url, "ZZZZZZ": 1})
     assert msg == "SESSIONKIT has an unknown key 'ZZZZZZ'"
 

@@ -38,7 +38,7 @@ from sessionkit.exceptions import StoreUnavailable as Unavailable
 def sync_api(store: Store, key: str) -> None:
     assert_type(store.load(key), dict[str, Any] | None)
     loaded = store.load_versioned(key)
-    if loaded is not None:
+    if isinstance(loaded, tuple):
         data, snapshot = loaded
         assert_type(snapshot, Snapshot)
         saved = store.save_changes(key, {**data, "n": 1}, 60, snapshot)

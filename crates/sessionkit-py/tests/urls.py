@@ -23,6 +23,11 @@ async def acycle(request):
     return JsonResponse({"n": await request.session.aget("n")})
 
 
+def peek(request):
+    """Reads the session only (the lifetime tests' read-only request)."""
+    return JsonResponse({"n": request.session.get("n"), "key": request.session.session_key})
+
+
 def my_sessions(request):
     users.record_client(request)
     return JsonResponse({"sessions": [s.id for s in users.user_sessions(request.user, request) if not s.current]})
@@ -37,6 +42,7 @@ urlpatterns = [
     path("counter/", counter),
     path("acounter/", acounter),
     path("acycle/", acycle),
+    path("peek/", peek),
     path("my-sessions/", my_sessions),
     path("logout-others/", logout_others),
 ]

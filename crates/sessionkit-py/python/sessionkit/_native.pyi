@@ -8,7 +8,9 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, Final, Literal, TypedDict, final
 
 __all__ = [
+    "CREATED_KEY",
     "ConfigurationError",
+    "Expired",
     "REFILL_DEADLINE_SECONDS",
     "SessionkitError",
     "Snapshot",
@@ -16,6 +18,8 @@ __all__ = [
     "StoreContended",
     "StoreUnavailable",
     "TOMBSTONE_SECONDS",
+    "_set_clock_offset",
+    "check_lifetime",
     "merge",
     "parse_redis_url",
     "run_cli",
@@ -55,7 +59,28 @@ class Snapshot:
     """What a load read (version and data), for the save of the same request; opaque."""
 
     @staticmethod
-    def of(data: dict[str, Any]) -> Snapshot: ...
+    def of(data: dict[str, Any], expires_at: float | None = None) -> Snapshot: ...
+    @property
+    def expires_at(self) -> float | None:
+        """The expiry the store reported with the data (Unix seconds), if known."""
+    @property
+    def touch_due(self) -> bool:
+        """The load found an idle timeout's touch due: save the session (the save only moves the expiry)."""
+    @property
+    def created_added(self) -> bool:
+        """The load added ``_sessionkit_created`` to the dict: save the session once for it."""
+
+@final
+class Expired:
+    """A session a lifetime rule has ended (a load deleted it and gives a new session)."""
+
+    @property
+    def rule(self) -> Literal["idle", "absolute"]: ...
+    @property
+    def session(self) -> str:
+        """The session's id (``session_id(key)``), never its key."""
+    @property
+    def user_id(self) -> str | None: ...
 
 @final
 class Store:
@@ -67,6 +92,10 @@ class Store:
         failure_policy: Literal["error", "empty"] = "error",
         thread_connections: int = ...,
         merge: bool = True,
+        idle_timeout: int | None = None,
+        absolute_timeout: int | None = None,
+        touch_interval: int | None = None,
+        cookie_age: int = 1209600,
     ) -> Store: ...
     @property
     def describe(self) -> str: ...
@@ -81,7 +110,17 @@ class Store:
     @property
     def max_thread_connections(self) -> int: ...
     def load(self, key: str) -> dict[str, Any] | None: ...
-    def load_versioned(self, key: str) -> tuple[dict[str, Any], Snapshot] | None: ...
+    def load_versioned(self, key: str) -> tuple[dict[str, Any], Snapshot] | Expired | None: ...
+    def judge_loaded(self, key: str, data: dict[str, Any], expires_at: float | None) -> Snapshot | Expired: ...
+    @property
+    def lifetime_rules(self) -> bool: ...
+    def store_expiry(self, data: dict[str, Any]) -> float | None: ...
+    def start_lifetime(self, data: dict[str, Any]) -> None: ...
+    def unchanged_touch(
+        self, data: dict[str, Any], snapshot: Snapshot | None = None, cleared: bool = False
+    ) -> float | None: ...
+    def touch(self, key: str, data: dict[str, Any], expires_at: float) -> bool: ...
+    def atouch(self, key: str, data: dict[str, Any], expires_at: float) -> Awaitable[bool]: ...
     def save_changes(
         self,
         key: str,
@@ -131,7 +170,7 @@ class Store:
     def delete(self, key: str) -> None: ...
     def clear_expired(self) -> int: ...
     def aload(self, key: str) -> Awaitable[dict[str, Any] | None]: ...
-    def aload_versioned(self, key: str) -> Awaitable[tuple[dict[str, Any], Snapshot] | None]: ...
+    def aload_versioned(self, key: str) -> Awaitable[tuple[dict[str, Any], Snapshot] | Expired | None]: ...
     def aexists(self, key: str) -> Awaitable[bool]: ...
     def adelete(self, key: str) -> Awaitable[None]: ...
     def aclear_expired(self) -> Awaitable[int]: ...
@@ -144,6 +183,11 @@ def merge(
     stored: dict[str, Any], snapshot: Snapshot | None, current: dict[str, Any], cleared: bool = False
 ) -> dict[str, Any]: ...
 def session_id(key: str) -> str: ...
+def check_lifetime(
+    idle_timeout: int | None = None, absolute_timeout: int | None = None, touch_interval: int | None = None
+) -> str | None: ...
+def _set_clock_offset(seconds: float) -> None:
+    """Test-only: moves the lifetime rules' clock ``seconds`` ahead of the real time (0: the real time)."""
 def run_cli(
     argv: Sequence[str], store_url: str | None = None, settings: dict[str, str] | None = None
 ) -> tuple[int, str, str]: ...
@@ -151,3 +195,4 @@ def parse_redis_url(url: str) -> _RedisUrlInfo: ...
 
 REFILL_DEADLINE_SECONDS: Final[int]
 TOMBSTONE_SECONDS: Final[int]
+CREATED_KEY: Final[str]

@@ -4,6 +4,12 @@ Every option is a query parameter of the Redis store URL (docs/redis.md); the ma
 ``FAILURE_POLICY``, ``THREAD_CONNECTIONS`` and ``MERGE`` are applied by the extension (not part of the URL).
 Options already in ``URL`` are kept; an option given in the dict wins over the same option in the URL.
 
+The session lifetime settings ``SESSION_IDLE_TIMEOUT``, ``SESSION_ABSOLUTE_TIMEOUT`` and ``SESSION_TOUCH_INTERVAL``
+(top-level Django settings, like Django's ``SESSION_*``) may also be given as ``SESSIONKIT`` keys ``IDLE_TIMEOUT``,
+``ABSOLUTE_TIMEOUT`` and ``TOUCH_INTERVAL``; the ``SESSIONKIT`` key wins (as a ``SESSIONKIT`` key wins over the URL),
+and a top-level setting it overrides with another value is reported (``sessionkit.W004``). ``lifetime()`` gives
+the values the engines use.
+
 ``problems()`` is the one validation of the setting: Django's system checks (``sessionkit.django.checks``,
 ``sessionkit.E001`` …) report what it finds, and the first use of the store raises ``ImproperlyConfigured`` for
 the first error it finds.
@@ -23,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from sessionkit._native import ConfigurationError, Store, parse_redis_url
+from sessionkit._native import ConfigurationError, Store, check_lifetime, parse_redis_url
 
 #: The engines ``get_store`` serves: ``"redis"`` (``sessionkit.django.redis``) or ``"cached_db"``.
 Engine = Literal["redis", "cached_db"]
@@ -55,7 +61,15 @@ OPTION_NAMES = {
     "SENTINEL_USERNAME": "sentinel_username",
     "SENTINEL_PASSWORD": "sentinel_password",
 }
-KNOWN = set(OPTION_NAMES) | {"URL", "FAILURE_POLICY", "THREAD_CONNECTIONS", "MERGE"}
+#: Top-level Django setting -> the SESSIONKIT key that may give it instead (the lifetime rules, off by default).
+LIFETIME_SETTINGS = {
+    "SESSION_IDLE_TIMEOUT": "IDLE_TIMEOUT",
+    "SESSION_ABSOLUTE_TIMEOUT": "ABSOLUTE_TIMEOUT",
+    "SESSION_TOUCH_INTERVAL": "TOUCH_INTERVAL",
+}
+KNOWN = set(OPTION_NAMES) | {"URL", "FAILURE_POLICY", "THREAD_CONNECTIONS", "MERGE"} | set(LIFETIME_SETTINGS.values())
+#: The largest lifetime setting accepted (seconds; about 34,000 years).
+MAX_LIFETIME_SECONDS = 2**40
 
 
 # -- validation ----------------------------------------------------------------------------------------------------
@@ -89,6 +103,12 @@ class _Rule:
 
 
 _SECONDS = "a number of seconds > 0 and < 86400"
+_LIFETIME_FORM = "a positive integer number of seconds"
+
+
+def _lifetime_seconds(value: object) -> bool:
+    return _is_int(value) and 0 < value <= MAX_LIFETIME_SECONDS
+
 _RULES: dict[str, _Rule] = {
     "URL": _Rule(
         lambda v: isinstance(v, str),
@@ -212,6 +232,24 @@ _RULES: dict[str, _Rule] = {
         True,
         "True: parallel saves merge; False: the last write wins, as in Django",
     ),
+    "IDLE_TIMEOUT": _Rule(
+        _lifetime_seconds,
+        _LIFETIME_FORM,
+        1800,
+        "SESSION_IDLE_TIMEOUT: a session without a request for this long has expired",
+    ),
+    "ABSOLUTE_TIMEOUT": _Rule(
+        _lifetime_seconds,
+        _LIFETIME_FORM,
+        43200,
+        "SESSION_ABSOLUTE_TIMEOUT: a session created or cycled (at login) this long ago has expired",
+    ),
+    "TOUCH_INTERVAL": _Rule(
+        _lifetime_seconds,
+        _LIFETIME_FORM,
+        60,
+        "SESSION_TOUCH_INTERVAL: a request that only reads moves the idle expiry at most once per interval",
+    ),
 }
 assert set(_RULES) == KNOWN
 
@@ -259,9 +297,96 @@ def effective_layout(options: Mapping[str, Any], engine: Engine = "redis") -> st
     return _LAYOUT_ALIASES.get(str(layout), str(layout))
 
 
-def problems(value: object, engine: Engine = "redis") -> list[checks.CheckMessage]:
-    """Everything wrong with ``value``, the ``SESSIONKIT`` setting, for ``engine``: Django system check messages
-    (``sessionkit.E001`` …, ``sessionkit.W001`` …; README "System checks"). Connects to nothing."""
+def _top_level_lifetime() -> dict[str, object]:
+    """The top-level lifetime settings Django has (``SESSION_IDLE_TIMEOUT`` …; unset: None)."""
+    from django.conf import settings
+
+    return {name: getattr(settings, name, None) for name in LIFETIME_SETTINGS}
+
+
+def _lifetime_values(
+    options: Mapping[str, Any], top: Mapping[str, object]
+) -> tuple[dict[str, Any], list[checks.CheckMessage]]:
+    """The lifetime settings in effect (by top-level name) and what is wrong with the top-level ones."""
+    found: list[checks.CheckMessage] = []
+    values: dict[str, Any] = {}
+    for name, key in LIFETIME_SETTINGS.items():
+        top_value = top.get(name)
+        if top_value is not None and not _lifetime_seconds(top_value):
+            rule = _RULES[key]
+            found.append(
+                checks.Error(
+                    f"settings.{name} must be {_LIFETIME_FORM}, e.g. {rule.example!r}; got {top_value!r}",
+                    hint=f"{rule.meaning}. Expected: {name} = {rule.example!r} (or leave it unset: off).",
+                    id="sessionkit.E006",
+                )
+            )
+            top_value = None
+        own = options.get(key)
+        if own is not None and top_value is not None and own != top_value:
+            found.append(
+                checks.Warning(
+                    f"{_key(key)} = {own!r} overrides settings.{name} = {top_value!r}",
+                    hint=f"Set the lifetime in one place: remove settings.{name} or {_key(key)} (the SESSIONKIT "
+                    "key wins).",
+                    id="sessionkit.W004",
+                )
+            )
+        values[name] = own if own is not None else top_value
+    return values, found
+
+
+def lifetime(options: Mapping[str, Any] | None = None) -> tuple[int | None, int | None, int | None]:
+    """``(idle timeout, absolute timeout, touch interval)`` in seconds (None: off / default) from the
+    ``SESSIONKIT`` keys and the top-level settings; ``ImproperlyConfigured`` for a value ``problems`` refuses."""
+    options = _setting() if options is None else options
+    values, found = _lifetime_values(
+        {k: v for k, v in options.items() if k in LIFETIME_SETTINGS.values() and v is not None},
+        _top_level_lifetime(),
+    )
+    for problem in found:
+        if problem.is_serious():
+            raise _improperly_configured(problem)
+    idle, absolute, touch = (values[name] for name in LIFETIME_SETTINGS)
+    return idle, absolute, touch
+
+
+def _lifetime_problems(options: Mapping[str, Any], top: Mapping[str, object] | None) -> list[checks.CheckMessage]:
+    """What is wrong with the lifetime settings: E006 (a top-level value), W004 (set twice), E007 (settings that
+    contradict each other, by the Rust core's own rule, ``sessionkit::lifetime::check``)."""
+    own = {k: v for k, v in options.items() if k in LIFETIME_SETTINGS.values() and _RULES[k].accepts(v)}
+    values, found = _lifetime_values(own, _top_level_lifetime() if top is None else top)
+    if any(p.is_serious() for p in found):
+        return found
+    conflict = check_lifetime(*(values[name] for name in LIFETIME_SETTINGS))
+    if conflict is not None:
+        found.append(
+            checks.Error(
+                conflict,
+                hint="SESSION_TOUCH_INTERVAL < SESSION_IDLE_TIMEOUT <= SESSION_ABSOLUTE_TIMEOUT, e.g. 60, 1800 and "
+                "43200; each may be left unset (off).",
+                id="sessionkit.E007",
+            )
+        )
+    return found
+
+
+def problems(
+    value: object, engine: Engine = "redis", lifetime_settings: Mapping[str, object] | None = None
+) -> list[checks.CheckMessage]:
+    """Everything wrong with ``value``, the ``SESSIONKIT`` setting, for ``engine``, and with the lifetime settings
+    (``lifetime_settings``: the top-level ``SESSION_IDLE_TIMEOUT`` … by name; default: Django's settings): Django
+    system check messages (``sessionkit.E001`` …, ``sessionkit.W001`` …; README "System checks"). Connects to
+    nothing."""
+    found = _store_problems(value, engine)
+    if value is None or isinstance(value, dict):
+        options = {k: v for k, v in (value or {}).items() if v is not None}
+        found += _lifetime_problems(options, lifetime_settings)
+    return found
+
+
+def _store_problems(value: object, engine: Engine) -> list[checks.CheckMessage]:
+    """``problems`` of the SESSIONKIT dict itself."""
     if value is None:
         value = {}
     if not isinstance(value, dict):
@@ -415,8 +540,9 @@ def store_url(options: Mapping[str, Any], engine: Engine = "redis") -> str:
 DEFAULT_THREAD_CONNECTIONS = 64
 
 _lock = threading.Lock()
-#: (pid, engine, url, failure policy, thread connections, merge) -> an open store.
-_stores: dict[tuple[int, Engine, str, FailurePolicy, int, bool], Store] = {}
+#: (pid, engine, url, failure policy, thread connections, merge, lifetime, cookie age) -> an open store.
+_Lifetime = tuple[int | None, int | None, int | None]
+_stores: dict[tuple[int, Engine, str, FailurePolicy, int, bool, _Lifetime, int], Store] = {}
 #: (pid, engine) -> the store for the current settings; emptied whenever SESSIONKIT changes.
 _current: dict[tuple[int, Engine], Store] = {}
 
@@ -460,6 +586,8 @@ def get_store(engine: Engine = "redis") -> Store:
     store = _current.get(fast_key)
     if store is not None:  # the hot path: one dict lookup per call
         return store
+    from django.conf import settings
+
     options = _setting(engine)
     key = (
         os.getpid(),
@@ -468,6 +596,8 @@ def get_store(engine: Engine = "redis") -> Store:
         failure_policy(options),
         thread_connections(options),
         merge(options),
+        lifetime(options),
+        int(settings.SESSION_COOKIE_AGE),
     )
     store = _stores.get(key)
     if store is not None:
@@ -477,7 +607,17 @@ def get_store(engine: Engine = "redis") -> Store:
         store = _stores.get(key)
         if store is None:
             try:
-                store = Store.connect(key[2], key[3], key[4], key[5])
+                idle, absolute, touch = key[6]
+                store = Store.connect(
+                    key[2],
+                    key[3],
+                    key[4],
+                    key[5],
+                    idle_timeout=idle,
+                    absolute_timeout=absolute,
+                    touch_interval=touch,
+                    cookie_age=key[7],
+                )
             except ConfigurationError as err:
                 raise ImproperlyConfigured(f"SESSIONKIT: {err}") from err
             # Stores of a parent process (before fork) stay in the dict, unused: their runtime is not ours.
@@ -496,7 +636,7 @@ def reset() -> None:
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == "SESSIONKIT":
         reset()
-    elif setting == "SESSION_ENGINE":
+    elif setting in ("SESSION_ENGINE", "SESSION_COOKIE_AGE") or setting in LIFETIME_SETTINGS:
         _current.clear()
 
 

@@ -25,6 +25,12 @@ already, and loads read the database until it expires. A delete leaves a tombsto
 database read made before a logout cannot bring the session back. These guarantees hold among sessionkit
 processes: Django's own ``cached_db`` engine writes and refills the cache unconditionally.
 ``SESSIONKIT["MERGE"] = False`` gives Django's last-write-wins.
+
+The lifetime rules (``SESSION_IDLE_TIMEOUT``, ``SESSION_ABSOLUTE_TIMEOUT``; off by default) are the Rust core's,
+applied to both halves: the row's ``expire_date`` and the cached copy's TTL are the core's store expiry, a load of
+a session a rule has ended deletes the row and buries the copy, and a request that changed nothing only moves the
+expiry once per touch interval: ``UPDATE … SET expire_date`` of the row (through the ORM) and the copy's TTL.
+Session events go to ``sessionkit.django.signals.session_event``.
 """
 
 from __future__ import annotations
@@ -42,10 +48,10 @@ from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from sessionkit import SessionkitError
-from sessionkit._native import Snapshot, Store, StoreContended, merge
+from sessionkit._native import CREATED_KEY, Expired, Snapshot, Store, StoreContended, merge
 from sessionkit.conf import Engine, get_store
 from sessionkit.conf import merge as merge_enabled
-from sessionkit.django import checks
+from sessionkit.django import checks, signals
 
 logger = logging.getLogger("sessionkit")
 
@@ -53,11 +59,17 @@ ENGINE: Engine = "cached_db"
 
 # The system checks of SESSIONKIT, also for sites that set SESSION_ENGINE without installing the app.
 checks.register()
+signals.connect()
 _T = TypeVar("_T")
 
 #: How many times a save tries its compare-and-set before ``StoreContended`` (as the Rust stores).
 MAX_SAVE_ATTEMPTS = 10
 EXPIRY_KEY = "_session_expiry"
+
+
+def _datetime(seconds: float) -> datetime.datetime:
+    """Unix seconds as an aware datetime (UTC), for ``expire_date``."""
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
 
 
 def _back_off(attempt: int) -> None:
@@ -72,6 +84,8 @@ class SessionStore(DBStore):
     """Django's ``db`` engine with sessionkit's Redis store as its cache."""
 
     cache_key_prefix = "django.contrib.sessions.cached_db"
+    #: Marks sessionkit's engines (``sessionkit.django.signals`` sends ``logged_in`` only for them).
+    sessionkit_engine = True
 
     if TYPE_CHECKING:  # Django's own (private) API this engine builds on
 
@@ -107,6 +121,24 @@ class SessionStore(DBStore):
 
         return Session
 
+    def _rules(self) -> Store | None:
+        """The store that applies the lifetime rules, or None when it cannot even be opened (the database still
+        answers then, under Django's expiry alone; logged)."""
+        try:
+            return self._cache()
+        except SessionkitError as err:
+            self._cache_failed("lifetime rules", err)
+            return None
+
+    def _start_lifetime(self, data: dict[str, Any]) -> None:
+        store = self._rules()
+        if store is not None:
+            store.start_lifetime(data)
+
+    def _store_expiry(self, data: dict[str, Any]) -> float | None:
+        store = self._rules()
+        return None if store is None else store.store_expiry(data)
+
     def _cache_failed(self, operation: str, err: Exception) -> None:
         logger.warning("session cache failed during %s; the database answers: %s", operation, err)
 
@@ -121,22 +153,54 @@ class SessionStore(DBStore):
 
     # -- loading ----------------------------------------------------------------------------------------------
 
-    def _from_cache(self, loaded: tuple[dict[str, Any], Snapshot] | None) -> dict[str, Any] | None:
+    def _from_cache(self, loaded: tuple[dict[str, Any], Snapshot] | Expired | None) -> dict[str, Any] | None:
         """A cache hit with data is the session; an empty or missing copy (or a tombstone) is not trusted."""
-        if loaded is not None and loaded[0]:
+        if loaded is not None and not isinstance(loaded, Expired):
             data, snapshot = loaded
-            self._remember(loaded=snapshot, cache=snapshot)
-            return data
+            if len(data) > (1 if snapshot.created_added else 0):
+                self._remember(loaded=snapshot, cache=snapshot)
+                self._lifetime_due(snapshot)
+                return data
         return None
+
+    def _lifetime_due(self, snapshot: Snapshot) -> None:
+        """A load that added ``_sessionkit_created`` or found a touch due: the session is saved at the end of the
+        request (the save of an unchanged session only moves the expiry)."""
+        if snapshot.touch_due or snapshot.created_added:
+            self.modified = True
+
+    def _judge(self, s: AbstractBaseSession, data: dict[str, Any]) -> Snapshot | Expired:
+        """A row read from the database, under the lifetime rules (off: the snapshot of what was read)."""
+        store = self._rules()
+        if store is None or not store.lifetime_rules:
+            return Snapshot.of(data)
+        return store.judge_loaded(s.session_key, data, s.expire_date.timestamp())
+
+    def _ended(self, ended: Expired) -> None:
+        """A session a lifetime rule has ended: the row goes (and the copy, under a tombstone); a new session."""
+        signals.expired(type(self), ended)
+        self._session_key = None
+
+    @staticmethod
+    def _as_stored(data: dict[str, Any], snapshot: Snapshot) -> dict[str, Any]:
+        """The data as the database holds it (without a ``_sessionkit_created`` the load only added)."""
+        if not snapshot.created_added:
+            return data
+        return {k: v for k, v in data.items() if k != CREATED_KEY}
 
     def load(self) -> dict[str, Any]:
         if self.session_key is None:  # no cookie yet: an empty session, as Django's engines give
             return {}
         try:
-            data = self._from_cache(self._cache().load_versioned(self.session_key))
+            loaded = self._cache().load_versioned(self.session_key)
         except SessionkitError as err:
             self._cache_failed("load", err)
-            data = None
+            loaded = None
+        if isinstance(loaded, Expired):
+            self.delete(self.session_key)
+            self._ended(loaded)
+            return {}
+        data = self._from_cache(loaded)
         if data is not None:
             return data
         started = time.monotonic()
@@ -144,23 +208,35 @@ class SessionStore(DBStore):
         if not s:
             return {}
         data = self.decode(s.session_data)
+        judged = self._judge(s, data)
+        if isinstance(judged, Expired):
+            self.delete(self.session_key)
+            self._ended(judged)
+            return {}
         cache = None
         try:
             age = self.get_expiry_age(expiry=s.expire_date)
-            cache = self._cache().refill(s.session_key, data, age, time.monotonic() - started)
+            stored = self._as_stored(data, judged)
+            cache = self._cache().refill(s.session_key, stored, age, time.monotonic() - started)
         except SessionkitError as err:
             self._cache_failed("refill", err)
-        self._remember(loaded=Snapshot.of(data), token=s.session_data, cache=cache)
+        self._remember(loaded=judged, token=s.session_data, cache=cache)
+        self._lifetime_due(judged)
         return data
 
     async def aload(self) -> dict[str, Any]:
         if self.session_key is None:
             return {}
         try:
-            data = self._from_cache(await self._cache().aload_versioned(self.session_key))
+            loaded = await self._cache().aload_versioned(self.session_key)
         except SessionkitError as err:
             self._cache_failed("load", err)
-            data = None
+            loaded = None
+        if isinstance(loaded, Expired):
+            await self.adelete(self.session_key)
+            self._ended(loaded)
+            return {}
+        data = self._from_cache(loaded)
         if data is not None:
             return data
         started = time.monotonic()
@@ -168,13 +244,20 @@ class SessionStore(DBStore):
         if not s:
             return {}
         data = self.decode(s.session_data)
+        judged = self._judge(s, data)
+        if isinstance(judged, Expired):
+            await self.adelete(self.session_key)
+            self._ended(judged)
+            return {}
         cache = None
         try:
             age = await self.aget_expiry_age(expiry=s.expire_date)
-            cache = await self._cache().arefill(s.session_key, data, age, time.monotonic() - started)
+            stored = self._as_stored(data, judged)
+            cache = await self._cache().arefill(s.session_key, stored, age, time.monotonic() - started)
         except SessionkitError as err:
             self._cache_failed("refill", err)
-        self._remember(loaded=Snapshot.of(data), token=s.session_data, cache=cache)
+        self._remember(loaded=judged, token=s.session_data, cache=cache)
+        self._lifetime_due(judged)
         return data
 
     def exists(self, session_key: str | None) -> bool:
@@ -203,6 +286,50 @@ class SessionStore(DBStore):
         merged = merge(stored, self._mine(self._sk_loaded), current, self._sk_cleared)
         return merged, row.expire_date
 
+    def create_model_instance(self, data: dict[str, Any]) -> AbstractBaseSession:
+        """Django's, with the lifetime rules' store expiry as ``expire_date`` while a rule is on."""
+        obj = super().create_model_instance(data)
+        at = self._store_expiry(data)
+        if at is not None:
+            obj.expire_date = _datetime(at)
+        return obj
+
+    def _expiry_date(self, data: dict[str, Any]) -> datetime.datetime:
+        """The ``expire_date`` a save of ``data`` writes: the lifetime rules' store expiry, else Django's."""
+        at = self._store_expiry(data)
+        return self.get_expiry_date() if at is None else _datetime(at)
+
+    def _cache_age(self, data: dict[str, Any], django_age: int) -> int:
+        """The cached copy's age in seconds: the lifetime rules' store expiry from now, else Django's."""
+        at = self._store_expiry(data)
+        return django_age if at is None else max(0, int(at - time.time()))
+
+    def _touch_only(self) -> bool:
+        """Under an idle timeout, the save of a session this request loaded and did not change: moves the expiry
+        of the row (``UPDATE … SET expire_date``) and of the cached copy when a touch is due (the Rust core
+        decides), else writes nothing. False when the session must be saved."""
+        store = self._rules()
+        if store is None or not store.lifetime_rules:
+            return False
+        data = self._get_session()
+        loaded = self._mine(self._sk_loaded)
+        plan = store.unchanged_touch(data, loaded, self._sk_cleared)
+        if plan is None:
+            return False
+        if plan:
+            using = router.db_for_write(self.model)
+            rows = self.model.objects.using(using).filter(session_key=self.session_key, expire_date__gt=timezone.now())
+            if not rows.update(expire_date=_datetime(plan)):
+                raise UpdateError
+            key = self.session_key
+            if key is not None and self._mine(self._sk_cache) is not None:
+                try:
+                    store.touch(key, data, plan)
+                except SessionkitError as err:
+                    self._cache_failed("touch", err)
+            self._sk_loaded = Snapshot.of(data, plan)
+        return True
+
     def _fields(self, data: dict[str, Any], expire_date: datetime.datetime) -> dict[str, Any]:
         """The column values of a row holding ``data`` (``create_model_instance``, so a custom model's extra fields
         are filled as Django fills them)."""
@@ -230,12 +357,12 @@ class SessionStore(DBStore):
         rows = self.model.objects.using(using)
         token = self._mine(self._sk_token)
         if not merge_enabled():
-            fields = self._fields(current, self.get_expiry_date())
+            fields = self._fields(current, self._expiry_date(current))
             if not rows.filter(session_key=self.session_key).update(**fields):
                 raise UpdateError
             self._sk_token = fields["session_data"]
             return current
-        data, expire_date = current, self.get_expiry_date()
+        data, expire_date = current, self._expiry_date(current)
         for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
             if token is None:
                 # The row as the database that is written holds it now (not a replica), live.
@@ -245,7 +372,7 @@ class SessionStore(DBStore):
                 token = row.session_data
                 data, stored_expiry = self._merged(row, current)
                 own = data.get(EXPIRY_KEY) == current.get(EXPIRY_KEY)
-                expire_date = self.get_expiry_date() if own else stored_expiry
+                expire_date = self._expiry_date(data) if own else stored_expiry
             fields = self._fields(data, expire_date)
             if rows.filter(session_key=self.session_key, session_data=token).update(**fields):
                 self._sk_key, self._sk_token = self.session_key, fields["session_data"]
@@ -262,9 +389,17 @@ class SessionStore(DBStore):
     def _stored(self, data: dict[str, Any], cache: Snapshot | None, token: str | None) -> None:
         """After a database save: the session dict is what the database holds (``token``), and later saves compare
         with it (the cache's snapshot holds the same data, so it serves as the loaded one)."""
-        if data is not self._session_cache:
+        current = self._session_cache
+        if data is not current:
             self._session_cache = data
-        self._remember(loaded=cache if cache is not None else Snapshot.of(data), token=token, cache=cache)
+            if data != current:  # another request's writes were merged in
+                signals.merge_conflict(type(self), self.session_key, data)
+        if cache is None:
+            at = self._store_expiry(data)
+            cache_or_data = Snapshot.of(data, at)
+        else:
+            cache_or_data = cache
+        self._remember(loaded=cache_or_data, token=token, cache=cache)
         self._sk_cleared = False
 
     def _write_copy(
@@ -291,16 +426,20 @@ class SessionStore(DBStore):
         if key is None:
             self.create()  # create() saves with must_create=True, cache included
             return
+        if not must_create and self._touch_only():
+            return
         started = time.monotonic()
         token: str | None
         if must_create:
             data = self._get_session(no_load=True)
+            self._start_lifetime(data)
             token = self._insert(data)
             snapshot = None
         else:
             data = self._save_to_db(self._get_session())
             token, snapshot = self._sk_token, self._mine(self._sk_cache)
-        cache = self._write_copy(key, data, self.get_expiry_age(), snapshot, time.monotonic() - started)
+        age = self._cache_age(data, self.get_expiry_age())
+        cache = self._write_copy(key, data, age, snapshot, time.monotonic() - started)
         self._stored(data, cache, token)
 
     async def asave(self, must_create: bool = False) -> None:
@@ -310,17 +449,22 @@ class SessionStore(DBStore):
             return
         from asgiref.sync import sync_to_async
 
+        if not must_create:
+            await self._aget_session()  # loaded here, so the thread below needs no load
+            if await sync_to_async(self._touch_only)():
+                return
         started = time.monotonic()
         token: str | None
         if must_create:
             data = await self._aget_session(no_load=True)
+            self._start_lifetime(data)
             token = await sync_to_async(self._insert)(data)
             snapshot = None
         else:
             current = await self._aget_session()
             data = await sync_to_async(self._save_to_db)(current)
             token, snapshot = self._sk_token, self._mine(self._sk_cache)
-        age = await self.aget_expiry_age()
+        age = self._cache_age(data, await self.aget_expiry_age())
         cache = await self._awrite_copy(key, data, age, snapshot, time.monotonic() - started)
         self._stored(data, cache, token)
 
@@ -344,14 +488,28 @@ class SessionStore(DBStore):
         await self._cache().abury(session_key)
 
     def flush(self) -> None:
+        key, user_id = self.session_key, signals.user_of(getattr(self, "_session_cache", None))
         self.clear()
         self.delete(self.session_key)
         self._session_key = None
+        signals.flushed(type(self), key, user_id)
 
     async def aflush(self) -> None:
+        key, user_id = self.session_key, signals.user_of(getattr(self, "_session_cache", None))
         self.clear()
         await self.adelete(self.session_key)
         self._session_key = None
+        signals.flushed(type(self), key, user_id)
+
+    def cycle_key(self) -> None:
+        old = self.session_key
+        super().cycle_key()
+        signals.cycled(type(self), old, self.session_key, self._session_cache)
+
+    async def acycle_key(self) -> None:
+        old = self.session_key
+        await super().acycle_key()
+        signals.cycled(type(self), old, self.session_key, self._session_cache)
 
     @classmethod
     def clear_expired(cls) -> None:

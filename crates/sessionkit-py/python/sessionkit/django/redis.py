@@ -11,6 +11,12 @@ Semantics are Django's cache engine's, with four differences, all on purpose:
   so a logout in another tab is never undone;
 - an unreachable Redis raises ``sessionkit.StoreUnavailable`` (a 500, logged) instead of silently giving an
   empty session, unless ``SESSIONKIT["FAILURE_POLICY"] = "empty"``.
+
+With ``SESSION_IDLE_TIMEOUT`` / ``SESSION_ABSOLUTE_TIMEOUT`` (off by default) the Rust core's lifetime rules apply:
+a load of a session a rule has ended deletes it and gives a new session (signal ``expired``); a load that finds an
+idle timeout's touch due, or that adds ``_sessionkit_created``, marks the session modified, so Django's
+``SessionMiddleware`` saves it, and a save that changes nothing only moves the expiry (a touch). Session events go
+to the signal ``sessionkit.django.signals.session_event``.
 """
 
 from __future__ import annotations
@@ -21,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
 from sessionkit import StoreUnavailable
-from sessionkit._native import Snapshot, Store
+from sessionkit._native import Expired, Snapshot, Store
 from sessionkit.conf import Engine, failure_policy, get_store
-from sessionkit.django import checks
+from sessionkit.django import checks, signals
 
 logger = logging.getLogger("sessionkit")
 
@@ -31,6 +37,7 @@ ENGINE: Engine = "redis"
 
 # The system checks of SESSIONKIT, also for sites that set SESSION_ENGINE without installing the app.
 checks.register()
+signals.connect()
 
 
 def _unreachable(err: StoreUnavailable) -> bool:
@@ -52,6 +59,9 @@ class SessionStore(SessionBase):
         async def _aget_session(self, no_load: bool = False) -> dict[str, Any]: ...
 
         _session_cache: dict[str, Any]
+
+    #: Marks sessionkit's engines (``sessionkit.django.signals`` sends ``logged_in`` only for them).
+    sessionkit_engine = True
 
     @classmethod
     def _store(cls) -> Store:
@@ -86,15 +96,23 @@ class SessionStore(SessionBase):
             loaded = None
         return self._loaded(loaded)
 
-    def _loaded(self, loaded: tuple[dict[str, Any], Snapshot] | None) -> dict[str, Any]:
-        """The session dict of a load; nothing stored (or an unreachable store under the "empty" policy) is a new
-        session, as in Django."""
+    def _loaded(self, loaded: tuple[dict[str, Any], Snapshot] | Expired | None) -> dict[str, Any]:
+        """The session dict of a load; nothing stored (or an unreachable store under the "empty" policy, or a
+        session a lifetime rule has ended) is a new session, as in Django. A load that added
+        ``_sessionkit_created`` or found a touch due marks the session modified (the save at the end of the
+        request writes the key, or only moves the expiry)."""
+        if isinstance(loaded, Expired):
+            signals.expired(type(self), loaded)
+            loaded = None
         if loaded is None:
             self._session_key = None
             self._sessionkit_snapshot = None
             return {}
-        data, self._sessionkit_snapshot = loaded
+        data, snapshot = loaded
+        self._sessionkit_snapshot = snapshot
         self._sessionkit_snapshot_key = self.session_key
+        if snapshot.touch_due or snapshot.created_added:
+            self.modified = True
         return data
 
     def _snapshot(self) -> Snapshot | None:
@@ -113,6 +131,27 @@ class SessionStore(SessionBase):
         self._sessionkit_cleared = False
         if merged is not None:
             self._session_cache = merged
+            signals.merge_conflict(type(self), self.session_key, merged)
+
+    def cycle_key(self) -> None:
+        old = self.session_key
+        super().cycle_key()
+        signals.cycled(type(self), old, self.session_key, self._session_cache)
+
+    async def acycle_key(self) -> None:
+        old = self.session_key
+        await super().acycle_key()
+        signals.cycled(type(self), old, self.session_key, self._session_cache)
+
+    def flush(self) -> None:
+        key, user_id = self.session_key, signals.user_of(getattr(self, "_session_cache", None))
+        super().flush()
+        signals.flushed(type(self), key, user_id)
+
+    async def aflush(self) -> None:
+        key, user_id = self.session_key, signals.user_of(getattr(self, "_session_cache", None))
+        await super().aflush()
+        signals.flushed(type(self), key, user_id)
 
     def clear(self) -> None:
         super().clear()

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from sessionkit import session_id
 from sessionkit.conf import Engine, current_engine, get_store
+from sessionkit.django import signals
 
 #: Session keys under which ``record_client`` stores the user agent and IP address (the Rust core's names).
 USER_AGENT_KEY = "_sessionkit_ua"
@@ -125,6 +126,8 @@ def logout_session(user: object, id: str) -> bool:
     deleted = get_store(engine).delete_user_session(user_id, id)
     if engine == "cached_db":
         deleted = _delete_db_rows(_db_rows_of(user_id, only_ids={id})) > 0 or deleted
+    if deleted:
+        signals.revoked(logout_session, user_id, 1, None)
     return deleted
 
 
@@ -134,6 +137,7 @@ def logout_all(user: object, keep: str | None = None) -> int:
     deleted = get_store(engine).delete_user_sessions(user_id, keep)
     if engine == "cached_db":
         deleted = max(deleted, _delete_db_rows(_db_rows_of(user_id, keep_key=keep)))
+    signals.revoked(logout_all, user_id, deleted, keep)
     return deleted
 
 
