@@ -11,6 +11,8 @@
 //! - [`Session`]: what a request works with: lazy loading, change tracking, `cycle_key`, `flush`.
 //! - [`Settings`]: Django's `SESSION_*` settings with Django's defaults.
 //! - [`auth`]: the Django auth bridge: which verified Django user a session belongs to.
+//! - [`telemetry`]: the metrics and tracing spans every store call records (through the `metrics` and `tracing`
+//!   facades; no exporter).
 //!
 //! HTTP lives elsewhere (`sessionkit-tower`); this crate knows nothing about requests or cookies.
 
@@ -25,6 +27,7 @@ mod secret;
 mod session;
 mod settings;
 pub mod store;
+pub mod telemetry;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

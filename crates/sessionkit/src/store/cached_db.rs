@@ -43,6 +43,7 @@ use async_trait::async_trait;
 
 use super::user_index::{auth_user_id, session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
 use super::{RawSession, Saved, SessionLister, SessionStore, StoredSession, UserSession, UserSessionIndex};
+use crate::telemetry::{self, CacheFallback};
 use crate::{ChangeSet, SaveMode, SessionKey, SessionRecord, StoreError, Version};
 
 /// A cache store in front of a database store.
@@ -73,14 +74,15 @@ impl CachedDbStore {
         self.cache_failures.load(Ordering::Relaxed)
     }
 
-    fn cache_failed(&self, operation: &str, err: &StoreError) {
+    fn cache_failed(&self, operation: &'static str, err: &StoreError) {
         self.cache_failures.fetch_add(1, Ordering::Relaxed);
+        telemetry::record_cache_fallback(operation, CacheFallback::Error);
         tracing::warn!(target: "sessionkit", cache = %self.cache.describe(), operation, error = %err,
             "session cache failed; the database answers");
     }
 
     /// A cache call that failed: logged and counted, and the database answers.
-    fn tolerate(&self, operation: &str, outcome: Result<Option<Version>, StoreError>) -> Option<Version> {
+    fn tolerate(&self, operation: &'static str, outcome: Result<Option<Version>, StoreError>) -> Option<Version> {
         outcome.unwrap_or_else(|err| {
             self.cache_failed(operation, &err);
             None
@@ -143,7 +145,10 @@ impl SessionStore for CachedDbStore {
                 return Ok(Some(SessionRecord { version, ..record }));
             }
             // A tombstone (or a session that really is empty): the database decides, and nothing is refilled.
-            Ok(Some(_)) => true,
+            Ok(Some(_)) => {
+                telemetry::record_cache_fallback("load", CacheFallback::Tombstone);
+                true
+            }
             Ok(None) => false,
             Err(err) => {
                 self.cache_failed("load", &err);
@@ -300,6 +305,7 @@ pub async fn bury(cache: &dyn SessionStore, key: &SessionKey) -> Result<(), Stor
 
 /// [`SessionStore::step_aside`] for [`TOMBSTONE_SECONDS`] (nothing for a key the cache refuses).
 async fn step_aside(cache: &dyn SessionStore, key: &SessionKey) -> Result<(), StoreError> {
+    telemetry::record_cache_fallback("write", CacheFallback::SteppedAside);
     match cache.step_aside(key, Duration::from_secs(TOMBSTONE_SECONDS)).await {
         Err(StoreError::UnsafeKey) => Ok(()),
         other => other,
