@@ -9,13 +9,13 @@
     reason = "test helpers outside #[test] functions: a panic is how a test fails"
 )]
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+mod support;
+
+use axum::http::{header, StatusCode};
 use axum::Router;
 use sessionkit::{open_store, Settings};
 use sessionkit_demo::observability::{install_prometheus, with_metrics};
 use sessionkit_demo::router;
-use tower::ServiceExt;
 
 struct Reply {
     status: StatusCode,
@@ -24,25 +24,11 @@ struct Reply {
 }
 
 async fn request(app: &Router, method: &str, uri: &str, key: Option<&str>, form: Option<String>) -> Reply {
-    let mut builder = Request::builder().method(method).uri(uri);
-    if let Some(key) = key {
-        builder = builder.header(header::COOKIE, format!("sessionid={key}"));
-    }
-    let body = match form {
-        Some(form) => {
-            builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-            Body::from(form)
-        }
-        None => Body::empty(),
-    };
-    let response = app.clone().oneshot(builder.body(body).unwrap()).await.unwrap();
-    let status = response.status();
-    let cookie = response
-        .headers()
+    let (status, headers, body) = support::send(app, method, uri, key, form.as_deref()).await;
+    let cookie = headers
         .get(header::SET_COOKIE)
         .map(|v| v.to_str().unwrap().strip_prefix("sessionid=").unwrap().split(';').next().unwrap().to_owned());
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    Reply { status, cookie, body: String::from_utf8(bytes.to_vec()).unwrap() }
+    Reply { status, cookie, body }
 }
 
 /// The login page's session and its CSRF token.

@@ -317,12 +317,7 @@ type UserRow = (SessionKey, StoredSession, serde_json::Map<String, serde_json::V
 
 impl CachedDbIndex {
     fn cache_index(&self) -> Result<&dyn UserSessionIndex, StoreError> {
-        self.cache.user_index().ok_or_else(|| {
-            StoreError::from(crate::ConfigError::InvalidStoreUrl {
-                url: self.cache.describe(),
-                reason: "the cache keeps no per-user index".to_owned(),
-            })
-        })
+        super::user_index::index_of(self.cache.as_ref(), || self.cache.describe(), "the cache")
     }
 
     /// The user's live sessions as the database holds them: key, stored form and decoded data. The cache's index cannot be

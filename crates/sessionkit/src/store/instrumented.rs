@@ -191,12 +191,7 @@ impl SessionStore for Instrumented {
 impl InstrumentedIndex {
     /// The inner store's index (present: [`Instrumented::user_index`] hands this one out only then).
     fn index(&self) -> Result<&dyn UserSessionIndex, StoreError> {
-        self.inner.user_index().ok_or_else(|| {
-            StoreError::from(crate::ConfigError::InvalidStoreUrl {
-                url: self.description.to_string(),
-                reason: "the store keeps no per-user index".to_owned(),
-            })
-        })
+        super::user_index::index_of(self.inner.as_ref(), || self.description.to_string(), "the store")
     }
 
     async fn call<'a, T, F, Fut>(&'a self, operation: &'static str, call: F) -> Result<T, StoreError>
