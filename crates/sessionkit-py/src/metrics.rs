@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics::{Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use ::metrics::{Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use metrics_util::registry::{Registry, Storage};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -30,9 +30,9 @@ struct CountSum {
 impl HistogramFn for CountSum {
     fn record(&self, value: f64) {
         self.count.fetch_add(1, Ordering::Relaxed);
-        let _ = self.sum_bits.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-            Some((f64::from_bits(bits) + value).to_bits())
-        });
+        let _ = self
+            .sum_bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + value).to_bits()));
     }
 }
 
@@ -88,11 +88,16 @@ impl Recorder for InProcessRecorder {
 static RECORDER: OnceLock<Option<Arc<InProcessRecorder>>> = OnceLock::new();
 
 /// Installs the module's recorder unless a global recorder exists already; called when the module is imported.
-pub(crate) fn install() -> Option<&'static Arc<InProcessRecorder>> {
+pub(crate) fn install() {
+    let _ = recorder();
+}
+
+/// The module's recorder, installed on first use; `None` when another global recorder was installed first.
+fn recorder() -> Option<&'static Arc<InProcessRecorder>> {
     RECORDER
         .get_or_init(|| {
             let recorder = Arc::new(InProcessRecorder { registry: Registry::new(CountingStorage) });
-            metrics::set_global_recorder(Arc::clone(&recorder)).ok().map(|()| recorder)
+            ::metrics::set_global_recorder(Arc::clone(&recorder)).ok().map(|()| recorder)
         })
         .as_ref()
 }
@@ -121,7 +126,7 @@ fn sort_key(key: &Key) -> (String, Vec<(String, String)>) {
 pub(crate) fn metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let counters = PyList::empty(py);
     let histograms = PyList::empty(py);
-    if let Some(recorder) = install() {
+    if let Some(recorder) = recorder() {
         let mut found = recorder.registry.get_counter_handles().into_iter().collect::<Vec<_>>();
         found.sort_by_key(|(key, _)| sort_key(key));
         for (key, value) in found {
@@ -153,7 +158,8 @@ pub(crate) fn metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 #[pyfunction]
 #[pyo3(signature = (event, store = "cached_db", seconds = 0.0, attempts = 1, operation = "load"))]
 pub(crate) fn record(event: &str, store: &str, seconds: f64, attempts: usize, operation: &str) -> PyResult<()> {
-    let kind = StoreKind::from_label(store).ok_or_else(|| PyValueError::new_err(format!("unknown store kind {store:?}")))?;
+    let kind =
+        StoreKind::from_label(store).ok_or_else(|| PyValueError::new_err(format!("unknown store kind {store:?}")))?;
     let took = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX);
     match event {
         "load_hit" => telemetry::record_load(kind, LoadOutcome::Hit, took),
