@@ -52,14 +52,14 @@ class _RedisUrlInfo(TypedDict):
     layout: Literal["string", "hash", "django-cache"]
     topology: Literal["standalone", "sentinel", "cluster"]
 
-class CounterSample(TypedDict):
+class _CounterSample(TypedDict):
     """One counter of ``metrics()``: its name, labels (``store``, ``outcome``, …) and total since the process started."""
 
     name: str
     labels: dict[str, str]
     value: int
 
-class HistogramSample(TypedDict):
+class _HistogramSample(TypedDict):
     """One histogram of ``metrics()``: how many values (durations) it got and their sum in seconds."""
 
     name: str
@@ -67,24 +67,22 @@ class HistogramSample(TypedDict):
     count: int
     sum: float
 
-class MetricsSnapshot(TypedDict):
+class _MetricsSnapshot(TypedDict):
     """What ``metrics()`` returns."""
 
-    counters: list[CounterSample]
-    histograms: list[HistogramSample]
+    counters: list[_CounterSample]
+    histograms: list[_HistogramSample]
 
-def metrics() -> MetricsSnapshot:
+def metrics() -> _MetricsSnapshot:
     """The counters and histograms the stores recorded in this process (series in docs/observability.md), sorted by
     name and labels; empty lists when another ``metrics`` recorder was installed in the process first."""
 
 def record(
-    event: Literal[
-        "load_hit", "load_miss", "create", "save_written", "save_merged", "save_contended", "delete", "cache_error"
-    ],
+    event: str,
     store: str = "cached_db",
     seconds: float = 0.0,
     attempts: int = 1,
-    operation: Literal["load", "refill", "write", "save", "clear_expired"] = "load",
+    operation: str = "load",
 ) -> None:
     """Records a call made outside a Rust store (the cached_db engine's database half); ``store`` is a store kind
     (``cached_db``, ``redis``, …). Raises ``ValueError`` for an unknown event, kind or operation."""
