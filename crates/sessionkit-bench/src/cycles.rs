@@ -40,6 +40,54 @@ pub struct CyclesOptions {
     pub sessions: usize,
     /// Distinct `_auth_user_id`s among the sessions (matters with the store's per-user index).
     pub users: u64,
+    /// Whether the store records metrics, and whether a recorder takes them.
+    pub metrics: MetricsMode,
+}
+
+/// How the store of a run records metrics (`--metrics`): what recording costs (docs/performance.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MetricsMode {
+    /// The store as `open_store` gives it: every call counted, timed and traced (`sessionkit::telemetry`), with no
+    /// recorder installed, so the records go nowhere.
+    #[default]
+    NoRecorder,
+    /// The store without the metrics wrapper (`memory://` and plain `redis://` URLs only): the baseline.
+    Bare,
+    /// The store as `open_store` gives it, with `metrics-exporter-prometheus`'s recorder installed as the
+    /// global recorder (once per process).
+    Prometheus,
+}
+
+impl MetricsMode {
+    /// `no-recorder`, `bare` or `prometheus`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricsMode::NoRecorder => "no-recorder",
+            MetricsMode::Bare => "bare",
+            MetricsMode::Prometheus => "prometheus",
+        }
+    }
+}
+
+/// Opens the store of a run as `mode` says.
+async fn open_for(url: &str, settings: &Settings, mode: MetricsMode) -> Result<Arc<dyn SessionStore>, BenchError> {
+    let failed = |e: sessionkit::StoreError| BenchError(format!("cannot open the store: {e}"));
+    match mode {
+        MetricsMode::NoRecorder => open_store(url, settings).await.map_err(failed),
+        MetricsMode::Prometheus => {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| BenchError(format!("cannot install the Prometheus recorder: {e}")))?;
+            open_store(url, settings).await.map_err(failed)
+        }
+        MetricsMode::Bare if url.starts_with("memory:") => Ok(Arc::new(sessionkit::store::memory::MemoryStore::new())),
+        MetricsMode::Bare
+            if url.starts_with("redis:") && !url.contains("merge=") && !url.contains("failure_policy=") =>
+        {
+            Ok(Arc::new(sessionkit::store::redis::RedisStore::connect(url).await.map_err(failed)?))
+        }
+        MetricsMode::Bare => Err(BenchError("--metrics bare takes memory:// or a plain redis:// URL".into())),
+    }
 }
 
 /// The outcome of a run.
@@ -69,6 +117,8 @@ pub struct CyclesReport {
     pub first_error: Option<String>,
     /// Latency of successful cycles, in microseconds.
     pub latency_us: Histogram<u64>,
+    /// How the store recorded metrics.
+    pub metrics: MetricsMode,
 }
 
 impl CyclesReport {
@@ -114,6 +164,7 @@ impl CyclesReport {
             "mean_us": (self.latency_us.mean() * 10.0).round() / 10.0,
             "errors": self.errors,
             "first_error": self.first_error,
+            "metrics": self.metrics.as_str(),
         })
     }
 }
@@ -123,12 +174,13 @@ impl std::fmt::Display for CyclesReport {
         crate::write_report_header(f, &self.store, self.value_bytes, self.json_bytes)?;
         writeln!(
             f,
-            "run:      {} workers, {} sessions, {} users, {:.1} s warm-up, {:.2} s measured",
+            "run:      {} workers, {} sessions, {} users, {:.1} s warm-up, {:.2} s measured, metrics: {}",
             self.workers,
             self.sessions,
             self.users,
             self.warmup.as_secs_f64(),
-            self.elapsed.as_secs_f64()
+            self.elapsed.as_secs_f64(),
+            self.metrics.as_str()
         )?;
         writeln!(f, "cycles:   {} = {:.0} cycles/s (load + modify + save)", self.cycles, self.ops_per_sec())?;
         writeln!(
@@ -208,9 +260,7 @@ pub async fn run_cycles(options: &CyclesOptions) -> Result<CyclesReport, BenchEr
     let store_info = describe_store(&options.store_url);
     store_info.warn_about_hot_user_index(options.sessions, options.users);
     let settings = Arc::new(Settings::with_secret_key(SETTINGS_SECRET));
-    let store = open_store(&options.store_url, &settings)
-        .await
-        .map_err(|e| BenchError(format!("cannot open the store: {e}")))?;
+    let store = open_for(&options.store_url, &settings, options.metrics).await?;
 
     let created = create_sessions(
         Arc::clone(&store),
@@ -269,5 +319,6 @@ pub async fn run_cycles(options: &CyclesOptions) -> Result<CyclesReport, BenchEr
         errors,
         first_error,
         latency_us: merged,
+        metrics: options.metrics,
     })
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sessionkit_bench::contention::{run_contention, ContentionOptions};
-use sessionkit_bench::cycles::{run_cycles, CyclesOptions};
+use sessionkit_bench::cycles::{run_cycles, CyclesOptions, MetricsMode};
 use sessionkit_bench::memory::{run_memory, MemoryOptions};
 use sessionkit_bench::BenchError;
 
@@ -78,6 +78,10 @@ struct CyclesArgs {
     /// Distinct _auth_user_id values among the sessions (12345, 12346, ...).
     #[arg(long, default_value_t = 1)]
     users: u64,
+    /// How the store records metrics: no-recorder (the store as open_store gives it, no recorder installed), bare
+    /// (without the metrics wrapper; memory:// and plain redis:// only), prometheus (with the Prometheus recorder).
+    #[arg(long, default_value = "no-recorder", value_parser = parse_metrics_mode)]
+    metrics: MetricsMode,
     /// Runtime worker threads (default: one per CPU).
     #[arg(long)]
     threads: Option<usize>,
@@ -117,6 +121,13 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_metrics_mode(text: &str) -> Result<MetricsMode, String> {
+    [MetricsMode::NoRecorder, MetricsMode::Bare, MetricsMode::Prometheus]
+        .into_iter()
+        .find(|mode| mode.as_str() == text)
+        .ok_or_else(|| format!("{text:?} is not no-recorder, bare or prometheus"))
+}
+
 fn parse_warmup(text: &str) -> Result<Duration, String> {
     if text.trim() == "0" {
         return Ok(Duration::ZERO);
@@ -142,6 +153,7 @@ fn run(cli: Cli) -> Result<String, BenchError> {
                 warmup: args.warmup,
                 sessions: args.sessions,
                 users: args.users,
+                metrics: args.metrics,
             };
             let report = runtime(args.threads)?.block_on(run_cycles(&options))?;
             Ok(if args.json { report.to_json().to_string() } else { report.to_string() })

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sessionkit::store::redis::RedisStore;
-use sessionkit_bench::cycles::{run_cycles, CyclesOptions};
+use sessionkit_bench::cycles::{run_cycles, CyclesOptions, MetricsMode};
 use sessionkit_bench::memory::{run_memory, MemoryOptions};
 use sessionkit_testsupport::Standalone;
 
@@ -31,6 +31,7 @@ async fn cycles_load_modify_and_save_existing_sessions_only() {
             warmup: Duration::from_millis(100),
             sessions: 200,
             users: 1,
+            metrics: MetricsMode::default(),
         };
         let report = run_cycles(&options).await.expect("cycles run");
         assert_eq!(report.errors, 0, "{layout}: {report}");

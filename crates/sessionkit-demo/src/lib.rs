@@ -5,11 +5,12 @@
 //! that shows the session as the handler sees it and as the store keeps it. Every form is protected against
 //! cross-site requests the way Django does it ([`csrf`]).
 //!
-//! The binary (`sessionkit-demo --store URL --listen ADDR`) serves [`app::router`]; tests build the same router
-//! in-process.
+//! The binary (`sessionkit-demo --store URL --listen ADDR`) serves [`app::router`], plus `GET /metrics` in
+//! Prometheus text format ([`observability`]); tests build the same router in-process.
 
 pub mod app;
 pub mod csrf;
+pub mod observability;
 
 pub use app::{router, router_for, router_with_django_auth, router_with_options, DemoStore};
 

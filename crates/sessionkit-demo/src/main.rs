@@ -15,6 +15,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use sessionkit::auth::{DjangoAuth, SqlUserSource, UserTable};
 use sessionkit::{SecretKey, Settings};
 use sessionkit_demo::csrf::CsrfPolicy;
+use sessionkit_demo::observability;
 use sessionkit_demo::{router_for, DemoStore, DEV_SECRET_FILE, DEV_SECRET_KEY};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -59,6 +60,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
+    // Before the store opens, so that everything it records is scraped.
+    let metrics = observability::install_prometheus();
     let mut settings = Settings::from_env()?;
     if settings.secret_key.is_empty() {
         tracing::warn!(
@@ -84,6 +87,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
     };
     let csrf = CsrfPolicy::new(&settings, &std::env::var("CSRF_TRUSTED_ORIGINS").unwrap_or_default());
     let app = router_for(store, settings, django_auth, csrf);
+    let app = match metrics {
+        Ok(handle) => observability::with_metrics(app, handle),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot install the Prometheus recorder; GET /metrics is off");
+            app
+        }
+    };
     println!("sessionkit-demo serving on http://{addr}/ (session store: {description})");
     tracing::info!(%addr, store = %description, "listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;

@@ -6,6 +6,8 @@
     reason = "test helpers outside #[test] functions: a panic is how a test fails"
 )]
 
+mod support;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -54,22 +56,8 @@ impl Demo {
     }
 
     async fn request(&self, method: &str, uri: &str, key: Option<&str>, form: Option<&str>) -> Reply {
-        let mut builder = Request::builder().method(method).uri(uri);
-        if let Some(key) = key {
-            builder = builder.header(header::COOKIE, format!("sessionid={key}"));
-        }
-        let body = match form {
-            Some(form) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-                Body::from(form.to_owned())
-            }
-            None => Body::empty(),
-        };
-        let response = self.app.clone().oneshot(builder.body(body).unwrap()).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        Reply { status, headers, body: String::from_utf8(bytes.to_vec()).unwrap() }
+        let (status, headers, body) = support::send(&self.app, method, uri, key, form).await;
+        Reply { status, headers, body }
     }
 
     async fn get(&self, uri: &str, key: Option<&str>) -> Reply {

@@ -10,6 +10,9 @@
 //! also runs the maintenance calls (counting, the per-user index). `run_cli` runs one `sessionkit` command line
 //! (crates/sessionkit-cli, the code of the `sessionkit` binary) for `manage.py sessionkit`.
 //!
+//! Every store call is counted and traced as in Rust (`sessionkit::telemetry`); [`metrics::metrics`] hands the
+//! counters to Python (`sessionkit.metrics()`).
+//!
 //! Errors: an unreachable store raises `StoreUnavailable`, a bad URL `ConfigurationError`, other store failures
 //! `SessionkitError`; data that is not JSON raises `TypeError`/`ValueError` as `json.dumps` would. Nothing here
 //! panics on outside data.
@@ -21,6 +24,7 @@ mod convert;
 mod lifetime;
 mod local;
 mod logbridge;
+mod metrics;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,10 +37,12 @@ use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
+use sessionkit::store::instrumented::Instrumented;
 use sessionkit::store::redis::config::{RedisOptions, Topology};
 use sessionkit::store::redis::RedisStore;
 use sessionkit::store::Touched;
 use sessionkit::store::{cached_db, Saved, SessionStore, TreatUnavailableAsEmpty, UserSessionIndex};
+use sessionkit::telemetry::StoreKind;
 use sessionkit::{ChangeSet, SaveMode, SessionKey, SessionRecord, Settings, StoreError, Version};
 use time::OffsetDateTime;
 use tokio::runtime::Runtime;
@@ -509,7 +515,7 @@ impl Store {
         let url_for_threads = url.clone();
         let redis = py.detach(move || runtime.block_on(RedisStore::connect(&url))).map_err(store_error)?;
         let redis = Arc::new(redis);
-        let plain: Arc<dyn SessionStore> = redis.clone();
+        let plain: Arc<dyn SessionStore> = Arc::new(Instrumented::new(redis.clone(), StoreKind::Redis));
         let store: Arc<dyn SessionStore> =
             if failure_policy == "empty" { Arc::new(TreatUnavailableAsEmpty::new(plain)) } else { plain };
         let local = Arc::new(local::Shared::new(url_for_threads, failure_policy == "empty", thread_connections));
@@ -1150,6 +1156,7 @@ fn parse_redis_url(url: &str) -> PyResult<HashMap<&'static str, &'static str>> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logbridge::install();
+    metrics::install();
     m.add_class::<Store>()?;
     m.add_class::<Snapshot>()?;
     m.add_class::<lifetime::Expired>()?;
@@ -1160,6 +1167,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(session_id, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(parse_redis_url, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::record, m)?)?;
     let py = m.py();
     m.add("SessionkitError", py.get_type::<SessionkitError>())?;
     m.add("StoreUnavailable", py.get_type::<StoreUnavailable>())?;

@@ -33,8 +33,10 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
+use sessionkit::store::instrumented::Instrumented;
 use sessionkit::store::redis::RedisStore;
 use sessionkit::store::{SessionStore, TreatUnavailableAsEmpty};
+use sessionkit::telemetry::StoreKind;
 use sessionkit::StoreError;
 use tokio::runtime::Runtime;
 
@@ -182,7 +184,7 @@ async fn connect(shared: &Arc<Shared>) -> Result<Arc<dyn SessionStore>, StoreErr
             return Err(err);
         }
     };
-    let plain: Arc<dyn SessionStore> = Arc::new(redis);
+    let plain: Arc<dyn SessionStore> = Arc::new(Instrumented::new(Arc::new(redis), StoreKind::Redis));
     let store: Arc<dyn SessionStore> =
         if shared.treat_unavailable_as_empty { Arc::new(TreatUnavailableAsEmpty::new(plain)) } else { plain };
     let entry = Entry { owner: Arc::downgrade(shared), store: store.clone() };

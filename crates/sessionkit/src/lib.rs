@@ -13,6 +13,8 @@
 //!   absolute lifetime sessionkit adds (off by default).
 //! - [`auth`]: the Django auth bridge: which verified Django user a session belongs to.
 //! - [`audit`]: a hook that receives session events (login, logout, revocation, expiry, merged writes).
+//! - [`telemetry`]: the metrics and tracing spans every store call records (through the `metrics` and `tracing`
+//!   facades; no exporter).
 //!
 //! HTTP lives elsewhere (`sessionkit-tower`); this crate knows nothing about requests or cookies.
 
@@ -29,6 +31,7 @@ mod secret;
 mod session;
 mod settings;
 pub mod store;
+pub mod telemetry;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

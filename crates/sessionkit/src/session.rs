@@ -200,6 +200,7 @@ impl Session {
         if let Some(rule) = lifetime::expired_by(&self.settings, &record.data, Some(record.expires_at), now) {
             tracing::info!(target: "sessionkit", store = %self.store.describe(), rule = rule.as_str(),
                 "session ended by its lifetime rule; a new session starts");
+            crate::telemetry::record_lifetime_expired(rule);
             if let Err(err) = self.store.delete(&record.key).await {
                 // The store's own expiry removes it anyway; the request goes on with a new session.
                 tracing::warn!(target: "sessionkit", store = %self.store.describe(), error = %err,

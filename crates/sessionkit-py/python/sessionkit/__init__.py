@@ -6,10 +6,19 @@ Use it as a Django session engine::
     SESSIONKIT = {"URL": "redis://127.0.0.1:6379/0"}
 
 The Rust extension ``sessionkit._native`` does the Redis I/O, encoding and compression with the GIL released.
+``sessionkit.metrics()`` returns the counters and histograms every store call records (docs/observability.md).
 """
 
-from sessionkit._native import Store, session_id
+from sessionkit._native import Store, metrics, session_id
 from sessionkit.exceptions import ConfigurationError, SessionkitError, StoreContended, StoreUnavailable
 
-__all__ = ["ConfigurationError", "SessionkitError", "Store", "StoreContended", "StoreUnavailable", "session_id"]
+__all__ = [
+    "ConfigurationError",
+    "SessionkitError",
+    "Store",
+    "StoreContended",
+    "StoreUnavailable",
+    "metrics",
+    "session_id",
+]
 __version__ = "0.1.0"

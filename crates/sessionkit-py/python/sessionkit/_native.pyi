@@ -21,7 +21,9 @@ __all__ = [
     "_set_clock_offset",
     "check_lifetime",
     "merge",
+    "metrics",
     "parse_redis_url",
+    "record",
     "run_cli",
     "session_id",
 ]
@@ -53,6 +55,41 @@ class _RedisUrlInfo(TypedDict):
 
     layout: Literal["string", "hash", "django-cache"]
     topology: Literal["standalone", "sentinel", "cluster"]
+
+class _CounterSample(TypedDict):
+    """One counter of ``metrics()``: its name, labels (``store``, ``outcome``, …) and total since the process started."""
+
+    name: str
+    labels: dict[str, str]
+    value: int
+
+class _HistogramSample(TypedDict):
+    """One histogram of ``metrics()``: how many values (durations) it got and their sum in seconds."""
+
+    name: str
+    labels: dict[str, str]
+    count: int
+    sum: float
+
+class _MetricsSnapshot(TypedDict):
+    """What ``metrics()`` returns."""
+
+    counters: list[_CounterSample]
+    histograms: list[_HistogramSample]
+
+def metrics() -> _MetricsSnapshot:
+    """The counters and histograms the stores recorded in this process (series in docs/observability.md), sorted by
+    name and labels; empty lists when another ``metrics`` recorder was installed in the process first."""
+
+def record(
+    event: str,
+    store: str = "cached_db",
+    seconds: float = 0.0,
+    attempts: int = 1,
+    operation: str = "load",
+) -> None:
+    """Records a call made outside a Rust store (the cached_db engine's database half); ``store`` is a store kind
+    (``cached_db``, ``redis``, …). Raises ``ValueError`` for an unknown event, kind or operation."""
 
 @final
 class Snapshot:

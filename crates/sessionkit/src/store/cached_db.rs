@@ -44,6 +44,7 @@ use async_trait::async_trait;
 use super::user_index::UserSessionData;
 use super::user_index::{session_id, CLIENT_IP_KEY, USER_AGENT_KEY};
 use super::{RawSession, Saved, SessionLister, SessionStore, StoredSession, Touched, UserSession, UserSessionIndex};
+use crate::telemetry::{self, CacheFallback};
 use crate::{ChangeSet, SaveMode, SessionKey, SessionRecord, StoreError, Version};
 
 /// A cache store in front of a database store.
@@ -74,14 +75,15 @@ impl CachedDbStore {
         self.cache_failures.load(Ordering::Relaxed)
     }
 
-    fn cache_failed(&self, operation: &str, err: &StoreError) {
+    fn cache_failed(&self, operation: &'static str, err: &StoreError) {
         self.cache_failures.fetch_add(1, Ordering::Relaxed);
+        telemetry::record_cache_fallback(operation, CacheFallback::Error);
         tracing::warn!(target: "sessionkit", cache = %self.cache.describe(), operation, error = %err,
             "session cache failed; the database answers");
     }
 
     /// A cache call that failed: logged and counted, and the database answers.
-    fn tolerate(&self, operation: &str, outcome: Result<Option<Version>, StoreError>) -> Option<Version> {
+    fn tolerate(&self, operation: &'static str, outcome: Result<Option<Version>, StoreError>) -> Option<Version> {
         outcome.unwrap_or_else(|err| {
             self.cache_failed(operation, &err);
             None
@@ -144,7 +146,10 @@ impl SessionStore for CachedDbStore {
                 return Ok(Some(SessionRecord { version, ..record }));
             }
             // A tombstone (or a session that really is empty): the database decides, and nothing is refilled.
-            Ok(Some(_)) => true,
+            Ok(Some(_)) => {
+                telemetry::record_cache_fallback("load", CacheFallback::Tombstone);
+                true
+            }
             Ok(None) => false,
             Err(err) => {
                 self.cache_failed("load", &err);
@@ -314,6 +319,7 @@ pub async fn bury(cache: &dyn SessionStore, key: &SessionKey) -> Result<(), Stor
 
 /// [`SessionStore::step_aside`] for [`TOMBSTONE_SECONDS`] (nothing for a key the cache refuses).
 async fn step_aside(cache: &dyn SessionStore, key: &SessionKey) -> Result<(), StoreError> {
+    telemetry::record_cache_fallback("write", CacheFallback::SteppedAside);
     match cache.step_aside(key, Duration::from_secs(TOMBSTONE_SECONDS)).await {
         Err(StoreError::UnsafeKey) => Ok(()),
         other => other,
@@ -325,12 +331,7 @@ type UserRow = (SessionKey, StoredSession, serde_json::Map<String, serde_json::V
 
 impl CachedDbIndex {
     fn cache_index(&self) -> Result<&dyn UserSessionIndex, StoreError> {
-        self.cache.user_index().ok_or_else(|| {
-            StoreError::from(crate::ConfigError::InvalidStoreUrl {
-                url: self.cache.describe(),
-                reason: "the cache keeps no per-user index".to_owned(),
-            })
-        })
+        super::user_index::index_of(self.cache.as_ref(), || self.cache.describe(), "the cache")
     }
 
     /// The user's live sessions as the database holds them: key, stored form and decoded data. The cache's index cannot be

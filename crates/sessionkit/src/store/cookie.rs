@@ -70,6 +70,7 @@ impl SessionStore for CookieStore {
             Err(CodecError::SignatureExpired { .. }) => return Ok(None),
             Err(err) => {
                 tracing::warn!(target: "sessionkit::corrupt", store = "cookie:", error = %err, "Session data corrupted; starting a new session");
+                crate::telemetry::mark_corrupt();
                 return Ok(None);
             }
         };

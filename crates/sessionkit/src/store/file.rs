@@ -195,8 +195,12 @@ impl FileStore {
         F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        match tokio::task::spawn_blocking(move || work(&inner)).await {
-            Ok(result) => result,
+        // Corrupt data found on the blocking thread counts for the load waiting here (`crate::telemetry`).
+        match tokio::task::spawn_blocking(move || crate::telemetry::capture_corrupt(|| work(&inner))).await {
+            Ok((result, corrupt)) => {
+                crate::telemetry::mark_corrupt_if(corrupt);
+                result
+            }
             Err(err) => Err(StoreError::unavailable(self.inner.describe.clone(), err)),
         }
     }
@@ -360,6 +364,7 @@ impl Inner {
     fn decode(&self, key: &SessionKey, content: &FileContent) -> Map<String, Value> {
         let Some(bytes) = &content.bytes else {
             tracing::warn!(target: "sessionkit::corrupt", store = %self.describe, key = ?key, bytes = content.len, limit = self.max_file_bytes, "session file larger than the token limit; not read, using an empty session");
+            crate::telemetry::mark_corrupt();
             return Map::new();
         };
         if bytes.is_empty() {
@@ -370,6 +375,7 @@ impl Inner {
             Ok(token) => self.codec.decode_or_empty(token, key, &self.describe),
             Err(_) => {
                 tracing::warn!(target: "sessionkit::corrupt", store = %self.describe, key = ?key, "session file is not ASCII; using an empty session");
+                crate::telemetry::mark_corrupt();
                 Map::new()
             }
         }

@@ -125,6 +125,7 @@ impl SessionStore for MemoryStore {
         };
         let data = from_python_json(&entry.json).unwrap_or_else(|err| {
             tracing::warn!(target: "sessionkit::corrupt", store = "memory://", key = ?key, error = %err, "Session data corrupted; using an empty session");
+            crate::telemetry::mark_corrupt();
             serde_json::Map::new()
         });
         let version = Some(version_of(&entry));

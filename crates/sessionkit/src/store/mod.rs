@@ -27,6 +27,7 @@ pub mod cached_db;
 pub mod cookie;
 #[cfg(feature = "file")]
 pub mod file;
+pub mod instrumented;
 pub mod last_write_wins;
 #[cfg(feature = "memory")]
 pub mod memory;
@@ -286,6 +287,8 @@ pub(crate) async fn step_aside_unless_tombstoned<S: SessionStore + ?Sized>(
 ///
 /// Stores that sign data (sqlite, postgres, mysql) need `settings.secret_key`.
 ///
+/// Every store opened here records metrics and tracing spans ([`instrumented`], [`crate::telemetry`]).
+///
 /// Any URL may carry `failure_policy=empty` (see [`policy`]): then an unreachable store loads as an empty session
 /// instead of an error; and `merge=false` (see [`last_write_wins`]): then a save replaces the stored session whole,
 /// as Django's engines do, instead of merging with parallel requests' writes. `cached_db:CACHE_URL|DB_URL` puts
@@ -324,7 +327,10 @@ pub async fn open_store_with(
     access: Access,
 ) -> Result<Arc<dyn SessionStore>, StoreError> {
     let (url, options) = take_wrapper_options(url)?;
-    let mut store = open_one(&url, settings, access).await?;
+    let store = open_one(&url, settings, access).await?;
+    // Innermost, so that failures a policy hides are counted too.
+    let mut store: Arc<dyn SessionStore> =
+        Arc::new(instrumented::Instrumented::new(store, crate::telemetry::StoreKind::of_url(&url)));
     if !options.merge {
         store = Arc::new(last_write_wins::LastWriteWins::new(store));
     }

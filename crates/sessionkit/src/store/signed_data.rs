@@ -107,6 +107,7 @@ impl SignedSessionCodec {
 /// `sessionkit::corrupt` (as Django's "Session data corrupted" warning).
 pub(crate) fn corrupt_to_empty(err: &CodecError, key: &SessionKey, store: &str) -> Map<String, Value> {
     tracing::warn!(target: "sessionkit::corrupt", store, key = ?key, error = %err, "Session data corrupted; using an empty session");
+    crate::telemetry::mark_corrupt();
     Map::new()
 }
 

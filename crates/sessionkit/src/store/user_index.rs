@@ -88,3 +88,18 @@ pub trait UserSessionIndex: Send + Sync {
     /// [`crate::store::user_data`]), and returns the [`session_id`]s of the sessions that were deleted.
     async fn erase(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
 }
+
+/// `store`'s per-user index, or an error naming the store (`url`, made only then) as `what` ("the cache") that
+/// keeps none.
+pub(crate) fn index_of<'a>(
+    store: &'a dyn super::SessionStore,
+    url: impl FnOnce() -> String,
+    what: &str,
+) -> Result<&'a dyn UserSessionIndex, StoreError> {
+    store.user_index().ok_or_else(|| {
+        StoreError::from(crate::ConfigError::InvalidStoreUrl {
+            url: url(),
+            reason: format!("{what} keeps no per-user index"),
+        })
+    })
+}

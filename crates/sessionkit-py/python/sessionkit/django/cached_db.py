@@ -31,6 +31,10 @@ applied to both halves: the row's ``expire_date`` and the cached copy's TTL are 
 a session a rule has ended deletes the row and buries the copy, and a request that changed nothing only moves the
 expiry once per touch interval: ``UPDATE … SET expire_date`` of the row (through the ORM) and the copy's TTL.
 Session events go to ``sessionkit.django.signals.session_event``.
+
+Metrics (``sessionkit.metrics()``, docs/observability.md): the cache's calls are counted in Rust with
+``store="redis"``; this engine's own loads, creates, saves (with their conflicts and retries), deletes and cache
+failures are counted with ``store="cached_db"`` through ``sessionkit._native.record``.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from sessionkit import SessionkitError
-from sessionkit._native import CREATED_KEY, Expired, Snapshot, Store, StoreContended, merge
+from sessionkit._native import CREATED_KEY, Expired, Snapshot, Store, StoreContended, merge, record
 from sessionkit.conf import Engine, get_store
 from sessionkit.conf import merge as merge_enabled
 from sessionkit.django import checks, signals
@@ -139,8 +143,17 @@ class SessionStore(DBStore):
         store = self._rules()
         return None if store is None else store.store_expiry(data)
 
+    #: How many compare-and-set writes the last database save took (for the metrics).
+    _sk_attempts = 1
+
     def _cache_failed(self, operation: str, err: Exception) -> None:
         logger.warning("session cache failed during %s; the database answers: %s", operation, err)
+        record("cache_error", operation=operation)
+
+    @staticmethod
+    def _count_load(started: float, data: dict[str, Any] | None) -> None:
+        """Counts a load of this engine: a hit when a session was found (in the cache or the database)."""
+        record("load_hit" if data is not None else "load_miss", seconds=time.monotonic() - started)
 
     def _remember(
         self, loaded: Snapshot | None = None, token: str | None = None, cache: Snapshot | None = None
@@ -191,6 +204,14 @@ class SessionStore(DBStore):
     def load(self) -> dict[str, Any]:
         if self.session_key is None:  # no cookie yet: an empty session, as Django's engines give
             return {}
+        started = time.monotonic()
+        data = self._load()
+        self._count_load(started, data)
+        return {} if data is None else data
+
+    def _load(self) -> dict[str, Any] | None:
+        """The session from the cache or the database; ``None`` when there is none."""
+        assert self.session_key is not None
         try:
             loaded = self._cache().load_versioned(self.session_key)
         except SessionkitError as err:
@@ -206,7 +227,7 @@ class SessionStore(DBStore):
         started = time.monotonic()
         s = self._get_session_from_db()
         if not s:
-            return {}
+            return None
         data = self.decode(s.session_data)
         judged = self._judge(s, data)
         if isinstance(judged, Expired):
@@ -227,6 +248,13 @@ class SessionStore(DBStore):
     async def aload(self) -> dict[str, Any]:
         if self.session_key is None:
             return {}
+        started = time.monotonic()
+        data = await self._aload()
+        self._count_load(started, data)
+        return {} if data is None else data
+
+    async def _aload(self) -> dict[str, Any] | None:
+        assert self.session_key is not None
         try:
             loaded = await self._cache().aload_versioned(self.session_key)
         except SessionkitError as err:
@@ -242,7 +270,7 @@ class SessionStore(DBStore):
         started = time.monotonic()
         s = await self._aget_session_from_db()
         if not s:
-            return {}
+            return None
         data = self.decode(s.session_data)
         judged = self._judge(s, data)
         if isinstance(judged, Expired):
@@ -360,7 +388,7 @@ class SessionStore(DBStore):
             fields = self._fields(current, self._expiry_date(current))
             if not rows.filter(session_key=self.session_key).update(**fields):
                 raise UpdateError
-            self._sk_token = fields["session_data"]
+            self._sk_token, self._sk_attempts = fields["session_data"], 1
             return current
         data, expire_date = current, self._expiry_date(current)
         for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
@@ -376,11 +404,13 @@ class SessionStore(DBStore):
             fields = self._fields(data, expire_date)
             if rows.filter(session_key=self.session_key, session_data=token).update(**fields):
                 self._sk_key, self._sk_token = self.session_key, fields["session_data"]
+                self._sk_attempts = attempt
                 return data
             if attempt == MAX_SAVE_ATTEMPTS:
                 break
             _back_off(attempt)
             token = None
+        record("save_contended", attempts=MAX_SAVE_ATTEMPTS)
         raise StoreContended(
             f"other requests kept writing the session while this one tried to save it ({MAX_SAVE_ATTEMPTS} attempts); "
             "nothing was saved, try again"
@@ -421,6 +451,12 @@ class SessionStore(DBStore):
             self._cache_failed("save", err)
             return None
 
+    def _count_save(self, started: float) -> None:
+        """Counts a database save: merged when another request's write was met (more than one attempt)."""
+        attempts = self._sk_attempts
+        event = "save_merged" if attempts > 1 else "save_written"
+        record(event, seconds=time.monotonic() - started, attempts=attempts)
+
     def save(self, must_create: bool = False) -> None:
         key = self.session_key
         if key is None:
@@ -435,9 +471,11 @@ class SessionStore(DBStore):
             self._start_lifetime(data)
             token = self._insert(data)
             snapshot = None
+            record("create")
         else:
             data = self._save_to_db(self._get_session())
             token, snapshot = self._sk_token, self._mine(self._sk_cache)
+            self._count_save(started)
         age = self._cache_age(data, self.get_expiry_age())
         cache = self._write_copy(key, data, age, snapshot, time.monotonic() - started)
         self._stored(data, cache, token)
@@ -460,10 +498,12 @@ class SessionStore(DBStore):
             self._start_lifetime(data)
             token = await sync_to_async(self._insert)(data)
             snapshot = None
+            record("create")
         else:
             current = await self._aget_session()
             data = await sync_to_async(self._save_to_db)(current)
             token, snapshot = self._sk_token, self._mine(self._sk_cache)
+            self._count_save(started)
         age = self._cache_age(data, await self.aget_expiry_age())
         cache = await self._awrite_copy(key, data, age, snapshot, time.monotonic() - started)
         self._stored(data, cache, token)
@@ -476,6 +516,7 @@ class SessionStore(DBStore):
             if self.session_key is None:
                 return
             session_key = self.session_key
+        record("delete")
         # A tombstone, not just a delete: a refill from a database read made before this delete fails on it.
         self._cache().bury(session_key)
 
@@ -485,6 +526,7 @@ class SessionStore(DBStore):
             if self.session_key is None:
                 return
             session_key = self.session_key
+        record("delete")
         await self._cache().abury(session_key)
 
     def flush(self) -> None:

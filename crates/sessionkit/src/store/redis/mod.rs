@@ -410,6 +410,7 @@ impl RedisStore {
 
     fn corrupt_to_empty(&self, key: &SessionKey, err: &dyn std::fmt::Display) -> Map<String, Value> {
         tracing::warn!(target: "sessionkit::corrupt", store = %self.describe, key = ?key, error = %err, "Session data corrupted; using an empty session");
+        crate::telemetry::mark_corrupt();
         Map::new()
     }
 

@@ -441,6 +441,7 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
         let Some(row) = self.fetch_row(key, true).await? else { return Ok(None) };
         let expires_at = row.expire.unwrap_or_else(|text| {
             tracing::warn!(target: "sessionkit::corrupt", store = %self.describe, key = ?key, expire_date = %text, "unparseable expire_date");
+            crate::telemetry::mark_corrupt();
             OffsetDateTime::now_utc()
         });
         let (decoded, token) =
