@@ -154,7 +154,7 @@ pub(crate) fn metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 /// up after `attempts` conflicts), `delete` or `cache_error`;
 /// `store` a store kind (`cached_db` by default); `seconds` the duration of a load or save; `attempts` how many
 /// compare-and-set writes a save took; `operation` the cache call that failed (`cache_error`: `load`, `refill`,
-/// `write`, `clear_expired`).
+/// `write`, `clear_expired`, `open`, `touch`).
 #[pyfunction]
 #[pyo3(signature = (event, store = "cached_db", seconds = 0.0, attempts = 1, operation = "load"))]
 pub(crate) fn record(event: &str, store: &str, seconds: f64, attempts: usize, operation: &str) -> PyResult<()> {
@@ -175,6 +175,8 @@ pub(crate) fn record(event: &str, store: &str, seconds: f64, attempts: usize, op
                 "refill" => "refill",
                 "write" | "save" => "write",
                 "clear_expired" => "clear_expired",
+                "open" => "open",
+                "touch" => "touch",
                 other => return Err(PyValueError::new_err(format!("unknown cache operation {other:?}"))),
             };
             telemetry::record_cache_fallback(operation, CacheFallback::Error);

@@ -131,7 +131,7 @@ class SessionStore(DBStore):
         try:
             return self._cache()
         except SessionkitError as err:
-            self._cache_failed("lifetime rules", err)
+            self._cache_failed("open", err)
             return None
 
     def _start_lifetime(self, data: dict[str, Any]) -> None:
