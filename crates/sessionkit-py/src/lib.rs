@@ -477,7 +477,7 @@ impl Store {
     /// Opens a Redis store from a URL (`redis://…?layout=…`, see docs/redis.md). `failure_policy` is `"error"`
     /// (an unreachable Redis raises `StoreUnavailable`) or `"empty"` (loads give no session instead).
     /// `thread_connections`: at most this many threads get a Redis connection of their own for the sync session
-    /// calls (default 64; 0: all calls share one connection).
+    /// calls (default 64; 0: all calls share one connection; always 0 with `client_cache=on` in the URL).
     #[staticmethod]
     ///
     /// The lifetime rules (`sessionkit::lifetime`; all off by default, Django's behaviour): `idle_timeout`,
@@ -518,6 +518,9 @@ impl Store {
         let plain: Arc<dyn SessionStore> = Arc::new(Instrumented::new(redis.clone(), StoreKind::Redis));
         let store: Arc<dyn SessionStore> =
             if failure_policy == "empty" { Arc::new(TreatUnavailableAsEmpty::new(plain)) } else { plain };
+        // With `client_cache=on` every sync call uses the shared store: its cache answers loads on the calling
+        // thread with no hop, and per-thread stores would each keep a cache and a tracking connection of their own.
+        let thread_connections = if redis.options().client_cache { 0 } else { thread_connections };
         let local = Arc::new(local::Shared::new(url_for_threads, failure_policy == "empty", thread_connections));
         Ok(Store { store, redis, runtime, pid: std::process::id(), failure_policy, merge, local, settings })
     }

@@ -64,13 +64,15 @@ pub const EXPIRED_CLEARED: &str = "sessionkit_expired_cleared_total";
 pub const TOUCHES: &str = "sessionkit_touches_total";
 /// `sessionkit_lifetime_expired_total{rule}`: sessions a request brought that a lifetime rule had ended.
 pub const LIFETIME_EXPIRED: &str = "sessionkit_lifetime_expired_total";
+/// `sessionkit_client_cache_hits_total`: Redis loads answered from `client_cache=on`'s memory (no round trip).
+pub const CLIENT_CACHE_HITS: &str = "sessionkit_client_cache_hits_total";
 /// `sessionkit_load_duration_seconds{store}` (histogram).
 pub const LOAD_SECONDS: &str = "sessionkit_load_duration_seconds";
 /// `sessionkit_save_duration_seconds{store}` (histogram).
 pub const SAVE_SECONDS: &str = "sessionkit_save_duration_seconds";
 
 /// Every counter, for front-ends that list them (the Python module's `metrics()`).
-pub const COUNTERS: [&str; 12] = [
+pub const COUNTERS: [&str; 13] = [
     LOADS,
     CREATES,
     SAVES,
@@ -83,6 +85,7 @@ pub const COUNTERS: [&str; 12] = [
     EXPIRED_CLEARED,
     TOUCHES,
     LIFETIME_EXPIRED,
+    CLIENT_CACHE_HITS,
 ];
 /// Every histogram.
 pub const HISTOGRAMS: [&str; 2] = [LOAD_SECONDS, SAVE_SECONDS];
@@ -449,6 +452,11 @@ tokio::task_local! {
 thread_local! {
     /// Set inside [`capture_corrupt`] (off the task, on a blocking thread).
     static CAPTURED: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// A Redis load answered from the client-side cache.
+pub(crate) fn client_cache_hit() {
+    metrics::counter!(CLIENT_CACHE_HITS).increment(1);
 }
 
 /// Called where a store turns undecodable data into an empty session (next to its `sessionkit::corrupt` log line):

@@ -98,3 +98,6 @@ redis_suite!(sentinel_django_cache, Topology::Sentinel, "layout=django-cache&cli
 redis_suite!(cluster_string, Topology::Cluster, "layout=string&hashed_keys=1");
 redis_suite!(cluster_hash, Topology::Cluster, "layout=hash&buckets=16&compression=lz4&compress_min_bytes=0");
 redis_suite!(cluster_django_cache, Topology::Cluster, "layout=django-cache&client=django-redis&compressor=zlib");
+redis_suite!(standalone_string_client_cache, Topology::Standalone, "layout=string&client_cache=on");
+redis_suite!(standalone_hash_client_cache, Topology::Standalone, "layout=hash&buckets=8&client_cache=on");
+redis_suite!(standalone_django_cache_client_cache, Topology::Standalone, "layout=django-cache&client_cache=on");

@@ -24,6 +24,8 @@
 //! | `index_refresh` | `300` | seconds: a save refreshes a session's index entry only when its expiry has moved past what the entry covers, at most once per this window (`0`: on every save); `last_seen` in the index has this precision |
 //! | `adopt_layout` | `false` | `string`, `hash`: when the layout record under `prefix` names another shape (layout, bucket count, hashed keys, value format), rewrite it with this URL's instead of refusing to connect; sessions written with the old shape become unreachable (move them first with `sessionkit migrate`) |
 //! | `hash_writes` | `auto` | `hash`: `auto` creates and replaces fields (the saves of `merge=false`) with one `HSETEX … FNX\|FXX PXAT` where every master has it (Redis ≥ 8, Valkey ≥ 9), else with a script; `script` always uses the scripts. Merging saves are a compare-and-set script either way |
+//! | `client_cache` | `off` | `on`: loads of sessions this process has read or written are answered from memory without a round trip, kept true by Redis's invalidation messages (RESP3 `CLIENT TRACKING … BCAST NOLOOP`); standalone `redis://` over TCP only (docs/redis.md, "Client-side cache") |
+//! | `client_cache_size` | `10000` | with `client_cache=on`: sessions kept in memory per store (random eviction beyond) |
 //! | `protocol` | `resp2` | `redis://`, `rediss://`, `unix://`: passed to redis-rs (`resp3`) |
 //! | `db`, `user`, `pass` | none | `unix://` only: database number and credentials (redis-rs) |
 //! | `key_prefix` | empty | `django-cache`: Django's cache `KEY_PREFIX` |
@@ -202,6 +204,11 @@ pub struct RedisOptions {
     pub hash_writes: HashWrites,
     /// `django-cache` layout options.
     pub django: DjangoCacheOptions,
+    /// `client_cache=on`: answer loads of sessions this process has seen from memory, kept true by Redis's
+    /// invalidation messages (see [`tracking`](super::tracking)). Standalone servers over plain TCP only.
+    pub client_cache: bool,
+    /// `client_cache_size`: at most this many sessions cached per store.
+    pub client_cache_size: usize,
 }
 
 impl RedisOptions {
@@ -242,6 +249,8 @@ impl RedisOptions {
                 pickle_protocol: 0,
                 compressor: "none".into(),
             },
+            client_cache: false,
+            client_cache_size: 10_000,
         };
         let mut passthrough: Vec<(String, String)> = Vec::new();
         let mut compress_min_given = false;
@@ -327,6 +336,17 @@ impl RedisOptions {
                         other => return Err(bad(format!("hash_writes {other:?} is not auto or script"))),
                     }
                 }
+                "client_cache" => {
+                    options.client_cache =
+                        parse_bool(&value).ok_or_else(|| bad(format!("client_cache={value:?} is not on or off")))?
+                }
+                "client_cache_size" => {
+                    options.client_cache_size = value
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad(format!("client_cache_size={value:?} is not a positive number")))?
+                }
                 "adopt_layout" => {
                     options.adopt_layout =
                         parse_bool(&value).ok_or_else(|| bad(format!("adopt_layout={value:?} is not true or false")))?
@@ -405,6 +425,12 @@ impl RedisOptions {
             }
             other => return Err(bad(format!("{other:?} is not a Redis scheme"))),
         };
+        if options.client_cache && !matches!(scheme, "redis" | "valkey") {
+            return Err(bad(format!(
+                "client_cache=on works with a standalone server over plain TCP (redis://host:port), not with \
+                 {scheme}:// yet; remove client_cache or connect with redis://"
+            )));
+        }
         Ok(options)
     }
 }
@@ -423,6 +449,8 @@ const OPTIONS: &[&str] = &[
     "index_refresh",
     "adopt_layout",
     "hash_writes",
+    "client_cache",
+    "client_cache_size",
     "key_prefix",
     "version",
     "engine",

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
@@ -23,6 +23,7 @@ use redis::{
 };
 
 use super::config::{RedisOptions, Topology};
+use super::tracking::TrackedConnection;
 use crate::{ConfigError, StoreError};
 
 /// One connection handle of any topology; cheap to clone (all clones share the underlying connection).
@@ -30,6 +31,7 @@ use crate::{ConfigError, StoreError};
 pub(crate) enum AnyConnection {
     Manager(ConnectionManager),
     Cluster(ClusterConnection),
+    Tracked(MultiplexedConnection),
 }
 
 impl ConnectionLike for AnyConnection {
@@ -37,6 +39,7 @@ impl ConnectionLike for AnyConnection {
         match self {
             AnyConnection::Manager(c) => c.req_packed_command(cmd),
             AnyConnection::Cluster(c) => c.req_packed_command(cmd),
+            AnyConnection::Tracked(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -49,6 +52,7 @@ impl ConnectionLike for AnyConnection {
         match self {
             AnyConnection::Manager(c) => c.req_packed_commands(pipeline, offset, count),
             AnyConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            AnyConnection::Tracked(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -56,6 +60,7 @@ impl ConnectionLike for AnyConnection {
         match self {
             AnyConnection::Manager(c) => c.get_db(),
             AnyConnection::Cluster(c) => c.get_db(),
+            AnyConnection::Tracked(c) => c.get_db(),
         }
     }
 }
@@ -71,6 +76,8 @@ enum Backend {
     Standalone(ConnectionManager),
     Sentinel(Arc<SentinelState>),
     Cluster(ClusterConnection),
+    /// The request-path connection of `client_cache=on` (see [`tracking`](super::tracking)).
+    Tracked(Arc<TrackedConnection>),
 }
 
 /// The Redis connection of a store.
@@ -188,15 +195,21 @@ impl RedisConnection {
         matches!(self.backend, Backend::Cluster(_))
     }
 
-    fn handle(&self) -> AnyConnection {
-        match &self.backend {
+    /// The request-path connection of `client_cache=on`, with its own reconnects and cache.
+    pub(crate) fn tracked(tracked: Arc<TrackedConnection>, options: &RedisOptions, describe: String) -> Self {
+        RedisConnection { backend: Backend::Tracked(tracked), timeout: options.timeout, describe }
+    }
+
+    async fn handle(&self) -> Result<AnyConnection, RedisError> {
+        Ok(match &self.backend {
             Backend::Standalone(m) => AnyConnection::Manager(m.clone()),
             Backend::Sentinel(state) => {
                 let current = state.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
                 AnyConnection::Manager(current.clone())
             }
             Backend::Cluster(c) => AnyConnection::Cluster(c.clone()),
-        }
+            Backend::Tracked(tracked) => AnyConnection::Tracked(tracked.handle().await?),
+        })
     }
 
     /// Runs `work` on a connection handle, bounded by the timeout; maps errors to [`StoreError::Unavailable`] and
@@ -206,10 +219,17 @@ impl RedisConnection {
         F: FnOnce(AnyConnection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
-        let outcome = tokio::time::timeout(self.timeout, work(self.handle())).await;
+        let outcome = tokio::time::timeout(self.timeout, async {
+            let handle = self.handle().await?;
+            work(handle).await
+        })
+        .await;
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
+                if let Backend::Tracked(tracked) = &self.backend {
+                    tracked.failed(&err);
+                }
                 if let Backend::Sentinel(state) = &self.backend {
                     if suggests_failover(&err) {
                         refresh_sentinel(Arc::clone(state), self.describe.clone());

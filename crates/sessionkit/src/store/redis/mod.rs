@@ -13,17 +13,21 @@
 //!
 //! Configuration is by URL: see [`config`].
 
+mod client_cache;
 pub mod config;
 mod connection;
 mod index;
 mod inspect;
 pub mod layout_record;
 mod scripts;
+mod tracking;
 mod value;
 
 pub use inspect::{ServerTtl, ValueHeader};
+pub use tracking::CONNECTION_NAME as CLIENT_CACHE_CONNECTION_NAME;
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use redis::Value as RedisValue;
@@ -54,6 +58,8 @@ pub const TARGET_SESSIONS_PER_BUCKET: u32 = 200;
 #[derive(Debug)]
 pub struct RedisStore {
     conn: RedisConnection,
+    /// `client_cache=on`: the request path's tracked connection and the cache it keeps true.
+    hot: Option<Hot>,
     options: RedisOptions,
     native: NativeCodec,
     #[cfg(feature = "django-cache")]
@@ -74,6 +80,14 @@ pub struct RedisStore {
     /// What the layout record check found on connect.
     layout_record: layout_record::RecordCheck,
     describe: String,
+}
+
+/// The request path of `client_cache=on`: session reads and writes go through `conn`, whose tracking keeps
+/// `tracked`'s cache true (see [`tracking`]).
+#[derive(Debug)]
+struct Hot {
+    conn: RedisConnection,
+    tracked: Arc<tracking::TrackedConnection>,
 }
 
 /// One stored session, as [`RedisStore::list`] reports it.
@@ -176,6 +190,23 @@ impl RedisStore {
     pub async fn connect_with(options: RedisOptions, describe: String, access: Access) -> Result<Self, StoreError> {
         let conn = RedisConnection::connect(&options, describe.clone()).await?;
         let layout_record = layout_record::check(&conn, &options, &describe, access).await?;
+        let hot = match (&options.client_cache, &options.topology) {
+            (true, config::Topology::Standalone { url }) => {
+                let prefix = Self::key_prefix_of(&options).into_bytes();
+                let tracked = tracking::TrackedConnection::connect(
+                    url,
+                    prefix,
+                    options.client_cache_size,
+                    options.connect_timeout,
+                )
+                .await
+                .map_err(|err| StoreError::unavailable(format!("{describe} (client_cache=on)"), err))?;
+                let tracked = Arc::new(tracked);
+                let conn = RedisConnection::tracked(Arc::clone(&tracked), &options, describe.clone());
+                Some(Hot { conn, tracked })
+            }
+            _ => None,
+        };
         #[cfg(feature = "django-cache")]
         let django = django_value_codec(&options)?;
         let native = NativeCodec {
@@ -185,6 +216,7 @@ impl RedisStore {
         };
         let mut store = RedisStore {
             conn,
+            hot,
             native,
             #[cfg(feature = "django-cache")]
             django,
@@ -309,6 +341,19 @@ impl RedisStore {
 
     fn bucket_key(&self, bucket: u32) -> Vec<u8> {
         format!("{}h:{bucket}", self.options.prefix).into_bytes()
+    }
+
+    /// The connection of the request path's session reads and writes: the tracked one with `client_cache=on`.
+    fn hot_conn(&self) -> &RedisConnection {
+        self.hot.as_ref().map_or(&self.conn, |hot| &hot.conn)
+    }
+
+    /// With `client_cache=on`, forgets a session this process changed outside the cached write path (Redis
+    /// reports the change too; this makes it immediate for this process).
+    fn forget_cached(&self, address: &Address) {
+        if let Some(hot) = &self.hot {
+            hot.tracked.cache().remove(&address.key, address.field.as_deref().unwrap_or_default());
+        }
     }
 
     fn address(&self, key: &SessionKey) -> Address {
@@ -460,7 +505,32 @@ impl RedisStore {
     /// For a logged-in session the index entry is written on create, when `refresh_index` says the entry's
     /// details change (login, user agent, IP), or when the session's expiry has moved past the entry's score
     /// (the score is the expiry plus `index_refresh`, so the saves within that window skip the index).
+    ///
+    /// With `client_cache=on` the session is cached as written when the write succeeds (reserved before it is
+    /// sent, so that another process's write that overtakes it is not hidden; see [`client_cache`]).
     async fn write(
+        &self,
+        record: &SessionRecord,
+        mode: WriteMode<'_>,
+        refresh_index: bool,
+    ) -> Result<(Written, Vec<u8>), StoreError> {
+        let Some(hot) = self.hot.as_ref().filter(|_| record.key.is_storage_safe()) else {
+            return self.write_uncached(record, mode, refresh_index).await;
+        };
+        let address = self.address(&record.key);
+        let reservation = hot.tracked.cache().reserve(&address.key, address.field.as_deref().unwrap_or_default());
+        let outcome = self.write_uncached(record, mode, refresh_index).await;
+        match &outcome {
+            Ok((Written::Yes, value)) => {
+                let written = SessionRecord { version: Some(Version::new(value.clone())), ..record.clone() };
+                hot.tracked.cache().fill(reservation, written);
+            }
+            _ => hot.tracked.cache().release(reservation),
+        }
+        outcome
+    }
+
+    async fn write_uncached(
         &self,
         record: &SessionRecord,
         mode: WriteMode<'_>,
@@ -532,7 +602,7 @@ impl RedisStore {
                     .arg(expected.unwrap_or_default());
                 let invocation = &invocation;
                 let reply: RedisValue =
-                    self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+                    self.hot_conn().run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
                 Written::from_script(reply)
             }
         };
@@ -555,7 +625,7 @@ impl RedisStore {
                 // HSETEX bucket FNX|FXX PXAT ms FIELDS 1 field value: 1 written, 0 the field was there (create)
                 // or gone (replace).
                 let written: i64 = self
-                    .conn
+                    .hot_conn()
                     .query(
                         redis::cmd("HSETEX")
                             .arg(&address.key)
@@ -590,13 +660,14 @@ impl RedisStore {
                 invocation
             }
             (None, None) => {
-                let reply: RedisValue = self.conn.query(&self.set_command(address, value, expires_at, create)).await?;
+                let reply: RedisValue =
+                    self.hot_conn().query(&self.set_command(address, value, expires_at, create)).await?;
                 return Ok(if index::write_succeeded(&reply) { Written::Yes } else { Written::No });
             }
         };
         let invocation = &invocation;
         let reply: RedisValue =
-            self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+            self.hot_conn().run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
         Ok(Written::from_script(reply))
     }
 
@@ -651,17 +722,17 @@ impl RedisStore {
         match (&address.field, self.options.layout) {
             (Some(field), _) => {
                 let bytes: Option<Vec<u8>> =
-                    self.conn.query(redis::cmd("HGET").arg(&address.key).arg(field.as_slice())).await?;
+                    self.hot_conn().query(redis::cmd("HGET").arg(&address.key).arg(field.as_slice())).await?;
                 Ok(bytes.map(|b| (b, None)))
             }
             (None, Layout::DjangoCache) => {
                 let mut pipe = redis::pipe();
                 pipe.cmd("GET").arg(&address.key).cmd("PTTL").arg(&address.key);
-                let (bytes, ttl): (Option<Vec<u8>>, i64) = self.conn.query_pipeline(&pipe).await?;
+                let (bytes, ttl): (Option<Vec<u8>>, i64) = self.hot_conn().query_pipeline(&pipe).await?;
                 Ok(bytes.map(|b| (b, Some(ttl))))
             }
             (None, _) => {
-                let bytes: Option<Vec<u8>> = self.conn.query(redis::cmd("GET").arg(&address.key)).await?;
+                let bytes: Option<Vec<u8>> = self.hot_conn().query(redis::cmd("GET").arg(&address.key)).await?;
                 Ok(bytes.map(|b| (b, None)))
             }
         }
@@ -678,6 +749,7 @@ impl RedisStore {
     /// per-field expiry (no sweeper would ever remove it otherwise).
     pub async fn put_raw(&self, key: &SessionKey, bytes: &[u8], ttl_ms: u64) -> Result<(), StoreError> {
         let address = self.address(key);
+        self.forget_cached(&address);
         match &address.field {
             Some(field) => {
                 let mut pipe = redis::pipe();
@@ -770,13 +842,18 @@ impl RedisStore {
 
     /// What every key of this store's sessions starts with (bucket keys for `hash`).
     fn key_prefix(&self) -> String {
-        match self.options.layout {
+        Self::key_prefix_of(&self.options)
+    }
+
+    /// [`Self::key_prefix`] of a store with these options (also what `client_cache=on` tracks).
+    fn key_prefix_of(options: &RedisOptions) -> String {
+        match options.layout {
             Layout::DjangoCache => {
-                let d = &self.options.django;
+                let d = &options.django;
                 format!("{}:{}:{}", d.key_prefix, d.version, d.engine_prefix())
             }
-            Layout::String => format!("{}s:", self.options.prefix),
-            Layout::Hash => format!("{}h:", self.options.prefix),
+            Layout::String => format!("{}s:", options.prefix),
+            Layout::Hash => format!("{}h:", options.prefix),
         }
     }
 
@@ -1190,8 +1267,31 @@ impl SessionStore for RedisStore {
             return Ok(None);
         }
         let address = self.address(key);
-        let Some((bytes, ttl_ms)) = self.read(&address).await? else { return Ok(None) };
-        self.decode_stored(key, bytes, ttl_ms).await
+        let Some(hot) = &self.hot else {
+            let Some((bytes, ttl_ms)) = self.read(&address).await? else { return Ok(None) };
+            return self.decode_stored(key, bytes, ttl_ms).await;
+        };
+        // client_cache=on: answered from memory while nothing can be waiting to invalidate it; otherwise read
+        // under a reservation, so an invalidation that overtakes the reply keeps the reply out of the cache.
+        let cache = hot.tracked.cache();
+        let field = address.field.as_deref().unwrap_or_default();
+        if hot.tracked.fresh() {
+            if let Some(record) = cache.get(&address.key, field) {
+                crate::telemetry::client_cache_hit();
+                return Ok(Some(record));
+            }
+        }
+        let reservation = cache.reserve(&address.key, field);
+        let loaded = match self.read(&address).await {
+            Ok(Some((bytes, ttl_ms))) => self.decode_stored(key, bytes, ttl_ms).await,
+            Ok(None) => Ok(None),
+            Err(err) => Err(err),
+        };
+        match &loaded {
+            Ok(Some(record)) => cache.fill(reservation, record.clone()),
+            _ => cache.release(reservation),
+        }
+        loaded
     }
 
     async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError> {
@@ -1212,6 +1312,8 @@ impl SessionStore for RedisStore {
             return Ok(Touched::Vanished);
         }
         let address = self.address(&record.key);
+        // The stored expiry (and, for `string`/`hash`, the value's header) changes: no cached copy is current.
+        self.forget_cached(&address);
         let user = if self.options.user_index { crate::store::user_index::auth_user_id(&record.data) } else { None };
         let id = crate::store::user_index::session_id(&record.key);
         let score = self.index_score_ms(record.expires_at);
@@ -1303,6 +1405,7 @@ impl SessionStore for RedisStore {
             Some(field) => self.conn.query(redis::cmd("HDEL").arg(&address.key).arg(field.as_slice())).await?,
             None => self.conn.query(redis::cmd("DEL").arg(&address.key)).await?,
         };
+        self.forget_cached(&address);
         Ok(())
     }
 
@@ -1381,6 +1484,7 @@ impl RedisStore {
             return Err(StoreError::UnsafeKey);
         }
         let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.forget_cached(&self.address(key));
         let (redis_key, none) = (self.address(key).key, self.django.encode_none());
         if keep_existing {
             let mut invocation = self.step_aside.prepare_invoke();
