@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sessionkit::store::redis::{RedisStore, CLIENT_CACHE_CONNECTION_NAME};
 use sessionkit::{Session, SessionKey, SessionStore, Settings};
 use sessionkit_testsupport::{
-    field_ttl_binaries, shared_field_ttl_servers, shared_standalone as standalone, Standalone,
+    field_ttl_binaries, shared_field_ttl_servers, shared_standalone as standalone, ServerBinary, Standalone,
 };
 
 const WRITER_URL: &str = "SESSIONKIT_CLIENT_CACHE_WRITER_URL";
@@ -18,14 +18,14 @@ fn settings() -> Arc<Settings> {
     Arc::new(Settings::with_secret_key("client-cache"))
 }
 
-async fn visits(store: &Arc<RedisStore>, key: &SessionKey) -> Option<i64> {
+async fn visits<S: SessionStore + ?Sized>(store: &Arc<S>, key: &SessionKey) -> Option<i64> {
     let record = store.load(key).await.unwrap()?;
     Some(record.data.get("visits").and_then(serde_json::Value::as_i64).unwrap_or(-1))
 }
 
 /// Loads `key` through a `Session` (as an app does), sets `visits`, saves.
-async fn set_visits(store: &Arc<RedisStore>, key: Option<&SessionKey>, value: i64) -> SessionKey {
-    let mut session = Session::new(store.clone(), settings(), key.cloned());
+async fn set_visits(store: Arc<dyn SessionStore>, key: Option<&SessionKey>, value: i64) -> SessionKey {
+    let mut session = Session::new(store, settings(), key.cloned());
     session.set("visits", value).await.unwrap();
     session.save().await.unwrap();
     session.key().unwrap().clone()
@@ -111,7 +111,7 @@ async fn writer_process() {
         let reply = match words.as_slice() {
             ["set", key, n] => {
                 let key = SessionKey::parse(key).unwrap();
-                set_visits(&store, Some(&key), n.parse().unwrap()).await;
+                set_visits(store.clone(), Some(&key), n.parse().unwrap()).await;
                 "ok".to_owned()
             }
             ["delete", key] => {
@@ -149,7 +149,7 @@ async fn writes_and_logouts_of_another_process_are_seen_by_the_next_load() {
             let url = url(server, options);
             let reader = Arc::new(RedisStore::connect(&url).await.unwrap());
             let mut writer = Writer::start(&url);
-            let mut key = set_visits(&reader, None, 0).await;
+            let mut key = set_visits(reader.clone(), None, 0).await;
             assert_eq!(visits(&reader, &key).await, Some(0), "{name} {options}");
             for round in 1..=150i64 {
                 // The other process writes: this process must not answer the cached value.
@@ -157,7 +157,7 @@ async fn writes_and_logouts_of_another_process_are_seen_by_the_next_load() {
                 let seen = visits(&reader, &key).await;
                 assert_eq!(seen, Some(round), "{name} {options}: round {round}, write of the other process");
                 // This process writes: the other must see it.
-                set_visits(&reader, Some(&key), -round).await;
+                set_visits(reader.clone(), Some(&key), -round).await;
                 let seen = writer.ask(&format!("get {}", key.as_str()));
                 assert_eq!(seen, format!("Some({})", -round), "{name} {options}: round {round}");
                 if round % 15 == 0 {
@@ -165,7 +165,7 @@ async fn writes_and_logouts_of_another_process_are_seen_by_the_next_load() {
                     assert_eq!(writer.ask(&format!("delete {}", key.as_str())), "ok");
                     let seen = visits(&reader, &key).await;
                     assert_eq!(seen, None, "{name} {options}: round {round}, logout of the other process");
-                    key = set_visits(&reader, None, round).await;
+                    key = set_visits(reader.clone(), None, round).await;
                 }
             }
         }
@@ -186,7 +186,7 @@ async fn repeated_loads_and_loads_after_a_save_need_no_round_trip() {
     }
     for (name, server) in &own {
         let store = Arc::new(RedisStore::connect(&url(server, "layout=string")).await.unwrap());
-        let key = set_visits(&store, None, 1).await;
+        let key = set_visits(store.clone(), None, 1).await;
         let before = calls(server, "get");
         for _ in 0..100 {
             assert_eq!(visits(&store, &key).await, Some(1));
@@ -196,7 +196,7 @@ async fn repeated_loads_and_loads_after_a_save_need_no_round_trip() {
         let asked = calls(server, "get") - before;
         assert!(asked <= 5, "{name}: {asked} of 100 loads after a create asked Redis");
 
-        let key2 = set_visits(&store, Some(&key), 2).await;
+        let key2 = set_visits(store.clone(), Some(&key), 2).await;
         assert_eq!(key2, key);
         assert_eq!(visits(&store, &key).await, Some(2));
         let before = calls(server, "get");
@@ -209,7 +209,7 @@ async fn repeated_loads_and_loads_after_a_save_need_no_round_trip() {
         // Without the option, every load is a GET.
         let plain_url = url(server, "layout=string").replace("client_cache=on", "client_cache=off");
         let plain = Arc::new(RedisStore::connect(&plain_url).await.unwrap());
-        let key = set_visits(&plain, None, 1).await;
+        let key = set_visits(plain.clone(), None, 1).await;
         let before = calls(server, "get");
         for _ in 0..10 {
             assert_eq!(visits(&plain, &key).await, Some(1));
@@ -218,42 +218,91 @@ async fn repeated_loads_and_loads_after_a_save_need_no_round_trip() {
     }
 }
 
-/// When the connection that receives invalidations is lost, nothing is answered from memory: a write made while
-/// it was down (which no invalidation reports) is seen, and caching resumes on the new connection.
+/// When the connection that receives invalidations is lost, what was cached is forgotten: a write made while it
+/// was down (which no invalidation reports) is seen once the store has reconnected, and caching resumes on the
+/// new connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_tracking_connection_clears_the_cache() {
-    let url = url(standalone(), "layout=string");
+    // A server of its own: the kill must not reach other tests' connections.
+    let server = Standalone::start().unwrap();
+    let url = url(&server, "layout=string");
     let store = Arc::new(RedisStore::connect(&url).await.unwrap());
-    let other = Arc::new(RedisStore::connect(&url.replace("client_cache=on", "client_cache=off")).await.unwrap());
-    let key = set_visits(&store, None, 1).await;
+    let key = set_visits(store.clone(), None, 1).await;
+    let unrelated = set_visits(store.clone(), None, 7).await;
     assert_eq!(visits(&store, &key).await, Some(1));
 
-    let killed = standalone().server.command(&["CLIENT", "KILL", "SKIPME", "no", "NAME", CLIENT_CACHE_CONNECTION_NAME]);
-    // Older servers lack `CLIENT KILL NAME`: find the id in CLIENT LIST.
-    if killed.is_err() || killed.as_deref().is_ok_and(|r| r.starts_with('-') || r.trim() == ":0") {
-        let list = standalone().server.command(&["CLIENT", "LIST"]).unwrap();
-        for line in list.lines().filter(|l| l.contains(&format!("name={CLIENT_CACHE_CONNECTION_NAME} "))) {
-            let id = line.split_whitespace().find_map(|f| f.strip_prefix("id=")).unwrap();
-            standalone().server.command(&["CLIENT", "KILL", "ID", id]).unwrap();
-        }
+    server.server.command(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]).ok();
+    let list = server.server.command(&["CLIENT", "LIST"]).unwrap();
+    for line in list.lines().filter(|l| l.contains(&format!("name={CLIENT_CACHE_CONNECTION_NAME} "))) {
+        let id = line.split_whitespace().find_map(|f| f.strip_prefix("id=")).unwrap();
+        server.server.command(&["CLIENT", "KILL", "ID", id]).unwrap();
     }
-    set_visits(&other, Some(&key), 2).await;
-    let mut seen = None;
+    // The kill above closed this store's ordinary connection too: a fresh one.
+    let other = Arc::new(RedisStore::connect(&url.replace("client_cache=on", "client_cache=off")).await.unwrap());
+    set_visits(other.clone(), Some(&key), 2).await;
+    // Another session's load reconnects the tracking connection (the kill may surface as one failed load first).
+    let mut reconnected = false;
     for _ in 0..50 {
-        match store.load(&key).await {
-            Ok(record) => {
-                seen = record.and_then(|r| r.data.get("visits").and_then(serde_json::Value::as_i64));
-                break;
-            }
-            // The kill may surface as one failed command before the reconnect.
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        if store.load(&unrelated).await.is_ok() {
+            reconnected = true;
+            break;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(seen, Some(2));
+    assert!(reconnected);
+    assert_eq!(visits(&store, &key).await, Some(2), "the copy cached before the loss was forgotten");
     // Cached again on the new connection, and invalidated by the other store's writes.
     assert_eq!(visits(&store, &key).await, Some(2));
-    set_visits(&other, Some(&key), 3).await;
+    set_visits(other.clone(), Some(&key), 3).await;
     assert_eq!(visits(&store, &key).await, Some(3));
+}
+
+/// Reads and writes of one session racing in one process (`merge=false` saves, which are plain `SET XX`): once
+/// they are done, a load gives what Redis holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_reads_and_writes_in_one_process_leave_no_stale_copy() {
+    let url = url(standalone(), "layout=string&merge=false");
+    let store = sessionkit::store::open_store(&url, &settings()).await.unwrap();
+    let plain_url = url.replace("client_cache=on", "client_cache=off");
+    let plain = sessionkit::store::open_store(&plain_url, &settings()).await.unwrap();
+    let key = set_visits(store.clone(), None, 0).await;
+    for round in 1..=300i64 {
+        let writer = {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { set_visits(store.clone(), Some(&key), round).await })
+        };
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (store, key) = (store.clone(), key.clone());
+                tokio::spawn(async move { visits(&store, &key).await })
+            })
+            .collect();
+        writer.await.unwrap();
+        for reader in readers {
+            reader.await.unwrap();
+        }
+        assert_eq!(visits(&store, &key).await, visits(&plain, &key).await, "round {round}");
+        assert_eq!(visits(&store, &key).await, Some(round), "round {round}");
+    }
+}
+
+/// A server that stops answering (a hung host, a connection dropped without a reset) is not trusted past the
+/// heartbeat's lease (1 s): the load asks Redis, and fails as any load would, instead of answering a copy whose
+/// invalidations may be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_is_not_trusted_past_the_lease() {
+    let args = ["--enable-debug-command".to_owned(), "yes".to_owned()];
+    let server = Standalone::start_binary(&ServerBinary::system(), &args).unwrap();
+    let store = Arc::new(RedisStore::connect(&url(&server, "layout=string&timeout=0.3")).await.unwrap());
+    let key = set_visits(store.clone(), None, 1).await;
+    assert_eq!(visits(&store, &key).await, Some(1));
+    let port = server.server.port();
+    let sleeper = std::thread::spawn(move || sessionkit_testsupport::command(port, &["DEBUG", "SLEEP", "3"]));
+    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+    let during = store.load(&key).await;
+    assert!(during.is_err(), "answered while the server was silent: {during:?}");
+    sleeper.join().unwrap().unwrap();
+    assert_eq!(visits(&store, &key).await, Some(1), "served again once the server answers");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! Filling the cache races with invalidations: a value read from Redis may be overtaken by another process's
 //! write whose invalidation arrives before the value is stored here. Every fill therefore starts with a
 //! [`reserve`](ClientCache::reserve) that leaves a marker under the address *before* the command is sent; an
-//! invalidation of the key removes the marker, and [`fill`](ClientCache::fill) stores the value only if its own
+//! invalidation of the key removes the marker, and [`fill`](Reservation::fill) stores the value only if its own
 //! marker is still there (the scheme the Redis documentation describes for client-side caching).
 //!
 //! The cache is bounded by `client_cache_size` entries; when full, arbitrary entries make room (the map's
@@ -36,13 +36,41 @@ struct Entries {
     next_token: u64,
 }
 
-/// A reservation made by [`ClientCache::reserve`], consumed by [`fill`](ClientCache::fill) or
-/// [`release`](ClientCache::release).
+/// A reservation made by [`ClientCache::reserve`]: [`fill`](Reservation::fill) it, or drop it to give the
+/// address up (a read that found nothing, failed, or was cancelled).
 #[derive(Debug)]
-pub(crate) struct Reservation {
+pub(crate) struct Reservation<'a> {
+    cache: &'a ClientCache,
     key: Vec<u8>,
     field: Vec<u8>,
     token: u64,
+}
+
+impl Reservation<'_> {
+    /// Stores `record` under the reserved address if the reservation still holds it.
+    pub(crate) fn fill(self, record: SessionRecord) {
+        let mut entries = self.cache.lock();
+        if let Some(slot) = entries.keys.get_mut(&self.key).and_then(|f| f.get_mut(&self.field)) {
+            if matches!(slot, Slot::Reserved(token) if *token == self.token) {
+                *slot = Slot::Ready(record);
+            }
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    /// Removes the reservation if it is still there unfilled.
+    fn drop(&mut self) {
+        let mut entries = self.cache.lock();
+        let held = entries
+            .keys
+            .get(&self.key)
+            .and_then(|f| f.get(&self.field))
+            .is_some_and(|slot| matches!(slot, Slot::Reserved(token) if *token == self.token));
+        if held {
+            ClientCache::remove_locked(&mut entries, &self.key, &self.field);
+        }
+    }
 }
 
 /// Sessions cached in this process, by Redis address.
@@ -72,44 +100,21 @@ impl ClientCache {
         }
     }
 
-    /// Marks `key`/`field` as being read or written (dropping what was cached there): only this reservation may
-    /// fill it, and only if no invalidation of the key arrives first.
-    pub(crate) fn reserve(&self, key: &[u8], field: &[u8]) -> Reservation {
+    /// Marks `key`/`field` as being read (dropping what was cached there): only this reservation may fill it, and
+    /// only if no invalidation of the key arrives first.
+    pub(crate) fn reserve(&self, key: &[u8], field: &[u8]) -> Reservation<'_> {
         let mut entries = self.lock();
         entries.next_token += 1;
         let token = entries.next_token;
-        if entries.count >= self.capacity {
-            Self::make_room(&mut entries, self.capacity);
-        }
         let fields = entries.keys.entry(key.to_vec()).or_default();
         let added = fields.insert(field.to_vec(), Slot::Reserved(token)).is_none();
         if added {
             entries.count += 1;
-        }
-        Reservation { key: key.to_vec(), field: field.to_vec(), token }
-    }
-
-    /// Stores `record` under the reservation's address if the reservation still holds it.
-    pub(crate) fn fill(&self, reservation: Reservation, record: SessionRecord) {
-        let mut entries = self.lock();
-        if let Some(slot) = entries.keys.get_mut(&reservation.key).and_then(|f| f.get_mut(&reservation.field)) {
-            if matches!(slot, Slot::Reserved(token) if *token == reservation.token) {
-                *slot = Slot::Ready(record);
+            if entries.count > self.capacity {
+                Self::make_room(&mut entries, self.capacity, key);
             }
         }
-    }
-
-    /// Gives a reservation up (the read found nothing, the write failed): the address is left uncached.
-    pub(crate) fn release(&self, reservation: Reservation) {
-        let mut entries = self.lock();
-        let held = entries
-            .keys
-            .get(&reservation.key)
-            .and_then(|f| f.get(&reservation.field))
-            .is_some_and(|slot| matches!(slot, Slot::Reserved(token) if *token == reservation.token));
-        if held {
-            Self::remove_locked(&mut entries, &reservation.key, &reservation.field);
-        }
+        Reservation { cache: self, key: key.to_vec(), field: field.to_vec(), token }
     }
 
     /// Forgets one address (this process changed it outside the cache).
@@ -148,14 +153,15 @@ impl ClientCache {
         }
     }
 
-    /// Drops arbitrary keys until a tenth of the capacity is free.
-    fn make_room(entries: &mut Entries, capacity: usize) {
-        let target = capacity - capacity / 10 - 1;
+    /// Drops arbitrary keys (never `keep`, the one being reserved) until a tenth of the capacity is free.
+    fn make_room(entries: &mut Entries, capacity: usize, keep: &[u8]) {
+        let target = capacity - capacity / 10;
         let victims: Vec<Vec<u8>> = {
             let mut remaining = entries.count;
             entries
                 .keys
                 .iter()
+                .filter(|(key, _)| key.as_slice() != keep)
                 .take_while(|(_, fields)| {
                     let keep_going = remaining > target;
                     remaining = remaining.saturating_sub(fields.len());
@@ -194,40 +200,37 @@ mod tests {
     fn a_fill_is_kept_only_while_its_reservation_holds() {
         let cache = ClientCache::new(100);
         let first = cache.reserve(b"k", b"");
-        cache.fill(first, record(1));
+        first.fill(record(1));
         assert_eq!(cache.get(b"k", b"").unwrap().data["visits"], 1);
 
         // An invalidation between the command and its reply: the reply must not be cached.
         let second = cache.reserve(b"k", b"");
         assert!(cache.get(b"k", b"").is_none(), "a reservation hides what was cached");
         cache.invalidate(b"k");
-        cache.fill(second, record(2));
+        second.fill(record(2));
         assert!(cache.get(b"k", b"").is_none());
 
         // A newer reservation wins over an older one.
         let old = cache.reserve(b"k", b"");
         let new = cache.reserve(b"k", b"");
-        cache.fill(old, record(3));
+        old.fill(record(3));
         assert!(cache.get(b"k", b"").is_none());
-        cache.fill(new, record(4));
+        new.fill(record(4));
         assert_eq!(cache.get(b"k", b"").unwrap().data["visits"], 4);
     }
 
     #[test]
-    fn invalidating_a_bucket_forgets_all_its_fields_and_release_frees_the_slot() {
+    fn invalidating_a_bucket_forgets_all_its_fields_and_a_dropped_reservation_frees_the_slot() {
         let cache = ClientCache::new(100);
         for field in [b"a", b"b"] {
-            let reservation = cache.reserve(b"bucket", field);
-            cache.fill(reservation, record(1));
+            cache.reserve(b"bucket", field).fill(record(1));
         }
-        let other = cache.reserve(b"other", b"");
-        cache.fill(other, record(1));
+        cache.reserve(b"other", b"").fill(record(1));
         assert_eq!(cache.len(), 3);
         cache.invalidate(b"bucket");
         assert!(cache.get(b"bucket", b"a").is_none() && cache.get(b"bucket", b"b").is_none());
         assert_eq!(cache.len(), 1);
-        let missed = cache.reserve(b"gone", b"");
-        cache.release(missed);
+        drop(cache.reserve(b"gone", b""));
         cache.remove(b"other", b"");
         assert_eq!(cache.len(), 0);
     }
@@ -237,12 +240,10 @@ mod tests {
         let cache = ClientCache::new(10);
         let mut expired = record(1);
         expired.expires_at = OffsetDateTime::now_utc() - time::Duration::seconds(1);
-        let reservation = cache.reserve(b"old", b"");
-        cache.fill(reservation, expired);
+        cache.reserve(b"old", b"").fill(expired);
         assert!(cache.get(b"old", b"").is_none());
         for i in 0..100u32 {
-            let reservation = cache.reserve(&i.to_be_bytes(), b"");
-            cache.fill(reservation, record(i.into()));
+            cache.reserve(&i.to_be_bytes(), b"").fill(record(i.into()));
         }
         assert!(cache.len() <= 10, "{} entries", cache.len());
         cache.clear();

@@ -23,7 +23,7 @@ use redis::{
 };
 
 use super::config::{RedisOptions, Topology};
-use super::tracking::TrackedConnection;
+use super::tracking::{Live, TrackedConnection};
 use crate::{ConfigError, StoreError};
 
 /// One connection handle of any topology; cheap to clone (all clones share the underlying connection).
@@ -200,15 +200,19 @@ impl RedisConnection {
         RedisConnection { backend: Backend::Tracked(tracked), timeout: options.timeout, describe }
     }
 
-    async fn handle(&self) -> Result<AnyConnection, RedisError> {
+    /// The handle to run a command on, and for `client_cache=on` the tracking connection it belongs to.
+    async fn handle(&self) -> Result<(AnyConnection, Option<Live>), RedisError> {
         Ok(match &self.backend {
-            Backend::Standalone(m) => AnyConnection::Manager(m.clone()),
+            Backend::Standalone(m) => (AnyConnection::Manager(m.clone()), None),
             Backend::Sentinel(state) => {
                 let current = state.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-                AnyConnection::Manager(current.clone())
+                (AnyConnection::Manager(current.clone()), None)
             }
-            Backend::Cluster(c) => AnyConnection::Cluster(c.clone()),
-            Backend::Tracked(tracked) => AnyConnection::Tracked(tracked.handle().await?),
+            Backend::Cluster(c) => (AnyConnection::Cluster(c.clone()), None),
+            Backend::Tracked(tracked) => {
+                let live = tracked.handle().await?;
+                (AnyConnection::Tracked(live.conn.clone()), Some(live))
+            }
         })
     }
 
@@ -219,16 +223,18 @@ impl RedisConnection {
         F: FnOnce(AnyConnection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
+        let mut used = None;
         let outcome = tokio::time::timeout(self.timeout, async {
-            let handle = self.handle().await?;
+            let (handle, live) = self.handle().await?;
+            used = live;
             work(handle).await
         })
         .await;
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
-                if let Backend::Tracked(tracked) = &self.backend {
-                    tracked.failed(&err);
+                if let (Backend::Tracked(tracked), Some(live)) = (&self.backend, &used) {
+                    tracked.failed(live, &err);
                 }
                 if let Backend::Sentinel(state) = &self.backend {
                     if suggests_failover(&err) {
@@ -238,6 +244,10 @@ impl RedisConnection {
                 Err(StoreError::unavailable(self.describe.clone(), err))
             }
             Err(_) => {
+                if let (Backend::Tracked(tracked), Some(live)) = (&self.backend, &used) {
+                    // What is still unread on it may be an invalidation.
+                    tracked.lost(live);
+                }
                 if let Backend::Sentinel(state) = &self.backend {
                     refresh_sentinel(Arc::clone(state), self.describe.clone());
                 }

@@ -139,7 +139,11 @@ impl RedisStore {
                 None => redis::cmd("DEL").arg(&address.key).clone(),
             })
             .collect();
-        self.per_key_commands(&commands).await
+        let deleted = self.per_key_commands(&commands).await;
+        for address in addresses {
+            self.forget_cached(address);
+        }
+        deleted
     }
 
     /// Runs single-key commands on keys that may live in different slots: one pipeline on a single server;

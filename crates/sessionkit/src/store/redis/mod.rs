@@ -82,7 +82,7 @@ pub struct RedisStore {
     describe: String,
 }
 
-/// The request path of `client_cache=on`: session reads and writes go through `conn`, whose tracking keeps
+/// The request path of `client_cache=on`: session reads go through `conn`, whose tracking keeps
 /// `tracked`'s cache true (see [`tracking`]).
 #[derive(Debug)]
 struct Hot {
@@ -198,10 +198,10 @@ impl RedisStore {
                     prefix,
                     options.client_cache_size,
                     options.connect_timeout,
+                    options.timeout,
                 )
                 .await
                 .map_err(|err| StoreError::unavailable(format!("{describe} (client_cache=on)"), err))?;
-                let tracked = Arc::new(tracked);
                 let conn = RedisConnection::tracked(Arc::clone(&tracked), &options, describe.clone());
                 Some(Hot { conn, tracked })
             }
@@ -343,13 +343,14 @@ impl RedisStore {
         format!("{}h:{bucket}", self.options.prefix).into_bytes()
     }
 
-    /// The connection of the request path's session reads and writes: the tracked one with `client_cache=on`.
+    /// The connection of the request path's session reads: the tracked one with `client_cache=on`.
     fn hot_conn(&self) -> &RedisConnection {
         self.hot.as_ref().map_or(&self.conn, |hot| &hot.conn)
     }
 
-    /// With `client_cache=on`, forgets a session this process changed outside the cached write path (Redis
-    /// reports the change too; this makes it immediate for this process).
+    /// With `client_cache=on`, forgets a session this process has just changed (Redis reports the change to the
+    /// tracking connection too; this makes it immediate for this process). Called after the change is made, so a
+    /// load that raced with it cannot leave the old copy behind.
     fn forget_cached(&self, address: &Address) {
         if let Some(hot) = &self.hot {
             hot.tracked.cache().remove(&address.key, address.field.as_deref().unwrap_or_default());
@@ -506,26 +507,17 @@ impl RedisStore {
     /// details change (login, user agent, IP), or when the session's expiry has moved past the entry's score
     /// (the score is the expiry plus `index_refresh`, so the saves within that window skip the index).
     ///
-    /// With `client_cache=on` the session is cached as written when the write succeeds (reserved before it is
-    /// sent, so that another process's write that overtakes it is not hidden; see [`client_cache`]).
+    /// With `client_cache=on` the cached copy is forgotten once the write is done (Redis also reports the write to
+    /// every tracking connection, this process's included); the next load reads the session from Redis.
     async fn write(
         &self,
         record: &SessionRecord,
         mode: WriteMode<'_>,
         refresh_index: bool,
     ) -> Result<(Written, Vec<u8>), StoreError> {
-        let Some(hot) = self.hot.as_ref().filter(|_| record.key.is_storage_safe()) else {
-            return self.write_uncached(record, mode, refresh_index).await;
-        };
-        let address = self.address(&record.key);
-        let reservation = hot.tracked.cache().reserve(&address.key, address.field.as_deref().unwrap_or_default());
         let outcome = self.write_uncached(record, mode, refresh_index).await;
-        match &outcome {
-            Ok((Written::Yes, value)) => {
-                let written = SessionRecord { version: Some(Version::new(value.clone())), ..record.clone() };
-                hot.tracked.cache().fill(reservation, written);
-            }
-            _ => hot.tracked.cache().release(reservation),
+        if self.hot.is_some() && record.key.is_storage_safe() {
+            self.forget_cached(&self.address(&record.key));
         }
         outcome
     }
@@ -602,7 +594,7 @@ impl RedisStore {
                     .arg(expected.unwrap_or_default());
                 let invocation = &invocation;
                 let reply: RedisValue =
-                    self.hot_conn().run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+                    self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
                 Written::from_script(reply)
             }
         };
@@ -625,7 +617,7 @@ impl RedisStore {
                 // HSETEX bucket FNX|FXX PXAT ms FIELDS 1 field value: 1 written, 0 the field was there (create)
                 // or gone (replace).
                 let written: i64 = self
-                    .hot_conn()
+                    .conn
                     .query(
                         redis::cmd("HSETEX")
                             .arg(&address.key)
@@ -660,14 +652,13 @@ impl RedisStore {
                 invocation
             }
             (None, None) => {
-                let reply: RedisValue =
-                    self.hot_conn().query(&self.set_command(address, value, expires_at, create)).await?;
+                let reply: RedisValue = self.conn.query(&self.set_command(address, value, expires_at, create)).await?;
                 return Ok(if index::write_succeeded(&reply) { Written::Yes } else { Written::No });
             }
         };
         let invocation = &invocation;
         let reply: RedisValue =
-            self.hot_conn().run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+            self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
         Ok(Written::from_script(reply))
     }
 
@@ -749,7 +740,6 @@ impl RedisStore {
     /// per-field expiry (no sweeper would ever remove it otherwise).
     pub async fn put_raw(&self, key: &SessionKey, bytes: &[u8], ttl_ms: u64) -> Result<(), StoreError> {
         let address = self.address(key);
-        self.forget_cached(&address);
         match &address.field {
             Some(field) => {
                 let mut pipe = redis::pipe();
@@ -772,6 +762,7 @@ impl RedisStore {
                     .await?;
             }
         }
+        self.forget_cached(&address);
         Ok(())
     }
 
@@ -1281,17 +1272,16 @@ impl SessionStore for RedisStore {
                 return Ok(Some(record));
             }
         }
+        // Dropped unfilled (nothing found, an error, the request cancelled), the reservation is given up.
         let reservation = cache.reserve(&address.key, field);
-        let loaded = match self.read(&address).await {
-            Ok(Some((bytes, ttl_ms))) => self.decode_stored(key, bytes, ttl_ms).await,
-            Ok(None) => Ok(None),
-            Err(err) => Err(err),
+        let loaded = match self.read(&address).await? {
+            Some((bytes, ttl_ms)) => self.decode_stored(key, bytes, ttl_ms).await?,
+            None => None,
         };
-        match &loaded {
-            Ok(Some(record)) => cache.fill(reservation, record.clone()),
-            _ => cache.release(reservation),
+        if let Some(record) = &loaded {
+            reservation.fill(record.clone());
         }
-        loaded
+        Ok(loaded)
     }
 
     async fn create(&self, record: &SessionRecord) -> Result<Option<Version>, StoreError> {
@@ -1312,8 +1302,6 @@ impl SessionStore for RedisStore {
             return Ok(Touched::Vanished);
         }
         let address = self.address(&record.key);
-        // The stored expiry (and, for `string`/`hash`, the value's header) changes: no cached copy is current.
-        self.forget_cached(&address);
         let user = if self.options.user_index { crate::store::user_index::auth_user_id(&record.data) } else { None };
         let id = crate::store::user_index::session_id(&record.key);
         let score = self.index_score_ms(record.expires_at);
@@ -1347,6 +1335,8 @@ impl SessionStore for RedisStore {
             .arg(now_ms);
         let invocation = &invocation;
         let moved: i64 = self.conn.run(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await?;
+        // The stored expiry (and, for `string`/`hash`, the value's header) changed: no cached copy is current.
+        self.forget_cached(&address);
         if moved == 0 {
             return Ok(Touched::Vanished);
         }
@@ -1484,7 +1474,6 @@ impl RedisStore {
             return Err(StoreError::UnsafeKey);
         }
         let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.forget_cached(&self.address(key));
         let (redis_key, none) = (self.address(key).key, self.django.encode_none());
         if keep_existing {
             let mut invocation = self.step_aside.prepare_invoke();
@@ -1494,6 +1483,7 @@ impl RedisStore {
         } else {
             let _: () = self.conn.query(&redis::cmd("SET").arg(redis_key).arg(none).arg("PX").arg(ms).clone()).await?;
         }
+        self.forget_cached(&self.address(key));
         Ok(())
     }
 }

@@ -1,32 +1,33 @@
 //! The connection behind `client_cache=on`: one RESP3 connection with server-assisted client-side caching
-//! (`CLIENT TRACKING ON BCAST PREFIX <prefix> NOLOOP`), used for the session reads and writes of the request
-//! path, whose invalidation messages keep a [`ClientCache`] true.
+//! (`CLIENT TRACKING ON BCAST PREFIX <prefix>`), which carries the session reads of the request path and receives
+//! the invalidation messages that keep a [`ClientCache`] true.
 //!
 //! - **BCAST** on the store's key prefix: Redis reports every change of a session key, whoever made it and
-//!   whether or not this connection read it (default-mode tracking would forget a key once this connection wrote
-//!   it, and a value cached after our own write would never be invalidated).
-//! - **NOLOOP**: changes made through this connection are not reported back, so what this process writes stays
-//!   cached. Every other command of the store (deletes, touches, index scripts, tools) goes through the store's
-//!   ordinary connection: Redis reports those like anyone else's, and the store also forgets the address itself.
+//!   whether or not this connection read it, this process's own writes included (no `NOLOOP`: a write of this
+//!   process is reported like anyone else's, so the order in which its own writes and reads reached Redis never
+//!   matters; the store also forgets the address itself once its write is done).
 //! - **Invalidations are applied in the connection's reader**, in wire order, before the replies that follow them
 //!   are handed out (redis-rs calls the push handler synchronously from its driver).
 //! - **A cached answer is given only when nothing is waiting to be read** ([`TrackedConnection::fresh`]): the
 //!   socket is peeked (`MSG_PEEK`, non-blocking) and the reader must not be between a read and the end of
-//!   processing what it read. So an invalidation that reached this host before a request is looked up is applied
-//!   before that request is answered: a request that follows a write or a logout made by another process (which
-//!   waited for Redis's reply, sent after the invalidation was queued) cannot be served the old session.
-//! - **Lost connection**: the cache is cleared at once (redis-rs reports the disconnection from its reader) and
-//!   nothing is answered from memory until a new connection has tracking on again.
+//!   processing what it read. An invalidation that reached this host before a load is looked up is applied first.
+//! - **A lease**: a heartbeat `PING`s the connection every [`HEARTBEAT`]; cached answers are given only while the
+//!   last reply is younger than [`LEASE`]. A connection that dies without a word (a dropped NAT entry, a host gone
+//!   without a reset) stops answering within the lease, so no lost invalidation is trusted for longer.
+//! - **Lost connection**: the cache is cleared at once (redis-rs reports the disconnection from its reader, a
+//!   failed command or heartbeat marks it) and nothing is answered from memory until a new connection has
+//!   tracking on again.
 //!
 //! Only plain TCP to a standalone server is supported (the socket is peeked); the URL parser refuses the other
 //! topologies and schemes with `client_cache=on`.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{AsyncPushSender, MultiplexedConnection, SendError};
 use redis::{AsyncConnectionConfig, ConnectionAddr, ProtocolVersion, PushInfo, PushKind, RedisError, Value};
@@ -38,6 +39,12 @@ use super::client_cache::ClientCache;
 /// (a few microseconds) before it gives up and lets the load ask Redis.
 const READER_SPINS: u32 = 2_000;
 
+/// How often the heartbeat pings the tracking connection.
+pub const HEARTBEAT: Duration = Duration::from_millis(250);
+
+/// How long after the last heartbeat reply cached answers are still given.
+pub const LEASE: Duration = Duration::from_millis(1_000);
+
 /// The name of the tracked connection in `CLIENT LIST`.
 pub const CONNECTION_NAME: &str = "sessionkit-client-cache";
 
@@ -48,8 +55,23 @@ struct Watch {
     peer: std::net::TcpStream,
     /// True from the start of each read until a read finds nothing left (everything read has been processed).
     reading: AtomicBool,
-    /// False once redis-rs reports the connection lost.
+    /// False once redis-rs reports the connection lost, a command on it fails or the heartbeat goes unanswered.
     alive: AtomicBool,
+    /// When the heartbeat last got a reply, in milliseconds since `opened`.
+    last_reply_ms: AtomicU64,
+    opened: Instant,
+}
+
+impl Watch {
+    fn within_lease(&self) -> bool {
+        let since_open = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        since_open.saturating_sub(self.last_reply_ms.load(Ordering::SeqCst)) < LEASE.as_millis() as u64
+    }
+
+    fn replied(&self) {
+        let since_open = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_reply_ms.store(since_open, Ordering::SeqCst);
+    }
 }
 
 /// The socket as redis-rs reads it, marking [`Watch::reading`].
@@ -129,9 +151,10 @@ impl AsyncPushSender for Invalidations {
     }
 }
 
+/// One physical tracking connection: what commands go through, and its [`Watch`].
 #[derive(Clone)]
-struct Live {
-    conn: MultiplexedConnection,
+pub(crate) struct Live {
+    pub(crate) conn: MultiplexedConnection,
     watch: Arc<Watch>,
 }
 
@@ -142,6 +165,7 @@ pub(crate) struct TrackedConnection {
     info: redis::RedisConnectionInfo,
     prefix: Vec<u8>,
     connect_timeout: Duration,
+    response_timeout: Duration,
     cache: Arc<ClientCache>,
     live: RwLock<Option<Live>>,
     connecting: tokio::sync::Mutex<()>,
@@ -160,7 +184,8 @@ impl TrackedConnection {
         prefix: Vec<u8>,
         capacity: usize,
         connect_timeout: Duration,
-    ) -> Result<Self, RedisError> {
+        response_timeout: Duration,
+    ) -> Result<Arc<Self>, RedisError> {
         let client = redis::Client::open(url)?;
         let info = client.get_connection_info();
         let (host, port) = match info.addr() {
@@ -172,16 +197,17 @@ impl TrackedConnection {
                 )))
             }
         };
-        let tracked = TrackedConnection {
+        let tracked = Arc::new(TrackedConnection {
             host,
             port,
             info: info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3),
             prefix,
             connect_timeout,
+            response_timeout,
             cache: Arc::new(ClientCache::new(capacity)),
             live: RwLock::new(None),
             connecting: tokio::sync::Mutex::new(()),
-        };
+        });
         tracked.handle().await?;
         Ok(tracked)
     }
@@ -195,11 +221,12 @@ impl TrackedConnection {
         self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// True when a cached session may be answered now: the connection is up with tracking on, no bytes wait in
-    /// its socket and its reader has processed everything it read. Call it before looking the cache up.
+    /// True when a cached session may be answered now: the connection is up with tracking on and within its
+    /// lease, no bytes wait in its socket and its reader has processed everything it read. Call it before looking
+    /// the cache up.
     pub(crate) fn fresh(&self) -> bool {
         let Some(live) = self.current() else { return false };
-        if !live.watch.alive.load(Ordering::SeqCst) {
+        if !live.watch.alive.load(Ordering::SeqCst) || !live.watch.within_lease() {
             return false;
         }
         let mut probe = [0u8; 1];
@@ -222,32 +249,36 @@ impl TrackedConnection {
     }
 
     /// The connection, reconnected (and tracking turned on again, with the cache cleared) when it was lost.
-    pub(crate) async fn handle(&self) -> Result<MultiplexedConnection, RedisError> {
+    pub(crate) async fn handle(self: &Arc<Self>) -> Result<Live, RedisError> {
         if let Some(live) = self.current().filter(|live| live.watch.alive.load(Ordering::SeqCst)) {
-            return Ok(live.conn);
+            return Ok(live);
         }
         let _connecting = self.connecting.lock().await;
         if let Some(live) = self.current().filter(|live| live.watch.alive.load(Ordering::SeqCst)) {
-            return Ok(live.conn);
+            return Ok(live);
         }
         self.cache.clear();
         let live = tokio::time::timeout(self.connect_timeout, self.open())
             .await
             .map_err(|_| RedisError::from(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))??;
-        let conn = live.conn.clone();
-        *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(live);
-        Ok(conn)
+        *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(live.clone());
+        tokio::spawn(heartbeat(Arc::downgrade(self), live.clone()));
+        Ok(live)
     }
 
-    /// Called with the error of a command on this connection: a lost connection clears the cache and is
-    /// replaced at the next call.
-    pub(crate) fn failed(&self, err: &RedisError) {
-        if err.is_unrecoverable_error() || err.is_connection_dropped() || err.is_io_error() {
-            if let Some(live) = self.current() {
-                live.watch.alive.store(false, Ordering::SeqCst);
-            }
-            self.cache.clear();
+    /// Called with the error of a command sent on `live`: a lost connection clears the cache and is replaced at
+    /// the next call. A reply that did not come in time is treated the same: what is unread may be an
+    /// invalidation.
+    pub(crate) fn failed(&self, live: &Live, err: &RedisError) {
+        if err.is_unrecoverable_error() || err.is_connection_dropped() || err.is_io_error() || err.is_timeout() {
+            self.lost(live);
         }
+    }
+
+    /// Marks `live` lost and clears the cache.
+    pub(crate) fn lost(&self, live: &Live) {
+        live.watch.alive.store(false, Ordering::SeqCst);
+        self.cache.clear();
     }
 
     async fn open(&self) -> Result<Live, RedisError> {
@@ -257,9 +288,18 @@ impl TrackedConnection {
         let std_stream = stream.into_std()?;
         let peer = std_stream.try_clone()?;
         let stream = tokio::net::TcpStream::from_std(std_stream)?;
-        let watch = Arc::new(Watch { peer, reading: AtomicBool::new(false), alive: AtomicBool::new(true) });
+        let watch = Arc::new(Watch {
+            peer,
+            reading: AtomicBool::new(false),
+            alive: AtomicBool::new(true),
+            last_reply_ms: AtomicU64::new(0),
+            opened: Instant::now(),
+        });
         let invalidations = Invalidations { cache: Arc::clone(&self.cache), watch: Arc::clone(&watch) };
-        let config = AsyncConnectionConfig::new().set_push_sender(invalidations);
+        let config = AsyncConnectionConfig::new()
+            .set_push_sender(invalidations)
+            .set_response_timeout(Some(self.response_timeout))
+            .set_connection_timeout(Some(self.connect_timeout));
         let (mut conn, driver) = MultiplexedConnection::new_with_config(
             &self.info,
             WatchedStream { inner: stream, watch: Arc::clone(&watch) },
@@ -275,13 +315,34 @@ impl TrackedConnection {
             .arg("BCAST")
             .arg("PREFIX")
             .arg(self.prefix.as_slice())
-            .arg("NOLOOP")
             .ignore()
             .cmd("CLIENT")
             .arg("SETNAME")
             .arg(CONNECTION_NAME)
             .ignore();
         let _: () = setup.query_async(&mut conn).await?;
+        watch.replied();
         Ok(Live { conn, watch })
+    }
+}
+
+/// Pings `live` every [`HEARTBEAT`] while it is the current connection, renewing its lease; a missing reply marks
+/// it lost. Ends with the connection, or when the store is dropped.
+async fn heartbeat(tracked: std::sync::Weak<TrackedConnection>, live: Live) {
+    let mut conn = live.conn.clone();
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        let Some(tracked) = tracked.upgrade() else { return };
+        if !live.watch.alive.load(Ordering::SeqCst) {
+            return;
+        }
+        let ping = tokio::time::timeout(LEASE, redis::cmd("PING").query_async::<()>(&mut conn)).await;
+        match ping {
+            Ok(Ok(())) => live.watch.replied(),
+            Ok(Err(_)) | Err(_) => {
+                tracked.lost(&live);
+                return;
+            }
+        }
     }
 }
