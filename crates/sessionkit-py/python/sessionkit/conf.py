@@ -60,6 +60,8 @@ OPTION_NAMES = {
     "PICKLE_PROTOCOL": "pickle_protocol",
     "SENTINEL_USERNAME": "sentinel_username",
     "SENTINEL_PASSWORD": "sentinel_password",
+    "CLIENT_CACHE": "client_cache",  # answer loads from memory, kept true by Redis invalidations, default False
+    "CLIENT_CACHE_SIZE": "client_cache_size",  # with CLIENT_CACHE: sessions kept in memory, default 10000
 }
 #: Top-level Django setting -> the SESSIONKIT key that may give it instead (the lifetime rules, off by default).
 LIFETIME_SETTINGS = {
@@ -146,6 +148,19 @@ _RULES: dict[str, _Rule] = {
         "a positive integer",
         64,
         "The number of bucket hashes of the 'hash' layout (about sessions / 200)",
+    ),
+    "CLIENT_CACHE": _Rule(
+        lambda v: isinstance(v, bool),
+        "True or False",
+        True,
+        "Loads of sessions this process has seen are answered from memory, kept true by Redis's invalidation "
+        "messages (standalone redis:// over TCP; docs/redis.md, Client-side cache)",
+    ),
+    "CLIENT_CACHE_SIZE": _Rule(
+        lambda v: _is_int(v) and 0 < v < 2**32,
+        "a positive integer",
+        10000,
+        "With CLIENT_CACHE: at most this many sessions are kept in memory per process",
     ),
     "HASHED_KEYS": _Rule(
         lambda v: isinstance(v, bool), "True or False", True, "Redis holds SHA-256 of each session key, never the key"
