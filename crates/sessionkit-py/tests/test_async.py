@@ -64,7 +64,12 @@ async def test_many_concurrent_async_sessions_on_one_loop():
 
 
 @pytest.mark.django_db
-async def test_async_views_through_the_async_client():
+@pytest.mark.parametrize(
+    "middleware", ["django.contrib.sessions.middleware.SessionMiddleware", "sessionkit.django.middleware.SessionMiddleware"]
+)
+async def test_async_views_through_the_async_client(settings, middleware):
+    """Through Django's SessionMiddleware (run in sync_to_async) and sessionkit's (native async)."""
+    settings.MIDDLEWARE = [middleware] + [m for m in settings.MIDDLEWARE if not m.endswith(".SessionMiddleware")]
     client = AsyncClient()
     assert (await client.get("/acounter/")).json() == {"n": 1}
     assert (await client.get("/acounter/")).json() == {"n": 2}
@@ -72,6 +77,7 @@ async def test_async_views_through_the_async_client():
     assert (await client.get("/acycle/")).json() == {"n": 2}
     assert client.cookies["sessionid"].value != key
     assert (await client.get("/acounter/")).json() == {"n": 3}
+    assert await SessionStore(client.cookies["sessionid"].value).aload() == {"n": 3}
 
 
 async def test_non_json_data_raises_in_async_save_too():

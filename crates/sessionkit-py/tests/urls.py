@@ -23,6 +23,14 @@ async def acycle(request):
     return JsonResponse({"n": await request.session.aget("n")})
 
 
+async def awhoami(request):
+    """The user through Django 5's async ``request.auser()`` and a session value a WebSocket consumer wrote."""
+    user = await request.auser()
+    return JsonResponse(
+        {"user": user.get_username() if user.is_authenticated else None, "ws": await request.session.aget("ws")}
+    )
+
+
 def peek(request):
     """Reads the session only (the lifetime tests' read-only request)."""
     return JsonResponse({"n": request.session.get("n"), "key": request.session.session_key})
@@ -43,6 +51,7 @@ urlpatterns = [
     path("acounter/", acounter),
     path("acycle/", acycle),
     path("peek/", peek),
+    path("awhoami/", awhoami),
     path("my-sessions/", my_sessions),
     path("logout-others/", logout_others),
 ]
