@@ -85,3 +85,28 @@ async def test_non_json_data_raises_in_async_save_too():
     await s.aset("x", object())
     with pytest.raises(TypeError):
         await s.asave()
+
+
+def test_async_results_come_back_through_each_loops_completer():
+    """Finished Rust calls are handed back through the running loop's completer (a queue and a socket the loop
+    watches), one per loop, dropped with the loop; a cancelled await does not disturb the calls after it."""
+    import gc
+
+    from sessionkit import _bridge
+    from sessionkit.conf import get_store
+
+    store = get_store("redis")
+    key = store.create_new({"a": 1}, 60)
+
+    async def calls():
+        cancelled = asyncio.ensure_future(store.aexists(key))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        results = await asyncio.gather(*(store.aload(key) for _ in range(100)))
+        return asyncio.get_running_loop() in _bridge.completers, results
+
+    for _ in range(3):
+        registered, results = asyncio.run(calls())
+        assert registered and results == [{"a": 1}] * 100
+    gc.collect()
+    assert len(_bridge.completers) <= 1  # the finished loops' completers are gone (pytest's own loop may remain)
