@@ -459,6 +459,21 @@ def test_admin_login_through_an_async_stack(our_middleware, settings, db, engine
     assert stored(engine_name, key) == {}
 
 
+@pytest.mark.skipif(not ASYNC_API, reason="Django 4.2 has no async session API")
+def test_session_deleted_meanwhile_is_a_400_through_the_asgi_stack(our_middleware, db):
+    """SessionInterrupted from the async save becomes Django's 400, and the deleted session is not re-created."""
+
+    async def scenario():
+        client = AsyncClient()
+        assert (await client.get("/acounter/")).status_code == 200
+        key = client.cookies["sessionid"].value
+        return key, await client.get("/aloggedout/")
+
+    key, response = async_to_sync(scenario)()
+    assert response.status_code == 400
+    assert stored("sessionkit.django.redis", key) == {}
+
+
 def test_sync_views_through_the_sync_client(our_middleware, db):
     from django.test import Client
 

@@ -31,6 +31,13 @@ async def awhoami(request):
     )
 
 
+async def aloggedout(request):
+    """Writes to the session after another request (a logout in another tab) deleted it."""
+    await request.session.aset("x", 1)
+    await type(request.session)(request.session.session_key).adelete()
+    return JsonResponse({"x": 1})
+
+
 def peek(request):
     """Reads the session only (the lifetime tests' read-only request)."""
     return JsonResponse({"n": request.session.get("n"), "key": request.session.session_key})
@@ -52,6 +59,7 @@ urlpatterns = [
     path("acycle/", acycle),
     path("peek/", peek),
     path("awhoami/", awhoami),
+    path("aloggedout/", aloggedout),
     path("my-sessions/", my_sessions),
     path("logout-others/", logout_others),
 ]
