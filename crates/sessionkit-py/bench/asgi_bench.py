@@ -171,7 +171,7 @@ def run(redis_url, client, *, rounds, seconds, connections=64, threads=2, sessio
     log_dir = tempfile.mkdtemp(prefix="sessionkit-asgi-bench-")
     rows, skipped = [], {}
     for name, middleware, engine, options, path in ROWS:
-        if only and name not in (DJANGO_ON_REDIS, SK_ON_SK) and not any(o in name for o in only):
+        if only and name not in (DJANGO_ON_REDIS, DJANGO_ON_SK, SK_ON_SK) and not any(o in name for o in only):
             continue
         url = with_options(redis_url, options)
         if options and (reason := refused(url)):

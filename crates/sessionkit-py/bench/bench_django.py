@@ -363,8 +363,9 @@ def main():
     parser.add_argument("--db-cycles", type=int, default=600, help="cycles per round for database engines")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", action="append", default=[], help="only engines whose name contains this "
-                        "(repeatable; django-redis, the reference, always runs; in the ASGI run the two stacks the targets "
-                        "compare, sessionkit's and Django's middleware with django-redis, always run)")
+                        "(repeatable; django-redis, the reference, always runs; in the ASGI run the three stacks the "
+                        "targets compare always run: Django's and sessionkit's middleware on sessionkit's engine, "
+                        "Django's with django-redis)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the sessionkit engine")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="first wait (polling every 30 s, at most SECONDS) until the load average is low")
