@@ -16,6 +16,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
+import asgi_bench  # noqa: E402
+from payload import LOGIN  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 
 BASELINE = "django cache engine + django-redis 7.0"
@@ -26,6 +28,10 @@ SHARED_ONLY = "sessionkit.django.redis (layout string, THREAD_CONNECTIONS=0)"
 MAIN = "sessionkit.django.redis (layout string)"
 #: The string layout without the per-user index: what the index's scripts cost.
 NO_INDEX = "sessionkit.django.redis (layout string, USER_INDEX=False)"
+#: The default engine with Redis server-assisted client-side caching (zero-round-trip loads of sessions this process
+#: has seen), an opt-in store-URL option; skipped (with the store's reason) while the store refuses the option.
+CLIENT_CACHE = "sessionkit.django.redis (layout string, client_cache=on)"
+CLIENT_CACHE_OPTIONS = "client_cache=on"
 #: Column headings of the placement table.
 SHORT = {
     MAIN: "sessionkit, string",
@@ -35,17 +41,6 @@ SHORT = {
 }
 MARK_START = "<!-- sessionkit-py:django-bench:start -->"
 MARK_END = "<!-- sessionkit-py:django-bench:end -->"
-
-# A realistic logged-in session (what django.contrib.auth.login leaves, plus a little app data): ~330 bytes as JSON.
-LOGIN = {
-    "_auth_user_id": "42",
-    "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
-    "_auth_user_hash": "6f1ed002ab5595859014ebf0951522d9c9d2d3e3ed6f2aeb6a6a4d1b2c3d4e5f",
-    "cart": [{"sku": "A-1001", "qty": 2}, {"sku": "B-2002", "qty": 1}],
-    "last_page": "/products/garden/chairs/?page=3",
-    "theme": "dark",
-}
-
 
 def configure(redis_url, pg_name):
     import django
@@ -94,6 +89,11 @@ def engines(redis_url):
     sk = {"URL": redis_url}
     return [
         (MAIN, sk_redis.SessionStore, {"SESSIONKIT": dict(sk, LAYOUT="string")}),
+        (
+            CLIENT_CACHE,
+            sk_redis.SessionStore,
+            {"SESSIONKIT": dict(sk, URL=asgi_bench.with_options(redis_url, CLIENT_CACHE_OPTIONS), LAYOUT="string")},
+        ),
         (
             SHARED_ONLY,
             sk_redis.SessionStore,
@@ -297,16 +297,64 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
-def write_doc(path, section):
+def write_doc(path, section, start=MARK_START, end=MARK_END):
     text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
         text = head + section + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def machine_text():
+    import django
+    import django_redis
+    import redis as redis_py
+
+    return (
+        f"{os.cpu_count()} cores ({cpu_model()}), Linux {platform.release()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, Django {django.get_version()}, "
+        f"django-redis {'.'.join(map(str, django_redis.VERSION)) if hasattr(django_redis, 'VERSION') else '?'}, "
+        f"redis-py {redis_py.__version__}"
+    )
+
+
+def run_asgi(args, quiet):
+    """The ASGI run (asgi_bench.py) against a fresh redis-server of its own; prints and returns its doc section."""
+    import uvicorn
+
+    server = RedisServer()
+    try:
+        client = server.client()
+        loads = [os.getloadavg()[0]]
+        started = time.monotonic()
+        results, skipped = asgi_bench.run(
+            server.url, client, rounds=args.asgi_rounds, seconds=args.asgi_seconds, sessions=args.asgi_sessions,
+            only=args.only,
+        )
+        loads.append(os.getloadavg()[0])
+        redis_version = client.info("server")["redis_version"]
+        client.close()
+    finally:
+        server.close()
+    if quiet is None:
+        waited = "no wait for a quiet machine was asked for"
+    else:
+        waited = f"waited {quiet[1]:.0f} s for a quiet machine{'' if quiet[2] else ', in vain'}"
+    load_text = (f"1-minute load average {loads[0]:.2f} at the start, {loads[-1]:.2f} at the end ({waited}); wrk, "
+                 "uvicorn and redis-server share the 2 cores (with other work), so compare rows of one run; the "
+                 f"run took {time.monotonic() - started:.0f} s")
+    machine = f"{machine_text()}, uvicorn {uvicorn.__version__}, wrk, Redis {redis_version}"
+    section = asgi_bench.section(
+        results, skipped, rounds=args.asgi_rounds, seconds=args.asgi_seconds, connections=64, threads=2,
+        sessions=args.asgi_sessions, machine=machine, load_text=load_text, command=args.command,
+    )
+    print()
+    print(section)
+    return section
 
 
 def main():
@@ -315,13 +363,20 @@ def main():
     parser.add_argument("--db-cycles", type=int, default=600, help="cycles per round for database engines")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", action="append", default=[], help="only engines whose name contains this "
-                        "(repeatable; django-redis, the reference, always runs)")
+                        "(repeatable; django-redis, the reference, always runs; in the ASGI run the three stacks the "
+                        "targets compare always run: Django's and sessionkit's middleware on sessionkit's engine, "
+                        "Django's with django-redis)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the sessionkit engine")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="first wait (polling every 30 s, at most SECONDS) until the load average is low")
     parser.add_argument("--quiet-load", type=float, default=0.7, help="what --wait-quiet calls low")
     parser.add_argument("--doc", default=None, help="replace the benchmark section of this markdown file")
     parser.add_argument("--command", default="scripts/bench-django", help="the command line to show in the doc")
+    parser.add_argument("--no-asgi", action="store_true", help="skip the ASGI run (uvicorn + wrk)")
+    parser.add_argument("--asgi-only", action="store_true", help="only the ASGI run (uvicorn + wrk)")
+    parser.add_argument("--asgi-rounds", type=int, default=3, help="rounds of the ASGI run")
+    parser.add_argument("--asgi-seconds", type=int, default=10, help="seconds of wrk per row and round")
+    parser.add_argument("--asgi-sessions", type=int, default=2000, help="sessions whose cookies wrk replays")
     args = parser.parse_args()
 
     quiet = None
@@ -329,6 +384,15 @@ def main():
         quiet = wait_for_quiet(args.quiet_load, args.wait_quiet)
         print(f"load average {quiet[0]:.2f} after waiting {quiet[1]:.0f}s "
               f"({'quiet' if quiet[2] else 'NOT quiet: gave up waiting'})", flush=True)
+
+    if not args.no_asgi:
+        asgi_bench.ensure_wrk()
+    if args.asgi_only:
+        asgi_section = run_asgi(args, quiet)
+        if args.doc:
+            write_doc(args.doc, asgi_section, asgi_bench.MARK_START, asgi_bench.MARK_END)
+            print(f"\nwrote {args.doc}")
+        return
 
     import psycopg
 
@@ -351,6 +415,14 @@ def main():
         all_engines = [
             e for e in engines(server.url) if not args.only or e[0] == BASELINE or any(o in e[0] for o in args.only)
         ]
+        # A row whose store-URL option the store does not know (yet) is skipped, saying why.
+        skipped = {}
+        for name, _, overrides in list(all_engines):
+            url = overrides.get("SESSIONKIT", {}).get("URL", "")
+            if name == CLIENT_CACHE and (reason := asgi_bench.refused(url)):
+                skipped[name] = reason
+                all_engines = [e for e in all_engines if e[0] != name]
+                print(f"skipping {name}: the store refuses {CLIENT_CACHE_OPTIONS!r} ({reason})", flush=True)
         samples = {name: [] for name, _, _ in all_engines}
         commands = {}
         loads = [os.getloadavg()[0]]
@@ -436,6 +508,8 @@ def main():
                 f"| {name} | {rate:,.0f} | {low:,.0f}–{high:,.0f} | {1e6 / rate:,.0f} | {redis_cmds} | "
                 f"{statistics.median(r):.2f}× | {min(r):.2f}–{max(r):.2f}× |"
             )
+        for name, reason in skipped.items():
+            lines.append(f"| {name} | skipped: the store refused the option (`{reason[:120]}`) | | | | | |")
         main_name = MAIN
         lines += [
             "",
@@ -453,9 +527,15 @@ def main():
             f"Django's cache engine with django-redis (median of the per-round ratios; ratio of the medians: "
             f"{medians[main_name] / baseline:.2f}×)"
             + (
-                f"; with per-thread connections off, {statistics.median(ratios[SHARED_ONLY]):.2f}×."
+                f"; with per-thread connections off, {statistics.median(ratios[SHARED_ONLY]):.2f}×"
                 if SHARED_ONLY in ratios
-                else "."
+                else ""
+            )
+            + (
+                f"; with `client_cache=on` (zero-round-trip loads of sessions this process has seen), "
+                f"{statistics.median(ratios[CLIENT_CACHE]):.2f}× (target ≥ 3×)."
+                if CLIENT_CACHE in ratios
+                else "; `client_cache=on` (zero-round-trip loads) was not measured: the store refused the option."
             ),
             "",
             "By CPU placement (see *Placement* below): "
@@ -563,6 +643,11 @@ def main():
             write_doc(args.doc, section)
             print(f"\nwrote {args.doc}")
         client.close()
+        if not args.no_asgi:
+            asgi_section = run_asgi(args, quiet)
+            if args.doc:
+                write_doc(args.doc, asgi_section, asgi_bench.MARK_START, asgi_bench.MARK_END)
+                print(f"\nwrote {args.doc}")
     finally:
         from django.db import connections
 

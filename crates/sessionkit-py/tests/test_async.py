@@ -64,7 +64,12 @@ async def test_many_concurrent_async_sessions_on_one_loop():
 
 
 @pytest.mark.django_db
-async def test_async_views_through_the_async_client():
+@pytest.mark.parametrize(
+    "middleware", ["django.contrib.sessions.middleware.SessionMiddleware", "sessionkit.django.middleware.SessionMiddleware"]
+)
+async def test_async_views_through_the_async_client(settings, middleware):
+    """Through Django's SessionMiddleware (run in sync_to_async) and sessionkit's (native async)."""
+    settings.MIDDLEWARE = [middleware] + [m for m in settings.MIDDLEWARE if not m.endswith(".SessionMiddleware")]
     client = AsyncClient()
     assert (await client.get("/acounter/")).json() == {"n": 1}
     assert (await client.get("/acounter/")).json() == {"n": 2}
@@ -72,6 +77,7 @@ async def test_async_views_through_the_async_client():
     assert (await client.get("/acycle/")).json() == {"n": 2}
     assert client.cookies["sessionid"].value != key
     assert (await client.get("/acounter/")).json() == {"n": 3}
+    assert await SessionStore(client.cookies["sessionid"].value).aload() == {"n": 3}
 
 
 async def test_non_json_data_raises_in_async_save_too():
@@ -79,3 +85,30 @@ async def test_non_json_data_raises_in_async_save_too():
     await s.aset("x", object())
     with pytest.raises(TypeError):
         await s.asave()
+
+
+def test_async_results_come_back_through_each_loops_completer():
+    """Finished Rust calls are handed back through the running loop's completer (a queue and a socket the loop
+    watches), one per loop, dropped with the loop; a cancelled await does not disturb the calls after it."""
+    import gc
+
+    from sessionkit import _bridge
+    from sessionkit.conf import get_store
+
+    store = get_store("redis")
+    key = store.create_new({"a": 1}, 60)
+
+    async def calls():
+        cancelled = asyncio.ensure_future(store.aexists(key))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        results = await asyncio.gather(*(store.aload(key) for _ in range(100)))
+        return asyncio.get_running_loop() in _bridge.completers, results
+
+    gc.collect()
+    before = len(_bridge.completers)  # loops of earlier tests that are still alive
+    for _ in range(3):
+        registered, results = asyncio.run(calls())
+        assert registered and results == [{"a": 1}] * 100
+    gc.collect()
+    assert len(_bridge.completers) <= before  # the three finished loops' completers went with their loops

@@ -23,6 +23,21 @@ async def acycle(request):
     return JsonResponse({"n": await request.session.aget("n")})
 
 
+async def awhoami(request):
+    """The user through Django 5's async ``request.auser()`` and a session value a WebSocket consumer wrote."""
+    user = await request.auser()
+    return JsonResponse(
+        {"user": user.get_username() if user.is_authenticated else None, "ws": await request.session.aget("ws")}
+    )
+
+
+async def aloggedout(request):
+    """Writes to the session after another request (a logout in another tab) deleted it."""
+    await request.session.aset("x", 1)
+    await type(request.session)(request.session.session_key).adelete()
+    return JsonResponse({"x": 1})
+
+
 def peek(request):
     """Reads the session only (the lifetime tests' read-only request)."""
     return JsonResponse({"n": request.session.get("n"), "key": request.session.session_key})
@@ -43,6 +58,8 @@ urlpatterns = [
     path("acounter/", acounter),
     path("acycle/", acycle),
     path("peek/", peek),
+    path("awhoami/", awhoami),
+    path("aloggedout/", aloggedout),
     path("my-sessions/", my_sessions),
     path("logout-others/", logout_others),
 ]

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
+
+#: Each running event loop's completer (``sessionkit._native``'s hand-back of finished Rust calls: a queue and a
+#: socket pair the loop watches with ``add_reader``); dropped with the loop.
+completers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
 
 def resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
