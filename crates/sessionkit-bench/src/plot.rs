@@ -43,7 +43,8 @@ pub fn bar_chart(path: &Path, title: &str, subtitle: &str, x_label: &str, bars: 
     let what = path.display().to_string();
     root.fill(&WHITE).map_err(chart_error(&what))?;
     let root = titled(&root, title, subtitle, &what)?;
-    let max = bars.iter().map(|b| b.value).fold(0.0, f64::max).max(1.0) * 1.18;
+    // Room right of the longest bar for its note.
+    let max = bars.iter().map(|b| b.value).fold(0.0, f64::max).max(1.0) * 1.45;
     let n = bars.len();
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
@@ -145,7 +146,7 @@ pub fn latency_chart(path: &Path, title: &str, subtitle: &str, lines: &[LatencyL
                 _ => String::new(),
             }
         })
-        .x_desc("percentile of requests")
+        .x_desc("percentile of requests (from p50, log scale of 1 / (1 - p))")
         .y_desc("latency (ms, log scale)")
         .y_label_formatter(&|y| format!("{y:.1}"))
         .label_style((FONT, 14))
@@ -167,7 +168,7 @@ pub fn latency_chart(path: &Path, title: &str, subtitle: &str, lines: &[LatencyL
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .label_font((FONT, 14))

@@ -185,6 +185,8 @@ pub struct ConfigRun {
     pub commandstats: BTreeMap<String, CommandStat>,
     /// Server CPU (user + system) over the measured part, seconds.
     pub server_cpu_seconds: f64,
+    /// The app's CPU (user + system, all threads) over the measured part, seconds.
+    pub app_cpu_seconds: f64,
     /// Machine load average (1 min) when the run ended.
     pub load_average: f64,
 }
@@ -198,6 +200,11 @@ impl ConfigRun {
     /// Server CPU time per request, µs.
     pub fn server_cpu_usec_per_request(&self) -> f64 {
         self.server_cpu_seconds * 1e6 / self.wrk.requests.max(1) as f64
+    }
+
+    /// The app's CPU time per request, µs (HTTP, session, Redis client: everything the app process does).
+    pub fn app_cpu_usec_per_request(&self) -> f64 {
+        self.app_cpu_seconds * 1e6 / self.wrk.requests.max(1) as f64
     }
 }
 
@@ -276,11 +283,12 @@ pub async fn run_http(options: &HttpOptions) -> Result<HttpReport, BenchError> {
             eprintln!("sessionkit-bench http: round {round}/{}: {}", options.rounds, config.label);
             let run = run_config(options, &config, round).await?;
             eprintln!(
-                "sessionkit-bench http:   {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, Redis {:.2} µs/request, {} errors",
+                "sessionkit-bench http:   {:.0} req/s, p50 {:.0} µs, p99 {:.0} µs, Redis {:.2} µs/request, app CPU {:.1} µs/request, {} errors",
                 run.wrk.requests_per_sec(),
                 run.wrk.percentile_us(50.0).unwrap_or(0.0),
                 run.wrk.percentile_us(99.0).unwrap_or(0.0),
                 run.redis_usec_per_request(),
+                run.app_cpu_usec_per_request(),
                 run.wrk.errors
             );
             runs[index].1.push(run);
@@ -327,7 +335,9 @@ async fn run_config(options: &HttpOptions, config: &HttpConfig, round: usize) ->
     }
     redis_cli(server.port, &["CONFIG", "RESETSTAT"])?;
     let cpu_before = parse_cpu_seconds(&redis_cli(server.port, &["INFO", "cpu"])?);
+    let app_cpu_before = app.cpu_seconds();
     let measured = wrk::run(&script, app.port, options.wrk_threads, options.connections, options.duration)?;
+    let app_cpu_after = app.cpu_seconds();
     let cpu_after = parse_cpu_seconds(&redis_cli(server.port, &["INFO", "cpu"])?);
     let commandstats = parse_commandstats(&redis_cli(server.port, &["INFO", "commandstats"])?);
     if measured.errors > 0 {
@@ -343,6 +353,7 @@ async fn run_config(options: &HttpOptions, config: &HttpConfig, round: usize) ->
         wrk: measured,
         commandstats,
         server_cpu_seconds: cpu_after - cpu_before,
+        app_cpu_seconds: app_cpu_after.zip(app_cpu_before).map(|(after, before)| after - before).unwrap_or(f64::NAN),
         load_average: report::load_average(),
     })
 }

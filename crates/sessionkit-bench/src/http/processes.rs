@@ -124,8 +124,29 @@ impl App {
         matches!(self._process.0.try_wait(), Ok(Some(_)))
     }
 
+    /// CPU time (user + system, all threads) the app used so far, in seconds, from `/proc/PID/stat`.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // Fields after the command name (which may hold spaces, so split after its closing parenthesis): state
+        // is field 3, utime 14 and stime 15 (proc(5)).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / clock_ticks_per_second())
+    }
+
     /// The process id (for `perf record -p`).
     pub fn pid(&self) -> u32 {
         self._process.0.id()
     }
+}
+
+/// `getconf CLK_TCK` (the unit of `/proc/PID/stat`'s times), 100 when it cannot be read.
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .filter(|ticks| *ticks > 0.0)
+        .unwrap_or(100.0)
 }

@@ -107,6 +107,8 @@ pub struct Summary {
     pub redis_usec: f64,
     /// Median server CPU µs per request.
     pub server_cpu_usec: f64,
+    /// Median app CPU µs per request.
+    pub app_cpu_usec: f64,
     /// All errors of all rounds.
     pub errors: u64,
 }
@@ -121,6 +123,7 @@ pub fn summarize(runs: &[ConfigRun]) -> Summary {
             .collect(),
         redis_usec: median(runs.iter().map(ConfigRun::redis_usec_per_request)),
         server_cpu_usec: median(runs.iter().map(ConfigRun::server_cpu_usec_per_request)),
+        app_cpu_usec: median(runs.iter().map(ConfigRun::app_cpu_usec_per_request)),
         errors: runs.iter().map(|r| r.wrk.errors).sum(),
     }
 }
@@ -199,9 +202,9 @@ impl HttpReport {
         let (bare_usec, bare_cpu) = self.bare_pair();
         let _ = writeln!(
             md,
-            "| configuration | req/s (median) | vs tower-sessions | req/s per round | p50 ms | p99 ms | p99.9 ms | Redis µs/request | vs bare GET+SET | server CPU µs/request | errors |"
+            "| configuration | req/s (median) | vs tower-sessions | req/s per round | p50 ms | p99 ms | p99.9 ms | app CPU µs/request | Redis µs/request | vs bare GET+SET | server CPU µs/request | errors |"
         );
-        let _ = writeln!(md, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(md, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (config, runs) in &self.runs {
             let s = summarize(runs);
             let ratio = tower.map(|t| format!("**{:.2}**", s.requests_per_sec / t)).unwrap_or_else(|| "n/a".into());
@@ -217,7 +220,7 @@ impl HttpReport {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} |",
                 config.label,
                 thousands(s.requests_per_sec),
                 ratio,
@@ -225,6 +228,7 @@ impl HttpReport {
                 percentile(&s, 50.0) / 1000.0,
                 percentile(&s, 99.0) / 1000.0,
                 percentile(&s, 99.9) / 1000.0,
+                s.app_cpu_usec,
                 redis,
                 vs_bare,
                 cpu,
@@ -235,7 +239,7 @@ impl HttpReport {
         let set_rps = median(self.bare.iter().map(|b| b.set_rps));
         let _ = writeln!(
             md,
-            "| bare redis-benchmark GET+SET (`-c {} -n {} -d {} -r {}`) | GET {} / SET {} | | | | | | {:.2} per pair | 1.00 | {:.1} per pair | |",
+            "| bare redis-benchmark GET+SET (`-c {} -n {} -d {} -r {}`) | GET {} / SET {} | | | | | | | {:.2} per pair | 1.00 | {:.1} per pair | |",
             o.connections,
             o.bare_requests,
             o.bare_value_bytes,
@@ -309,6 +313,7 @@ impl HttpReport {
                         "requests_per_sec": s.requests_per_sec,
                         "redis_usec_per_request": s.redis_usec,
                         "server_cpu_usec_per_request": s.server_cpu_usec,
+                        "app_cpu_usec_per_request": s.app_cpu_usec,
                         "percentiles_us": s.percentiles_us,
                     },
                     "errors": s.errors,
@@ -321,6 +326,7 @@ impl HttpReport {
                         "percentiles_us": r.wrk.percentiles_us,
                         "redis_usec_per_request": r.redis_usec_per_request(),
                         "server_cpu_usec_per_request": r.server_cpu_usec_per_request(),
+                        "app_cpu_usec_per_request": r.app_cpu_usec_per_request(),
                         "load_average": r.load_average,
                         "commandstats": r.commandstats.iter().map(|(k, v)| (k.clone(), json!({"calls": v.calls, "usec": v.usec}))).collect::<serde_json::Map<_, _>>(),
                     })).collect::<Vec<_>>(),

@@ -47,9 +47,10 @@ pub fn user_ids(mix: UserMix, sessions: usize) -> Vec<u64> {
                 user += 1;
                 size = size % 3 + 1;
             }
-            // A fixed interleaving (stride coprime with the length), so the result is deterministic.
+            // A fixed interleaving: a stride near n / golden ratio, coprime with n, visits every index once and
+            // spreads neighbours apart (deterministic, unlike a shuffle).
             let n = ids.len();
-            let stride = (1..).map(|k| n / 2 + k).find(|s| gcd(*s, n.max(1)) == 1).unwrap_or(1);
+            let stride = (n * 618 / 1000..).find(|s| gcd(*s, n.max(1)) == 1).unwrap_or(1);
             (0..n).map(|i| ids[(i * stride) % n.max(1)]).collect()
         }
     }
