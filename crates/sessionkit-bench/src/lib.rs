@@ -6,12 +6,18 @@
 //! - [`contention`]: many workers saving few sessions at once: saves/s, retries per save, and writes lost (none
 //!   when saves merge).
 //!
-//! The `sessionkit-bench` binary wraps both; `scripts/bench-redis` runs them next to `redis-benchmark` and writes
+//! - [`http`]: the same axum handler behind sessionkit, tower-sessions and no session at all, driven by wrk
+//!   (`scripts/bench-http`); [`plot`] draws its charts.
+//!
+//! The `sessionkit-bench` binary wraps them; `scripts/bench-redis` runs them next to `redis-benchmark` and writes
 //! the tables of `docs/performance.md`.
 
 pub mod contention;
 pub mod cycles;
+pub mod http;
+pub mod login;
 pub mod memory;
+pub mod plot;
 pub mod workload;
 
 use hdrhistogram::Histogram;

@@ -4,6 +4,8 @@
 //! their internal names: `Domain`, `expires`, `HttpOnly`, `Max-Age`, `Path`, `SameSite`, `Secure`. Matching that
 //! byte for byte keeps responses identical to a Django app's (and diffable against one).
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use sessionkit::Settings;
@@ -13,26 +15,48 @@ use sessionkit::Settings;
 /// `max_age` is `None` for a browser-close cookie (then neither `expires` nor `Max-Age` is sent); otherwise
 /// `expires` is `now + max_age` as an HTTP date, as Django's middleware computes it.
 pub fn session_cookie_header(settings: &Settings, value: &str, max_age: Option<i64>, now: SystemTime) -> String {
-    let mut out = format!("{}={}", settings.cookie_name, value);
+    // One allocation, sized for Django's default attributes; the request path formats this on every save.
+    let mut out = String::with_capacity(settings.cookie_name.len() + value.len() + 112);
+    out.push_str(&settings.cookie_name);
+    out.push('=');
+    out.push_str(value);
     if let Some(domain) = &settings.cookie_domain {
         out.push_str("; Domain=");
         out.push_str(domain);
     }
     if let Some(age) = max_age {
         out.push_str("; expires=");
-        out.push_str(&httpdate::fmt_http_date(cookie_expires(now, age)));
+        push_http_date(&mut out, cookie_expires(now, age));
     }
     if settings.cookie_httponly {
         out.push_str("; HttpOnly");
     }
     if let Some(age) = max_age {
-        out.push_str(&format!("; Max-Age={age}"));
+        let _ = write!(out, "; Max-Age={age}");
     }
     push_path_samesite(&mut out, settings);
     if settings.cookie_secure {
         out.push_str("; Secure");
     }
     out
+}
+
+/// Appends `at` as an HTTP date (`Tue, 28 Nov 2023 22:13:20 GMT`). The text of the last second formatted on this
+/// thread is kept: the responses of one second carry the same `expires` (the cookie age is a setting), so most of
+/// them copy it instead of formatting a date again (a profile of the HTTP benchmark showed the formatting at 2 % of
+/// the app's CPU).
+fn push_http_date(out: &mut String, at: SystemTime) {
+    thread_local! {
+        static LAST_DATE: RefCell<(Option<u64>, String)> = const { RefCell::new((None, String::new())) };
+    }
+    let second = at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).ok();
+    LAST_DATE.with_borrow_mut(|(cached_second, text)| {
+        if second.is_none() || *cached_second != second {
+            *text = httpdate::fmt_http_date(at);
+            *cached_second = second;
+        }
+        out.push_str(text);
+    });
 }
 
 /// The last moment an HTTP date can name: 9999-12-31 23:59:59 UTC.
@@ -139,6 +163,18 @@ mod tests {
             assert!(header.contains(&format!("; expires={expires};")), "{header}");
             assert!(header.contains(&format!("; Max-Age={age};")), "{header}");
         }
+    }
+
+    #[test]
+    fn the_cached_date_follows_the_second_asked() {
+        let header = |secs| session_cookie_header(&Settings::default(), "k", Some(60), at(secs));
+        for _ in 0..2 {
+            assert!(header(1_700_000_000).contains("; expires=Tue, 14 Nov 2023 22:14:20 GMT;"));
+            assert!(header(1_700_000_001).contains("; expires=Tue, 14 Nov 2023 22:14:21 GMT;"));
+        }
+        let subsecond = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_001_999);
+        let header = session_cookie_header(&Settings::default(), "k", Some(60), subsecond);
+        assert!(header.contains("; expires=Tue, 14 Nov 2023 22:14:21 GMT;"), "{header}");
     }
 
     #[test]

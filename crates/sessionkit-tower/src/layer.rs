@@ -175,8 +175,8 @@ async fn save_and_cookie(core: &mut sessionkit::Session, settings: &Settings) ->
     // Django computes the cookie's age before saving.
     let max_age = if core.expire_at_browser_close().await? { None } else { Some(core.expiry_age().await?) };
     core.save().await?;
-    let key = core.key().map(|k| k.as_str().to_owned()).unwrap_or_default();
-    Ok(session_cookie_header(settings, &key, max_age, SystemTime::now()))
+    let key = core.key().map(|k| k.as_str()).unwrap_or_default();
+    Ok(session_cookie_header(settings, key, max_age, SystemTime::now()))
 }
 
 fn failure_response<B: From<&'static str>>(status: StatusCode, err: &SessionError) -> Response<B> {
@@ -197,6 +197,11 @@ fn append_header<B>(response: &mut Response<B>, set_cookie: String) {
 
 /// Django's `patch_vary_headers(response, ("Cookie",))`: adds `Cookie` unless already listed or `*` is there.
 fn patch_vary_cookie(headers: &mut HeaderMap) {
+    if !headers.contains_key(VARY) {
+        // The common case, without building the list.
+        headers.insert(VARY, HeaderValue::from_static("Cookie"));
+        return;
+    }
     let existing: Vec<String> = headers
         .get_all(VARY)
         .iter()

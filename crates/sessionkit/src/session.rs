@@ -233,7 +233,8 @@ impl Session {
     pub async fn get<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, SessionError> {
         match self.loaded().await?.get(key) {
             None => Ok(None),
-            Some(value) => serde_json::from_value(value.clone())
+            // From the stored value in place: no copy of it (numbers and strings would each be allocated again).
+            Some(value) => T::deserialize(value)
                 .map(Some)
                 .map_err(|source| SessionError::WrongType { key: key.to_owned(), source }),
         }
