@@ -35,29 +35,53 @@ type Outcome = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
 /// What a loop's completer shares with the Tokio threads.
 struct Shared {
-    queue: Mutex<Vec<(Py<PyAny>, Outcome)>>,
+    queue: Mutex<Queue>,
     reader: UnixStream,
     writer: UnixStream,
 }
 
+/// Finished calls waiting for the loop, and whether a wake-up byte is on its way.
+struct Queue {
+    items: Vec<(Py<PyAny>, Outcome)>,
+    /// True from a successful wake-up write until the loop's next drain: later pushes need not write.
+    notified: bool,
+}
+
 impl Shared {
-    /// Queues a finished call (no GIL needed) and wakes the loop when the queue was empty.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a finished call (no GIL needed) and wakes the loop unless a wake-up is already on its way.
     fn push(&self, future: Py<PyAny>, outcome: Outcome) {
-        let was_empty = {
-            let mut queue = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let was_empty = queue.is_empty();
-            queue.push((future, outcome));
-            was_empty
+        let notify = {
+            let mut queue = self.lock();
+            queue.items.push((future, outcome));
+            !std::mem::replace(&mut queue.notified, true)
         };
-        if was_empty {
-            // WouldBlock: the socket is full of wake-ups the loop has not read yet, so it will drain anyway.
-            let _ = (&self.writer).write(&[1]);
+        if notify {
+            loop {
+                match (&self.writer).write(&[1]) {
+                    // WouldBlock: the socket is full of wake-ups the loop has not read yet, so it will drain.
+                    Ok(_) => return,
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return,
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(err) => {
+                        // No wake-up is on its way: the next push tries again.
+                        tracing::warn!(target: "sessionkit", error = %err, "cannot wake the event loop");
+                        self.lock().notified = false;
+                        return;
+                    }
+                }
+            }
         }
     }
 }
 
-/// The per-loop end of the hand-back: its `drain` is the loop's reader callback for the socket pair.
-#[pyclass(frozen, module = "sessionkit._native")]
+/// The per-loop end of the hand-back: its `drain` is the loop's reader callback for the socket pair. The loop's
+/// reader registration is its only strong owner (`sessionkit._bridge.completers` keeps a weak reference), so it
+/// goes with the loop's `close()` even while calls are in flight: those keep only the queue, dropped with the last.
+#[pyclass(frozen, weakref, module = "sessionkit._native")]
 struct Completer {
     shared: Arc<Shared>,
 }
@@ -73,7 +97,11 @@ impl Completer {
                 break;
             }
         }
-        let queued = std::mem::take(&mut *self.shared.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let queued = {
+            let mut queue = self.shared.lock();
+            queue.notified = false;
+            std::mem::take(&mut queue.items)
+        };
         for (future, outcome) in queued {
             let outcome = outcome(py);
             resolve(py, future, outcome, |resolve, args| resolve.call1(py, args).map(drop));
@@ -94,17 +122,31 @@ fn completer(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Option<A
         Err(err) if err.is_instance_of::<pyo3::exceptions::PyTypeError>(py) => return Ok(None), // no weakref
         Err(err) => return Err(err),
     };
-    if let Ok(existing) = found.cast::<Completer>() {
-        return Ok(Some(existing.get().shared.clone()));
+    // A weak reference to the completer; dead once the loop was closed.
+    if !found.is_none() {
+        if let Ok(existing) = found.call0()?.cast::<Completer>() {
+            return Ok(Some(existing.get().shared.clone()));
+        }
     }
     let (reader, writer) = UnixStream::pair()?;
     reader.set_nonblocking(true)?;
     writer.set_nonblocking(true)?;
     let fd = reader.as_raw_fd();
-    let shared = Arc::new(Shared { queue: Mutex::new(Vec::new()), reader, writer });
+    let shared = Arc::new(Shared { queue: Mutex::new(Queue { items: Vec::new(), notified: false }), reader, writer });
     let created = Bound::new(py, Completer { shared: shared.clone() })?;
-    event_loop.call_method1("add_reader", (fd, created.getattr("drain")?))?;
-    completers.set_item(event_loop, created)?;
+    match event_loop.call_method1("add_reader", (fd, created.getattr("drain")?)) {
+        Ok(_) => {}
+        // A loop that cannot watch sockets (a Proactor-style loop): the call_soon_threadsafe path.
+        Err(err)
+            if err.is_instance_of::<pyo3::exceptions::PyNotImplementedError>(py)
+                || err.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) =>
+        {
+            return Ok(None)
+        }
+        Err(err) => return Err(err),
+    }
+    let weak = py.import("weakref")?.getattr("ref")?.call1((&created,))?;
+    completers.set_item(event_loop, weak)?;
     Ok(Some(shared))
 }
 

@@ -120,3 +120,31 @@ def test_async_results_come_back_through_each_loops_completer():
             break
         time.sleep(0.02)
     assert len(_bridge.completers) <= before
+
+
+def test_a_call_in_flight_when_its_loop_closes_lets_the_loop_go(redis_client):
+    """A loop closed while a Rust call is still running (Redis paused) is freed with its completer once the call
+    ends: the completer's only strong owner is the loop's reader registration."""
+    import gc
+
+    from sessionkit import _bridge
+    from sessionkit.conf import get_store
+
+    store = get_store("redis")
+    key = store.create_new({"a": 1}, 60)
+
+    async def leave_one_running():
+        redis_client.execute_command("CLIENT", "PAUSE", "300", "ALL")
+        asyncio.ensure_future(store.aexists(key))
+        await asyncio.sleep(0.01)
+        return asyncio.get_running_loop() in _bridge.completers
+
+    gc.collect()
+    before = len(_bridge.completers)
+    for _ in range(3):
+        assert asyncio.run(leave_one_running())
+    time.sleep(0.8)  # the paused calls end
+    # References a Tokio thread dropped are released when the extension next holds the GIL.
+    assert store.exists(key)
+    gc.collect()
+    assert len(_bridge.completers) <= before

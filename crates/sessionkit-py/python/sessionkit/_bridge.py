@@ -1,4 +1,5 @@
-"""Completes asyncio futures for the Rust side (called through ``loop.call_soon_threadsafe``)."""
+"""Completes asyncio futures for the Rust side (from each loop's completer, see ``src/bridge.rs``; or through
+``loop.call_soon_threadsafe`` for loops that cannot watch a socket)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import weakref
 from typing import Any
 
 #: Each running event loop's completer (``sessionkit._native``'s hand-back of finished Rust calls: a queue and a
-#: socket pair the loop watches with ``add_reader``); dropped with the loop.
+#: socket pair the loop watches with ``add_reader``), as a weak reference: the loop's reader registration owns it,
+#: so it goes with ``loop.close()``.
 completers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
 
