@@ -78,6 +78,23 @@ async fn sessionkit_visit(
     Ok(format!("visit number {visits}"))
 }
 
+/// `--app sessionkit-read`: a request that reads its session and changes nothing (what most requests of a
+/// site do); a first visit stores the login-like session as in `sessionkit_visit`.
+async fn sessionkit_read(
+    session: sessionkit_tower::Session,
+    Query(query): Query<VisitQuery>,
+) -> Result<String, sessionkit_tower::SessionFailure> {
+    let visits = match session.get::<u64>(VISITS_KEY).await? {
+        Some(visits) => visits,
+        None => {
+            session.update(first_visit_payload(&query)).await?;
+            session.set(VISITS_KEY, 1).await?;
+            1
+        }
+    };
+    Ok(format!("visit number {visits}"))
+}
+
 async fn router(args: &Args) -> Result<Router, Box<dyn std::error::Error>> {
     Ok(match args.app.as_str() {
         "ceiling" => {
@@ -89,7 +106,17 @@ async fn router(args: &Args) -> Result<Router, Box<dyn std::error::Error>> {
             let store = open_store(&args.store, &settings).await?;
             Router::new().route("/", get(sessionkit_visit)).layer(sessionkit_tower::SessionLayer::new(store, settings))
         }
-        other => return Err(format!("--app {other:?} is not ceiling or sessionkit (tower-sessions: peer-app/)").into()),
+        "sessionkit-read" => {
+            let settings = Settings::with_secret_key(sessionkit_bench::SETTINGS_SECRET);
+            let store = open_store(&args.store, &settings).await?;
+            Router::new().route("/", get(sessionkit_read)).layer(sessionkit_tower::SessionLayer::new(store, settings))
+        }
+        other => {
+            return Err(format!(
+                "--app {other:?} is not ceiling, sessionkit or sessionkit-read (tower-sessions: peer-app/)"
+            )
+            .into())
+        }
     })
 }
 
